@@ -1,0 +1,293 @@
+//! The AWS shapes of `PutWebhook`, wire-exact, and the constraints of the AWS service model.
+//!
+//! Field names are the ones on the wire (`targetPipeline`, `AllowedIPRange`, ...). Unknown fields are
+//! refused, because a silently ignored misspelling (`matchEqual`) is a filter that never runs.
+//! [`WebhookDefinition::validate`] checks the model constraints of botocore's
+//! `codepipeline/2015-07-09/service-2.json` and reports them as AWS does:
+//! `1 validation error detected: Value 'x' at 'webhook.name' failed to satisfy constraint: ...`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorCode};
+
+/// The input of `PutWebhook`, as `aws codepipeline put-webhook --cli-input-json` takes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutWebhookInput {
+    /// The webhook to create or replace.
+    pub webhook: WebhookDefinition,
+    /// Tags for the webhook resource.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+}
+
+/// A webhook: which pipeline action it starts, the filters a delivery must pass and how it
+/// authenticates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebhookDefinition {
+    /// The webhook's name, unique in the account and region.
+    pub name: String,
+    /// The pipeline the webhook starts.
+    pub target_pipeline: String,
+    /// The source action of that pipeline whose configuration fills `{Key}` placeholders.
+    pub target_action: String,
+    /// At most five rules; every one must pass for the pipeline to start.
+    pub filters: Vec<WebhookFilterRule>,
+    /// How a delivery proves where it comes from.
+    pub authentication: WebhookAuthenticationType,
+    /// The secret or the IP range that [`authentication`](Self::authentication) needs.
+    pub authentication_configuration: WebhookAuthConfiguration,
+}
+
+/// One filter: the value that `jsonPath` selects in the payload must equal `matchEquals`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebhookFilterRule {
+    /// A JsonPath expression applied to the delivery's JSON body.
+    pub json_path: String,
+    /// The value the selection must equal; may hold `{Key}` placeholders. Absent: the path must
+    /// select something.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_equals: Option<String>,
+}
+
+/// The authentication types of a webhook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WebhookAuthenticationType {
+    /// A GitHub-style HMAC signature of the body with `SecretToken` (`X-Hub-Signature-256`).
+    #[serde(rename = "GITHUB_HMAC")]
+    GithubHmac,
+    /// The request must come from an address in `AllowedIPRange`.
+    #[serde(rename = "IP")]
+    Ip,
+    /// Anyone who knows the URL may trigger.
+    #[serde(rename = "UNAUTHENTICATED")]
+    Unauthenticated,
+}
+
+impl WebhookAuthenticationType {
+    /// The wire name: `GITHUB_HMAC`, `IP` or `UNAUTHENTICATED`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::GithubHmac => "GITHUB_HMAC",
+            Self::Ip => "IP",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+        }
+    }
+}
+
+impl fmt::Display for WebhookAuthenticationType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The parameters of the authentication type. `Debug` never shows the secret token.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookAuthConfiguration {
+    /// For `IP`: one IPv4 or IPv6 CIDR range (a bare address is a single host).
+    #[serde(rename = "AllowedIPRange", default, skip_serializing_if = "Option::is_none")]
+    pub allowed_ip_range: Option<String>,
+    /// For `GITHUB_HMAC`: the secret the sender signs the body with.
+    #[serde(rename = "SecretToken", default, skip_serializing_if = "Option::is_none")]
+    pub secret_token: Option<String>,
+}
+
+impl fmt::Debug for WebhookAuthConfiguration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookAuthConfiguration")
+            .field("allowed_ip_range", &self.allowed_ip_range)
+            .field("secret_token", &self.secret_token.as_ref().map(|_| REDACTED))
+            .finish()
+    }
+}
+
+/// How AWS shows a secret token in responses, and how this crate shows it everywhere.
+pub const REDACTED: &str = "****";
+
+/// A resource tag.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tag {
+    /// 1 to 128 characters, not starting with `aws:`.
+    pub key: String,
+    /// 0 to 256 characters.
+    pub value: String,
+}
+
+/// At most this many filter rules per webhook (AWS model: `WebhookFilters` max 5).
+pub const MAX_FILTERS: usize = 5;
+/// At most this many tags per resource (`TooManyTagsException`).
+pub const MAX_TAGS: usize = 50;
+
+impl PutWebhookInput {
+    /// Parses a put-webhook input document, refusing unknown fields, as a `ValidationException`
+    /// that says where the document is wrong.
+    pub fn from_json(json: &str) -> Result<Self, Error> {
+        from_json(json)
+    }
+
+    /// Checks the model constraints of the webhook and the tags, then the tag rules:
+    /// `ValidationException` first, then `TooManyTagsException`, then `InvalidTagsException`.
+    pub fn validate(&self) -> Result<(), Error> {
+        let mut v = Violations::default();
+        self.webhook.collect_violations(&mut v);
+        collect_tag_violations(&self.tags, "tags", &mut v);
+        v.into_result()?;
+        validate_tags(&self.tags)
+    }
+
+    /// Returns a copy whose secret token is `****`, as AWS responses show it.
+    pub fn redacted(&self) -> Self {
+        Self { webhook: self.webhook.redacted(), tags: self.tags.clone() }
+    }
+}
+
+impl WebhookDefinition {
+    /// Parses a webhook definition, refusing unknown fields, as a `ValidationException`.
+    pub fn from_json(json: &str) -> Result<Self, Error> {
+        from_json(json)
+    }
+
+    /// Checks the constraints of the AWS service model: lengths (in Unicode scalar values), the
+    /// name pattern `[A-Za-z0-9.@\-_]+` and at most five filters. Every violation is reported in
+    /// one `ValidationException`, as AWS does; [`Error::field`] names the first.
+    pub fn validate(&self) -> Result<(), Error> {
+        let mut v = Violations::default();
+        self.collect_violations(&mut v);
+        v.into_result()
+    }
+
+    /// Returns a copy whose secret token is `****`, as AWS responses show it.
+    pub fn redacted(&self) -> Self {
+        let mut copy = self.clone();
+        if let Some(secret) = copy.authentication_configuration.secret_token.as_mut() {
+            *secret = REDACTED.to_owned();
+        }
+        copy
+    }
+
+    fn collect_violations(&self, v: &mut Violations) {
+        for (field, value) in [
+            ("webhook.name", &self.name),
+            ("webhook.targetPipeline", &self.target_pipeline),
+            ("webhook.targetAction", &self.target_action),
+        ] {
+            v.length(field, value, 1, 100, false);
+            v.name_pattern(field, value);
+        }
+        if self.filters.len() > MAX_FILTERS {
+            v.push(
+                "webhook.filters".to_owned(),
+                format!(
+                    "Value with {} rules at 'webhook.filters' failed to satisfy constraint: Member must have length less than or equal to {MAX_FILTERS}",
+                    self.filters.len()
+                ),
+            );
+        }
+        for (i, rule) in self.filters.iter().enumerate() {
+            v.length(&format!("webhook.filters[{i}].jsonPath"), &rule.json_path, 1, 150, false);
+            if let Some(m) = &rule.match_equals {
+                v.length(&format!("webhook.filters[{i}].matchEquals"), m, 1, 150, false);
+            }
+        }
+        let auth = &self.authentication_configuration;
+        if let Some(range) = &auth.allowed_ip_range {
+            v.length("webhook.authenticationConfiguration.AllowedIPRange", range, 1, 100, false);
+        }
+        if let Some(secret) = &auth.secret_token {
+            v.length("webhook.authenticationConfiguration.SecretToken", secret, 1, 100, true);
+        }
+    }
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Error> {
+    serde_json::from_str(json).map_err(|e| Error::validation(None, format!("the document is not a valid input: {e}")))
+}
+
+fn collect_tag_violations(tags: &[Tag], field: &str, v: &mut Violations) {
+    for (i, tag) in tags.iter().enumerate() {
+        v.length(&format!("{field}[{i}].key"), &tag.key, 1, 128, false);
+        v.length(&format!("{field}[{i}].value"), &tag.value, 0, 256, false);
+    }
+}
+
+/// The service rules on tags, after their model constraints: at most 50, no `aws:` prefix, no key
+/// twice.
+pub(crate) fn validate_tags(tags: &[Tag]) -> Result<(), Error> {
+    if tags.len() > MAX_TAGS {
+        return Err(Error::new(
+            ErrorCode::TooManyTagsException,
+            Some("tags".to_owned()),
+            format!("{} tags were given; a resource can have at most {MAX_TAGS}", tags.len()),
+        ));
+    }
+    for (i, tag) in tags.iter().enumerate() {
+        if tag.key.starts_with("aws:") {
+            return Err(Error::new(
+                ErrorCode::InvalidTagsException,
+                Some(format!("tags[{i}].key")),
+                format!("tag key '{}' starts with 'aws:', which is reserved for AWS", tag.key),
+            ));
+        }
+        if let Some(j) = tags[..i].iter().position(|t| t.key == tag.key) {
+            return Err(Error::new(
+                ErrorCode::InvalidTagsException,
+                Some(format!("tags[{i}].key")),
+                format!("tag key '{}' is given twice (tags[{j}] and tags[{i}])", tag.key),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Model-constraint violations, gathered so that one error reports them all, as AWS does.
+#[derive(Default)]
+pub(crate) struct Violations {
+    items: Vec<(String, String)>,
+}
+
+impl Violations {
+    pub(crate) fn push(&mut self, field: String, message: String) {
+        self.items.push((field, message));
+    }
+
+    pub(crate) fn length(&mut self, field: &str, value: &str, min: usize, max: usize, secret: bool) {
+        // AWS counts characters, not bytes.
+        let len = value.chars().count();
+        let shown = if secret { REDACTED } else { value };
+        if len < min {
+            self.push(
+                field.to_owned(),
+                format!("Value '{shown}' at '{field}' failed to satisfy constraint: Member must have length greater than or equal to {min}"),
+            );
+        } else if len > max {
+            self.push(
+                field.to_owned(),
+                format!("Value '{shown}' at '{field}' failed to satisfy constraint: Member must have length less than or equal to {max}"),
+            );
+        }
+    }
+
+    pub(crate) fn name_pattern(&mut self, field: &str, value: &str) {
+        let ok = value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '-' | '_'));
+        if !ok || value.is_empty() {
+            self.push(
+                field.to_owned(),
+                format!("Value '{value}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: [A-Za-z0-9.@\\-_]+"),
+            );
+        }
+    }
+
+    pub(crate) fn into_result(self) -> Result<(), Error> {
+        let Some((field, _)) = self.items.first() else { return Ok(()) };
+        let n = self.items.len();
+        let plural = if n == 1 { "error" } else { "errors" };
+        let details: Vec<&str> = self.items.iter().map(|(_, m)| m.as_str()).collect();
+        Err(Error::validation(Some(field.clone()), format!("{n} validation {plural} detected: {}", details.join("; "))))
+    }
+}

@@ -1,0 +1,96 @@
+//! The one error type: an AWS exception name, the field at fault and a message a person can act on.
+
+use std::fmt;
+
+/// The AWS exception a failed operation maps to, as CodePipeline names it.
+///
+/// [`ErrorCode::as_str`] gives the exact name AWS puts in `__type` / the SDK error code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// A model constraint failed (length, pattern, enum, required field, unknown field).
+    ValidationException,
+    /// A filter rule cannot be compiled: the JsonPath does not parse, or a `{Key}` placeholder
+    /// names a key that the target action's configuration does not have.
+    InvalidWebhookFilterPatternException,
+    /// The authentication type and its configuration do not fit together.
+    InvalidWebhookAuthenticationParametersException,
+    /// More tags than a resource may carry.
+    TooManyTagsException,
+    /// A tag key is reserved (`aws:`) or repeated.
+    InvalidTagsException,
+    /// The target pipeline does not exist.
+    PipelineNotFoundException,
+    /// A quota (for example the number of webhooks) would be exceeded.
+    LimitExceededException,
+    /// No webhook has that name or URL.
+    WebhookNotFoundException,
+    /// The `NextToken` of a list call was not issued by this registry.
+    InvalidNextTokenException,
+}
+
+impl ErrorCode {
+    /// The AWS exception name, for example `"InvalidWebhookFilterPatternException"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ValidationException => "ValidationException",
+            Self::InvalidWebhookFilterPatternException => "InvalidWebhookFilterPatternException",
+            Self::InvalidWebhookAuthenticationParametersException => "InvalidWebhookAuthenticationParametersException",
+            Self::TooManyTagsException => "TooManyTagsException",
+            Self::InvalidTagsException => "InvalidTagsException",
+            Self::PipelineNotFoundException => "PipelineNotFoundException",
+            Self::LimitExceededException => "LimitExceededException",
+            Self::WebhookNotFoundException => "WebhookNotFoundException",
+            Self::InvalidNextTokenException => "InvalidNextTokenException",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a definition, an input document or an API call was refused.
+///
+/// `Display` is `Code: message`, the form the AWS CLI prints. The message never contains a secret
+/// token: where AWS would echo a value of a sensitive field, it shows `****`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Error {
+    code: ErrorCode,
+    field: Option<String>,
+    message: String,
+}
+
+impl Error {
+    pub(crate) fn new(code: ErrorCode, field: impl Into<Option<String>>, message: impl Into<String>) -> Self {
+        Self { code, field: field.into(), message: message.into() }
+    }
+
+    pub(crate) fn validation(field: impl Into<Option<String>>, message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::ValidationException, field, message)
+    }
+
+    /// The AWS exception name, for example `"ValidationException"`.
+    pub fn code(&self) -> &'static str {
+        self.code.as_str()
+    }
+
+    /// The exception as an enum, for matching.
+    pub fn kind(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The field at fault in AWS's dotted form, for example `webhook.filters[2].jsonPath`,
+    /// when the error is about one field.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    /// The message alone, without the code.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}

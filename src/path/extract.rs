@@ -1,0 +1,288 @@
+//! The DOM-free lane: one validating pass over the body that picks out the value of every
+//! singular path, through a trie of their steps. Subtrees no path enters are validated and skipped
+//! without being built; strings without escapes are borrowed from the body, not copied.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::Number;
+
+use super::singular::Step;
+use crate::json::{self, Skip};
+
+/// What a singular path selected.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) enum Capture<'de> {
+    /// Nothing: a step was missing or of the wrong kind.
+    #[default]
+    Missing,
+    /// A string, unescaped.
+    Str(Cow<'de, str>),
+    /// A number, as serde_json holds it.
+    Number(Number),
+    /// `true` or `false`.
+    Bool(bool),
+    /// `null`.
+    Null,
+    /// An object (never equal to a string).
+    Object,
+    /// An array (never equal to a string).
+    Array,
+}
+
+/// The singular paths of a webhook (or a set of them), merged by common prefix.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Trie {
+    nodes: Vec<Node>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Node {
+    names: Vec<(Box<str>, usize)>,
+    indices: Vec<(usize, usize)>,
+    /// The capture slots filled with this node's value.
+    slots: Vec<usize>,
+    /// Every slot at or below this node: cleared when a duplicate key replaces the subtree, so
+    /// that the last key wins as in serde_json.
+    subtree: Vec<usize>,
+}
+
+impl Trie {
+    pub(crate) fn new() -> Self {
+        Self { nodes: vec![Node::default()] }
+    }
+
+    /// Adds a path whose value goes to capture `slot`.
+    pub(crate) fn insert(&mut self, steps: &[Step], slot: usize) {
+        let mut at = 0;
+        self.nodes[0].subtree.push(slot);
+        for step in steps {
+            let found = match step {
+                Step::Name(n) => self.nodes[at].names.iter().find(|(k, _)| k == n).map(|&(_, c)| c),
+                Step::Index(i) => self.nodes[at].indices.iter().find(|(k, _)| k == i).map(|&(_, c)| c),
+            };
+            let child = found.unwrap_or_else(|| {
+                let child = self.nodes.len();
+                self.nodes.push(Node::default());
+                match step {
+                    Step::Name(n) => self.nodes[at].names.push((n.clone(), child)),
+                    Step::Index(i) => self.nodes[at].indices.push((*i, child)),
+                }
+                child
+            });
+            at = child;
+            self.nodes[at].subtree.push(slot);
+        }
+        self.nodes[at].slots.push(slot);
+    }
+
+    /// Validates all of `text` and fills `captures` (indexed by slot) with what each path
+    /// selects. Slots must start out `Missing`.
+    pub(crate) fn extract<'de>(
+        &self,
+        text: &'de str,
+        captures: &mut [Capture<'de>],
+        max_depth: usize,
+    ) -> Result<(), serde_json::Error> {
+        json::walk(text, NodeSeed { trie: self, node: 0, captures, level: 0, max_depth })
+    }
+}
+
+struct NodeSeed<'t, 'c, 'de> {
+    trie: &'t Trie,
+    node: usize,
+    captures: &'c mut [Capture<'de>],
+    /// The nesting level of the value's parent.
+    level: usize,
+    max_depth: usize,
+}
+
+impl<'t, 'de> NodeSeed<'t, '_, 'de> {
+    fn set(self, capture: Capture<'de>) {
+        let slots = &self.trie.nodes[self.node].slots;
+        if let Some((&last, rest)) = slots.split_last() {
+            for &slot in rest {
+                self.captures[slot] = capture.clone();
+            }
+            self.captures[last] = capture;
+        }
+    }
+
+    fn child(&mut self, node: usize, level: usize) -> NodeSeed<'t, '_, 'de> {
+        NodeSeed { trie: self.trie, node, captures: self.captures, level, max_depth: self.max_depth }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for NodeSeed<'_, '_, 'de> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NodeSeed<'_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.set(Capture::Bool(v));
+        Ok(())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.set(Capture::Number(v.into()));
+        Ok(())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.set(Capture::Number(v.into()));
+        Ok(())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.set(json::float(v).map_or(Capture::Null, Capture::Number));
+        Ok(())
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
+        self.set(Capture::Str(Cow::Borrowed(v)));
+        Ok(())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.set(Capture::Str(Cow::Owned(v.to_owned())));
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.set(Capture::Null);
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        let level = self.level + 1;
+        json::enter(level, self.max_depth)?;
+        let node = &self.trie.nodes[self.node];
+        let (trie, max_depth) = (self.trie, self.max_depth);
+        for &slot in &node.slots {
+            self.captures[slot] = Capture::Array;
+        }
+        let mut index = 0;
+        loop {
+            let child = trie.nodes[self.node].indices.iter().find(|&&(i, _)| i == index).map(|&(_, c)| c);
+            let more = match child {
+                Some(child) => seq.next_element_seed(self.child(child, level))?.is_some(),
+                None => seq.next_element_seed(Skip { level, max_depth })?.is_some(),
+            };
+            if !more {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let level = self.level + 1;
+        json::enter(level, self.max_depth)?;
+        let (trie, max_depth) = (self.trie, self.max_depth);
+        for &slot in &trie.nodes[self.node].slots {
+            self.captures[slot] = Capture::Object;
+        }
+        while let Some(child) = map.next_key_seed(KeySeed(&trie.nodes[self.node].names))? {
+            match child {
+                Some(child) => {
+                    for &slot in &trie.nodes[child].subtree {
+                        self.captures[slot] = Capture::Missing;
+                    }
+                    map.next_value_seed(self.child(child, level))?;
+                }
+                None => map.next_value_seed(Skip { level, max_depth })?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Decodes an object key and looks it up among a node's children, without copying it.
+struct KeySeed<'t>(&'t [(Box<str>, usize)]);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E>(self, key: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().find(|(name, _)| &**name == key).map(|&(_, child)| child))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::path::singular;
+
+    fn extract<'de>(paths: &[&str], text: &'de str) -> Result<Vec<Capture<'de>>, serde_json::Error> {
+        let mut trie = Trie::new();
+        for (slot, p) in paths.iter().enumerate() {
+            trie.insert(&singular::parse(p).unwrap(), slot);
+        }
+        let mut caps = vec![Capture::Missing; paths.len()];
+        trie.extract(text, &mut caps, 128)?;
+        Ok(caps)
+    }
+
+    #[test]
+    fn picks_every_path_in_one_pass() {
+        let text = r#"{"ref":"refs/heads/main","repository":{"full_name":"o/r","id":12},"commits":[{"id":"a"},{"id":"b"}],"n":null,"f":1.50,"t":true}"#;
+        let caps = extract(
+            &[
+                "$.ref",
+                "$.repository.full_name",
+                "$.repository.id",
+                "$.commits[1].id",
+                "$.n",
+                "$.f",
+                "$.t",
+                "$.missing",
+                "$.commits",
+                "$.ref",
+            ],
+            text,
+        )
+        .unwrap();
+        assert_eq!(caps[0], Capture::Str("refs/heads/main".into()));
+        assert!(matches!(caps[0], Capture::Str(Cow::Borrowed(_))), "unescaped strings are borrowed");
+        assert_eq!(caps[1], Capture::Str("o/r".into()));
+        assert_eq!(caps[2], Capture::Number(12.into()));
+        assert_eq!(caps[3], Capture::Str("b".into()));
+        assert_eq!(caps[4], Capture::Null);
+        assert_eq!(caps[5], Capture::Number(Number::from_f64(1.5).unwrap()));
+        assert_eq!(caps[6], Capture::Bool(true));
+        assert_eq!(caps[7], Capture::Missing);
+        assert_eq!(caps[8], Capture::Array);
+        assert_eq!(caps[9], caps[0]);
+    }
+
+    #[test]
+    fn last_duplicate_key_wins_and_clears_what_it_replaces() {
+        let caps = extract(&["$.a.b", "$.a"], r#"{"a":{"b":1},"a":"x"}"#).unwrap();
+        assert_eq!(caps, vec![Capture::Missing, Capture::Str("x".into())]);
+        let caps = extract(&["$.a.b"], r#"{"a":{"b":1,"b":2}}"#).unwrap();
+        assert_eq!(caps, vec![Capture::Number(2.into())]);
+    }
+
+    #[test]
+    fn escaped_strings_are_unescaped() {
+        let caps = extract(&["$['k\"']"], r#"{"k\"":"a\nb\u00e9"}"#).unwrap();
+        assert_eq!(caps, vec![Capture::Str("a\nb\u{e9}".into())]);
+    }
+
+    #[test]
+    fn invalid_json_anywhere_fails() {
+        assert!(extract(&["$.a"], r#"{"a":"x","b":[1,}"#).is_err());
+        assert!(extract(&["$.a"], r#"{"a":"x"} trailing"#).is_err());
+        assert!(extract(&["$.a"], r#"{"a":"x","b":1e400}"#).is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! A delivery as the host hands it in: the raw body, the few headers that matter, the peer address.
+
+use std::fmt;
+use std::net::IpAddr;
+
+/// The signature header GitHub sends with HMAC-SHA256.
+pub const X_HUB_SIGNATURE_256: &str = "X-Hub-Signature-256";
+/// The legacy signature header GitHub sends with HMAC-SHA1.
+pub const X_HUB_SIGNATURE: &str = "X-Hub-Signature";
+/// The header that tells JSON from GitHub's form delivery.
+pub const CONTENT_TYPE: &str = "Content-Type";
+
+/// One incoming delivery. It borrows everything; building it copies nothing.
+///
+/// Only the headers the evaluation reads are kept (names are case-insensitive): the two GitHub
+/// signature headers and `Content-Type`. Any other header given to [`header`](Self::header) is
+/// ignored, so a host may pass all of them. A header given twice is remembered as repeated, and a
+/// repeated signature header is a reject.
+///
+/// ```
+/// use codepipeline_webhooks::Request;
+/// let body = br#"{"ref":"refs/heads/main"}"#;
+/// let request = Request::new(body)
+///     .header("x-hub-signature-256", "sha256=...")
+///     .header("User-Agent", "GitHub-Hookshot/abc")
+///     .source_ip("192.0.2.1".parse::<std::net::IpAddr>().unwrap());
+/// assert_eq!(request.body(), body);
+/// ```
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    body: &'a [u8],
+    pub(crate) sha256: HeaderSlot<'a>,
+    pub(crate) sha1: HeaderSlot<'a>,
+    pub(crate) content_type: HeaderSlot<'a>,
+    source_ip: Option<IpAddr>,
+}
+
+/// What was seen of one header.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum HeaderSlot<'a> {
+    #[default]
+    Absent,
+    One(&'a [u8]),
+    Repeated,
+}
+
+impl<'a> HeaderSlot<'a> {
+    fn add(&mut self, value: &'a [u8]) {
+        *self = match self {
+            HeaderSlot::Absent => HeaderSlot::One(value),
+            _ => HeaderSlot::Repeated,
+        };
+    }
+}
+
+impl<'a> Request<'a> {
+    /// A delivery with this exact body (the bytes the signature covers), no headers and no source
+    /// address.
+    pub fn new<B: AsRef<[u8]> + ?Sized>(body: &'a B) -> Self {
+        Self {
+            body: body.as_ref(),
+            sha256: HeaderSlot::Absent,
+            sha1: HeaderSlot::Absent,
+            content_type: HeaderSlot::Absent,
+            source_ip: None,
+        }
+    }
+
+    /// Adds a header. Names are case-insensitive; headers the evaluation does not read are ignored.
+    /// Values are taken as sent (HTTP's optional whitespace around them is allowed).
+    #[must_use]
+    pub fn header<V: AsRef<[u8]> + ?Sized>(mut self, name: &str, value: &'a V) -> Self {
+        self.add_header(name, value.as_ref());
+        self
+    }
+
+    /// Adds a header in place; see [`header`](Self::header).
+    pub fn add_header(&mut self, name: &str, value: &'a [u8]) {
+        let slot = if name.eq_ignore_ascii_case(X_HUB_SIGNATURE_256) {
+            &mut self.sha256
+        } else if name.eq_ignore_ascii_case(X_HUB_SIGNATURE) {
+            &mut self.sha1
+        } else if name.eq_ignore_ascii_case(CONTENT_TYPE) {
+            &mut self.content_type
+        } else {
+            return;
+        };
+        slot.add(value);
+    }
+
+    /// Sets the source address: the TCP peer as the host sees it. `X-Forwarded-For` is never read;
+    /// a host behind a proxy it trusts resolves the client address itself and passes it here.
+    #[must_use]
+    pub fn source_ip(mut self, addr: impl Into<IpAddr>) -> Self {
+        self.source_ip = Some(addr.into());
+        self
+    }
+
+    /// The raw body.
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// The source address, if one was given.
+    pub fn source_addr(&self) -> Option<IpAddr> {
+        self.source_ip
+    }
+
+    /// Whether `Content-Type` names GitHub's form delivery (`application/x-www-form-urlencoded`,
+    /// parameters ignored). `None` when the header is repeated.
+    pub(crate) fn is_form(&self) -> Option<bool> {
+        match self.content_type {
+            HeaderSlot::Absent => Some(false),
+            HeaderSlot::Repeated => None,
+            HeaderSlot::One(value) => {
+                let media = value.split(|&b| b == b';').next().unwrap_or_default();
+                Some(media.trim_ascii().eq_ignore_ascii_case(b"application/x-www-form-urlencoded"))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seen = |slot: &HeaderSlot<'_>| match slot {
+            HeaderSlot::Absent => "absent",
+            HeaderSlot::One(_) => "present",
+            HeaderSlot::Repeated => "repeated",
+        };
+        f.debug_struct("Request")
+            .field("body_len", &self.body.len())
+            .field("x_hub_signature_256", &seen(&self.sha256))
+            .field("x_hub_signature", &seen(&self.sha1))
+            .field("content_type", &seen(&self.content_type))
+            .field("source_ip", &self.source_ip)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_only_the_headers_that_matter_case_insensitively() {
+        let r =
+            Request::new("{}").header("X-HUB-SIGNATURE-256", "a").header("x-hub-signature", "b").header("Accept", "c");
+        assert_eq!(r.sha256, HeaderSlot::One(b"a"));
+        assert_eq!(r.sha1, HeaderSlot::One(b"b"));
+        assert_eq!(r.content_type, HeaderSlot::Absent);
+        let r = r.header("X-Hub-Signature-256", "a");
+        assert_eq!(r.sha256, HeaderSlot::Repeated);
+    }
+
+    #[test]
+    fn content_type_form_detection() {
+        assert_eq!(Request::new("").is_form(), Some(false));
+        assert_eq!(Request::new("").header("content-type", "application/json").is_form(), Some(false));
+        let form = Request::new("").header("Content-Type", "Application/X-WWW-Form-Urlencoded; charset=utf-8");
+        assert_eq!(form.is_form(), Some(true));
+        let twice = Request::new("").header("Content-Type", "a").header("content-type", "b");
+        assert_eq!(twice.is_form(), None);
+    }
+}
