@@ -8,6 +8,8 @@
 //! For a singular path both lanes give the same answer (at most one node is selected), so the choice
 //! of lane is about speed only.
 
+#[cfg(test)]
+mod differential;
 pub(crate) mod extract;
 pub(crate) mod singular;
 
