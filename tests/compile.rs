@@ -116,3 +116,25 @@ fn depth_option_is_bounded() {
     assert!(Webhook::builder(&d, &config()).max_depth(1025).build().is_err());
     assert!(Webhook::builder(&d, &config()).max_depth(1024).build().is_ok());
 }
+
+#[test]
+fn jayway_forms_of_the_readme_table() {
+    // Parenthesised filters, Jayway's required form, are RFC 9535 too.
+    let w = unauthenticated(json!([{"jsonPath": "$.labels[?(@.name == 'deploy')].name", "matchEquals": "deploy"}]));
+    let body = r#"{"labels":[{"name":"bug"},{"name":"deploy"}],"commits":[{"added":[]},{"added":["a"]}]}"#;
+    assert!(w.evaluate(&codepipeline_webhooks::Request::new(body)).is_trigger());
+    let w = unauthenticated(json!([{"jsonPath": "$.commits[?length(@.added) > 0]"}]));
+    assert!(w.evaluate(&codepipeline_webhooks::Request::new(body)).is_trigger());
+    for jayway_only in [
+        "$.labels[?(@.name in ['deploy'])]",
+        "$.labels[?(@.name nin ['deploy'])]",
+        "$.labels[?(@.name =~ /dep.*/)]",
+        "$.labels.length()",
+        "$.labels[?(@.name size 6)]",
+        "$.labels[?(@.name empty false)]",
+        "labels[0].name",
+    ] {
+        let err = compile_err(json!([{"jsonPath": jayway_only}]), |_| {});
+        assert_eq!(err.code(), "InvalidWebhookFilterPatternException", "{jayway_only}");
+    }
+}

@@ -70,7 +70,7 @@ fn compliance_suite() {
         let request = Request::new(&body);
 
         let exists = compile(selector, None).unwrap_or_else(|e| panic!("{name}: {e}"));
-        if exists.evaluate(&request).is_trigger() != !result.is_empty() {
+        if exists.evaluate(&request).is_trigger() == result.is_empty() {
             failures.push(format!("{name}: {selector} selects {} nodes but exists-rule said otherwise", result.len()));
         }
         for node in result {

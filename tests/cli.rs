@@ -1,0 +1,199 @@
+//! The command-line tool, run as a user runs it, including the README's first command verbatim.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_codepipeline-webhooks");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(ROOT)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.unwrap_or_default()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The arguments of the README's first `sh` block, after `cargo run --features cli --`.
+fn readme_first_command() -> Vec<String> {
+    let readme = std::fs::read_to_string(format!("{ROOT}/README.md")).unwrap();
+    let block = readme.split("```sh\n").nth(1).unwrap().split("\n```").next().unwrap();
+    let line = block.lines().next().unwrap();
+    let rest = line.strip_prefix("cargo run --features cli -- ").expect("the README starts with the CLI command");
+    // Split on spaces outside double quotes, as a shell would for this line.
+    let mut args = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in rest.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => args.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    args.push(current);
+    args
+}
+
+#[test]
+fn readme_first_command_triggers() {
+    let args = readme_first_command();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&args, None);
+    assert_eq!(out.status.code(), Some(0), "{} {}", stdout(&out), stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        "trigger: webhook 'hello-world-master' starts pipeline 'hello-world-pipeline' (action 'Source')"
+    );
+}
+
+#[test]
+fn sign_prints_the_headers_github_sends() {
+    let out = run(&["sign", "--secret", "It's a Secret to Everybody", "--payload", "-"], Some(b"Hello, World!"));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        stdout(&out),
+        "X-Hub-Signature-256: sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17\n\
+         X-Hub-Signature: sha1=01dc10d0c83e72ed246219cdd91669667fe2ca59\n"
+    );
+}
+
+fn sign(payload: &str) -> String {
+    let out = run(&["sign", "--secret", "example-secret-do-not-use", "--payload", payload], None);
+    stdout(&out).lines().next().unwrap().to_owned()
+}
+
+#[test]
+fn check_rejects_with_exit_1_and_json_names_the_step() {
+    let header = sign("tests/fixtures/github/push/payload.json");
+    let base = ["check", "--webhook", "examples/webhook.json", "--action-config", "examples/action-configuration.json"];
+    let out = run(
+        &[&base[..], &["--payload", "tests/fixtures/github/push/payload.json", "--header", &header, "--json"]].concat(),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let verdict: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(verdict["decision"], "reject");
+    assert_eq!(verdict["step"], "filter");
+    assert_eq!(verdict["filter_index"], 0);
+    assert_eq!(verdict["found"], "\"refs/tags/simple-tag\"");
+
+    let out = run(&[&base[..], &["--payload", "examples/push.json", "--json"]].concat(), None);
+    assert_eq!(out.status.code(), Some(1));
+    let verdict: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(verdict["step"], "signature");
+
+    // The payload from standard input, with the SHA-1 header only.
+    let body = std::fs::read(format!("{ROOT}/examples/push.json")).unwrap();
+    let sha1 =
+        stdout(&run(&["sign", "--secret", "example-secret-do-not-use", "--payload", "examples/push.json"], None))
+            .lines()
+            .nth(1)
+            .unwrap()
+            .to_owned();
+    let out = run(&[&base[..], &["--payload", "-", "--header", &sha1]].concat(), Some(&body));
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let out = run(&[&base[..], &["--payload", "-", "--header", &sha1, "--require-sha256"]].concat(), Some(&body));
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}
+
+#[test]
+fn check_ip_webhook_with_source_ip() {
+    let dir = std::env::temp_dir().join(format!("cpw-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let def = dir.join("ip.json");
+    std::fs::write(
+        &def,
+        r#"{"name":"n","targetPipeline":"p","targetAction":"a","filters":[{"jsonPath":"$.action","matchEquals":"published"}],"authentication":"IP","authenticationConfiguration":{"AllowedIPRange":"192.0.2.0/24"}}"#,
+    )
+    .unwrap();
+    let def = def.to_str().unwrap();
+    let payload = "tests/fixtures/github/release/published.payload.json";
+    let ok = run(&["check", "--webhook", def, "--payload", payload, "--source-ip", "192.0.2.55"], None);
+    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
+    let no = run(
+        &["check", "--webhook", def, "--payload", payload, "--source-ip", "[::ffff:198.51.100.1]:443", "--json"],
+        None,
+    );
+    assert_eq!(no.status.code(), Some(1));
+    assert!(stdout(&no).contains(r#""step":"source_ip""#), "{}", stdout(&no));
+    let bad = run(&["check", "--webhook", def, "--payload", payload, "--source-ip", "nope"], None);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn invalid_definitions_exit_2_with_the_exception_name_first() {
+    let out = run(&["validate", "--webhook", "examples/webhook.json"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with("InvalidWebhookFilterPatternException: "), "{}", stderr(&out));
+    let out = run(
+        &["validate", "--webhook", "examples/webhook.json", "--action-config", "examples/action-configuration.json"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let dir = std::env::temp_dir().join(format!("cpw-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (doc, code) in [
+        (
+            r#"{"webhook":{"name":"bad name","targetPipeline":"p","targetAction":"a","filters":[],"authentication":"UNAUTHENTICATED","authenticationConfiguration":{}}}"#,
+            "ValidationException",
+        ),
+        (
+            r#"{"name":"n","targetPipeline":"p","targetAction":"a","filters":[],"authentication":"UNAUTHENTICATED","authenticationConfiguration":{},"extra":1}"#,
+            "ValidationException",
+        ),
+        (
+            r#"{"name":"n","targetPipeline":"p","targetAction":"a","filters":[],"authentication":"IP","authenticationConfiguration":{}}"#,
+            "InvalidWebhookAuthenticationParametersException",
+        ),
+        (
+            r#"{"name":"n","targetPipeline":"p","targetAction":"a","filters":[{"jsonPath":"$["}],"authentication":"UNAUTHENTICATED","authenticationConfiguration":{}}"#,
+            "InvalidWebhookFilterPatternException",
+        ),
+        (
+            r#"{"webhook":{"name":"n","targetPipeline":"p","targetAction":"a","filters":[],"authentication":"UNAUTHENTICATED","authenticationConfiguration":{}},"tags":[{"key":"aws:x","value":""}]}"#,
+            "InvalidTagsException",
+        ),
+        ("not json", "ValidationException"),
+    ] {
+        let path = dir.join("def.json");
+        std::fs::write(&path, doc).unwrap();
+        let out = run(&["validate", "--webhook", path.to_str().unwrap()], None);
+        assert_eq!(out.status.code(), Some(2), "{doc}");
+        assert!(stderr(&out).starts_with(&format!("{code}: ")), "{doc}: {}", stderr(&out));
+    }
+    let out = run(
+        &[
+            "check",
+            "--webhook",
+            "examples/webhook.json",
+            "--payload",
+            "missing.json",
+            "--action-config",
+            "examples/action-configuration.json",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(
+        &["check", "--webhook", "examples/webhook.json", "--payload", "examples/push.json", "--header", "no colon"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["frobnicate"], None);
+    assert_eq!(out.status.code(), Some(2));
+}
