@@ -9,6 +9,7 @@ mod definition;
 mod error;
 mod json;
 mod path;
+pub mod registry;
 mod request;
 mod template;
 mod verdict;

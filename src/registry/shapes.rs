@@ -1,0 +1,168 @@
+//! The AWS shapes of the webhook API calls and of a pipeline declaration, wire-exact.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::action_configuration::ActionConfiguration;
+use crate::definition::{Tag, WebhookDefinition};
+
+/// A pipeline as `aws codepipeline get-pipeline` returns it under `pipeline`. Only the names and
+/// the actions' `configuration` are read; every other field (`roleArn`, `artifactStore`,
+/// `actionTypeId`, `runOrder`, ...) is kept as it is, so the declaration round-trips.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PipelineDeclaration {
+    /// The pipeline's name.
+    pub name: String,
+    /// The stages, in order; webhooks target actions of the first.
+    pub stages: Vec<StageDeclaration>,
+    /// Every other field, unchanged.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// One stage of a pipeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageDeclaration {
+    /// The stage's name.
+    pub name: String,
+    /// Its actions.
+    pub actions: Vec<ActionDeclaration>,
+    /// Every other field, unchanged.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// One action of a stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActionDeclaration {
+    /// The action's name, which a webhook's `targetAction` names.
+    pub name: String,
+    /// The configuration that fills `{Key}` placeholders.
+    #[serde(default)]
+    pub configuration: ActionConfiguration,
+    /// Every other field, unchanged.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// What `PutWebhook` returns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PutWebhookOutput {
+    /// The webhook as stored, its secret shown as `****`.
+    pub webhook: ListWebhookItem,
+}
+
+/// One webhook as `ListWebhooks` and `PutWebhook` return it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListWebhookItem {
+    /// The definition, its secret shown as `****`.
+    pub definition: WebhookDefinition,
+    /// The URL that triggers it.
+    pub url: String,
+    /// Why the webhook cannot currently trigger (for example, its target action left the first
+    /// stage when the pipeline changed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    /// The AWS exception name of that error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// When a delivery last started the pipeline, in seconds since the Unix epoch (the wire form
+    /// of an AWS timestamp).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_triggered: Option<f64>,
+    /// `arn:{partition}:codepipeline:{region}:{account}:webhook:{name}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    /// The webhook's tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+}
+
+/// The input of `ListWebhooks`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListWebhooksInput {
+    /// Where the previous page ended.
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    /// 1 to 100 items per page (default 100).
+    #[serde(rename = "MaxResults", default, skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<i64>,
+}
+
+/// What `ListWebhooks` returns.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListWebhooksOutput {
+    /// One page of webhooks, ordered by name.
+    pub webhooks: Vec<ListWebhookItem>,
+    /// Present when more pages follow.
+    #[serde(rename = "NextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// The input of `DeleteWebhook`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteWebhookInput {
+    /// The webhook to delete.
+    pub name: String,
+}
+
+/// The input of `RegisterWebhookWithThirdParty`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegisterWebhookWithThirdPartyInput {
+    /// The webhook to register.
+    pub webhook_name: String,
+}
+
+/// The input of `DeregisterWebhookWithThirdParty`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeregisterWebhookWithThirdPartyInput {
+    /// The webhook to deregister.
+    pub webhook_name: String,
+}
+
+/// A registry's whole state, for a host to persist and load. It holds the secret tokens and the URL
+/// tokens in clear: store it as a secret.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegistryState {
+    /// Every pipeline put.
+    pub pipelines: Vec<PipelineDeclaration>,
+    /// Every webhook, with what the API does not show.
+    pub webhooks: Vec<WebhookState>,
+}
+
+/// One webhook in a [`RegistryState`]. `Debug` shows neither the secret nor the URL token.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebhookState {
+    /// The definition, secret included.
+    pub definition: WebhookDefinition,
+    /// The webhook's tags.
+    #[serde(default)]
+    pub tags: Vec<Tag>,
+    /// The URL token (`t=`).
+    pub token: String,
+    /// Whether it was registered with the third party.
+    #[serde(default)]
+    pub registered_with_third_party: bool,
+    /// Seconds since the Unix epoch of the last trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_triggered: Option<f64>,
+}
+
+impl std::fmt::Debug for WebhookState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookState")
+            .field("definition", &self.definition)
+            .field("tags", &self.tags)
+            .field("token", &crate::definition::REDACTED)
+            .field("registered_with_third_party", &self.registered_with_third_party)
+            .field("last_triggered", &self.last_triggered)
+            .finish()
+    }
+}

@@ -1,0 +1,454 @@
+//! DESIGN.md §4: the webhook API's state as pure logic.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use codepipeline_webhooks::registry::{
+    DeleteWebhookInput, DeregisterWebhookWithThirdPartyInput, ListWebhooksInput, ListWebhooksOutput,
+    PipelineDeclaration, RegisterWebhookWithThirdPartyInput, Registry, RegistryState,
+};
+use codepipeline_webhooks::{PutWebhookInput, Request, github};
+use serde_json::{Value, json};
+
+/// A pipeline as `aws codepipeline get-pipeline` prints it under `pipeline` (the shape of the AWS
+/// CLI reference's example), with a GitHub source action in the first stage.
+fn pipeline(branch: &str) -> Value {
+    json!({
+        "roleArn": "arn:aws:iam::111111111111:role/AWS-CodePipeline-Service",
+        "stages": [
+            {
+                "name": "Source",
+                "actions": [
+                    {
+                        "inputArtifacts": [],
+                        "name": "Source",
+                        "actionTypeId": {"category": "Source", "owner": "ThirdParty", "version": "1", "provider": "GitHub"},
+                        "outputArtifacts": [{"name": "MyApp"}],
+                        "configuration": {"Owner": "octo-org", "Repo": "app", "Branch": branch, "OAuthToken": "****", "PollForSourceChanges": "false"},
+                        "runOrder": 1
+                    }
+                ]
+            },
+            {
+                "name": "Beta",
+                "actions": [
+                    {
+                        "inputArtifacts": [{"name": "MyApp"}],
+                        "name": "CodePipelineDemoFleet",
+                        "actionTypeId": {"category": "Deploy", "owner": "AWS", "version": "1", "provider": "CodeDeploy"},
+                        "outputArtifacts": [],
+                        "configuration": {"ApplicationName": "CodePipelineDemoApplication", "DeploymentGroupName": "CodePipelineDemoFleet"},
+                        "runOrder": 1
+                    }
+                ]
+            }
+        ],
+        "artifactStore": {"type": "S3", "location": "codepipeline-us-east-1-11EXAMPLE11"},
+        "name": "MyFirstPipeline",
+        "version": 1
+    })
+}
+
+fn put_pipeline(registry: &Registry, branch: &str) {
+    registry.put_pipeline(serde_json::from_value(pipeline(branch)).unwrap()).unwrap();
+}
+
+fn input(name: &str, edit: impl FnOnce(&mut Value)) -> PutWebhookInput {
+    let mut v = json!({"webhook": {
+        "name": name, "targetPipeline": "MyFirstPipeline", "targetAction": "Source",
+        "filters": [{"jsonPath": "$.ref", "matchEquals": "refs/heads/{Branch}"}],
+        "authentication": "GITHUB_HMAC", "authenticationConfiguration": {"SecretToken": "top-secret-token"}
+    }});
+    edit(&mut v);
+    serde_json::from_value(v).unwrap()
+}
+
+struct Fixture {
+    registry: Registry,
+    now: Arc<AtomicU64>,
+}
+
+/// A registry with a counting token source and a settable clock (seconds since the epoch).
+fn fixture() -> Fixture {
+    let counter = Arc::new(AtomicU64::new(0));
+    let now = Arc::new(AtomicU64::new(1_700_000_000));
+    let clock = now.clone();
+    let registry = Registry::builder()
+        .region("us-east-1")
+        .account_id("111111111111")
+        .token_source(move || format!("token{}", counter.fetch_add(1, Ordering::SeqCst)))
+        .clock(move || UNIX_EPOCH + Duration::from_secs(clock.load(Ordering::SeqCst)))
+        .build()
+        .unwrap();
+    put_pipeline(&registry, "main");
+    Fixture { registry, now }
+}
+
+fn signed(body: &str) -> (String, String) {
+    (body.to_owned(), github::signature_256(b"top-secret-token", body.as_bytes()))
+}
+
+fn deliver(registry: &Registry, url: &str, body: &str) -> Result<bool, codepipeline_webhooks::Error> {
+    let (body, sig) = signed(body);
+    registry.trigger(url, &Request::new(&body).header("X-Hub-Signature-256", &sig)).map(|v| v.is_trigger())
+}
+
+const MAIN: &str = r#"{"ref":"refs/heads/main"}"#;
+
+#[test]
+fn builder_requires_region_and_account() {
+    assert_eq!(Registry::builder().account_id("111111111111").build().unwrap_err().code(), "ValidationException");
+    assert_eq!(Registry::builder().region("us-east-1").build().unwrap_err().code(), "ValidationException");
+    assert!(Registry::builder().region("us-east-1").account_id("1234").build().is_err());
+    assert!(Registry::builder().region("US East").account_id("111111111111").build().is_err());
+}
+
+#[test]
+fn put_webhook_returns_url_arn_and_redacted_secret() {
+    let f = fixture();
+    let out = f.registry.put_webhook(input("hook", |_| {})).unwrap();
+    assert_eq!(out.webhook.url, "https://us-east-1.webhooks.aws/trigger?t=token0&v=1");
+    assert_eq!(out.webhook.arn.as_deref(), Some("arn:aws:codepipeline:us-east-1:111111111111:webhook:hook"));
+    assert_eq!(out.webhook.definition.authentication_configuration.secret_token.as_deref(), Some("****"));
+    assert_eq!(out.webhook.last_triggered, None);
+    let wire = serde_json::to_value(&out).unwrap();
+    assert_eq!(wire["webhook"]["definition"]["authenticationConfiguration"]["SecretToken"], "****");
+    assert!(!wire.to_string().contains("top-secret-token"));
+    let listed = f.registry.list_webhooks(ListWebhooksInput::default()).unwrap();
+    assert!(!serde_json::to_string(&listed).unwrap().contains("top-secret-token"));
+    assert!(!format!("{:?}", f.registry).contains("top-secret-token"));
+}
+
+#[test]
+fn partition_follows_the_region() {
+    for (region, partition) in [("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov"), ("eu-west-1", "aws")] {
+        let r = Registry::builder().region(region).account_id("111111111111").build().unwrap();
+        put_pipeline(&r, "main");
+        let out = r.put_webhook(input("h", |_| {})).unwrap();
+        assert_eq!(out.webhook.arn.unwrap(), format!("arn:{partition}:codepipeline:{region}:111111111111:webhook:h"));
+        assert!(out.webhook.url.starts_with(&format!("https://{region}.webhooks.aws/trigger?t=")));
+        let token = out.webhook.url.split("t=").nth(1).unwrap().trim_end_matches("&v=1");
+        assert!(token.len() >= 22, "at least 128 bits, base64url: {token}");
+        assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    }
+}
+
+#[test]
+fn target_checks() {
+    let f = fixture();
+    let err = f.registry.put_webhook(input("h", |v| v["webhook"]["targetPipeline"] = json!("Nope"))).unwrap_err();
+    assert_eq!(err.code(), "PipelineNotFoundException");
+    let err = f
+        .registry
+        .put_webhook(input("h", |v| v["webhook"]["targetAction"] = json!("CodePipelineDemoFleet")))
+        .unwrap_err();
+    assert_eq!(err.code(), "ValidationException");
+    assert_eq!(
+        err.message(),
+        "Action with name CodePipelineDemoFleet was not found in the first stage of the pipeline"
+    );
+    let err = f
+        .registry
+        .put_webhook(input("h", |v| v["webhook"]["filters"][0]["matchEquals"] = json!("{NoSuchKey}")))
+        .unwrap_err();
+    assert_eq!(err.code(), "InvalidWebhookFilterPatternException");
+    assert!(err.message().contains("Branch, OAuthToken, Owner, PollForSourceChanges, Repo"), "{err}");
+    let err = f.registry.put_webhook(input("bad name", |_| {})).unwrap_err();
+    assert_eq!(err.code(), "ValidationException");
+    let err =
+        f.registry.put_webhook(input("h", |v| v["webhook"]["authenticationConfiguration"] = json!({}))).unwrap_err();
+    assert_eq!(err.code(), "InvalidWebhookAuthenticationParametersException");
+    assert!(f.registry.list_webhooks(Default::default()).unwrap().webhooks.is_empty(), "nothing stored on error");
+}
+
+#[test]
+fn placeholders_resolve_from_the_target_action_and_trigger_by_url() {
+    let f = fixture();
+    let url = f.registry.put_webhook(input("hook", |_| {})).unwrap().webhook.url;
+    assert!(deliver(&f.registry, &url, MAIN).unwrap());
+    assert!(!deliver(&f.registry, &url, r#"{"ref":"refs/heads/dev"}"#).unwrap());
+    let err = deliver(&f.registry, "https://us-east-1.webhooks.aws/trigger?t=nope&v=1", MAIN).unwrap_err();
+    assert_eq!(err.code(), "WebhookNotFoundException");
+    let err = deliver(&f.registry, "https://eu-west-1.webhooks.aws/trigger?t=token0&v=1", MAIN).unwrap_err();
+    assert_eq!(err.code(), "WebhookNotFoundException");
+    assert_eq!(deliver(&f.registry, "not a url", MAIN).unwrap_err().code(), "WebhookNotFoundException");
+    let (body, sig) = signed(MAIN);
+    assert!(
+        f.registry
+            .trigger_token("token0", &Request::new(&body).header("X-Hub-Signature-256", &sig))
+            .unwrap()
+            .is_trigger()
+    );
+}
+
+#[test]
+fn last_triggered_is_stamped_by_the_clock_on_triggers_only() {
+    let f = fixture();
+    let url = f.registry.put_webhook(input("hook", |_| {})).unwrap().webhook.url;
+    let last = || f.registry.list_webhooks(Default::default()).unwrap().webhooks[0].last_triggered;
+    assert!(!deliver(&f.registry, &url, r#"{"ref":"refs/heads/dev"}"#).unwrap());
+    assert_eq!(last(), None);
+    assert!(deliver(&f.registry, &url, MAIN).unwrap());
+    assert_eq!(last(), Some(1_700_000_000.0));
+    f.now.store(1_700_000_100, Ordering::SeqCst);
+    assert!(!deliver(&f.registry, &url, "not json").unwrap());
+    assert_eq!(last(), Some(1_700_000_000.0));
+    assert!(deliver(&f.registry, &url, MAIN).unwrap());
+    assert_eq!(last(), Some(1_700_000_100.0));
+}
+
+#[test]
+fn put_is_an_upsert_and_delete_then_put_gives_a_new_url() {
+    let f = fixture();
+    let first = f.registry.put_webhook(input("hook", |_| {})).unwrap().webhook;
+    assert!(deliver(&f.registry, &first.url, MAIN).unwrap());
+    let second = f
+        .registry
+        .put_webhook(input("hook", |v| v["webhook"]["filters"][0]["matchEquals"] = json!("refs/heads/release")))
+        .unwrap()
+        .webhook;
+    assert_eq!((&second.url, &second.arn), (&first.url, &first.arn));
+    assert_eq!(second.last_triggered, Some(1_700_000_000.0), "kept across the update");
+    assert!(!deliver(&f.registry, &first.url, MAIN).unwrap(), "the new filter applies");
+    assert!(deliver(&f.registry, &first.url, r#"{"ref":"refs/heads/release"}"#).unwrap());
+
+    f.registry.delete_webhook(DeleteWebhookInput { name: "hook".into() }).unwrap();
+    assert_eq!(deliver(&f.registry, &first.url, MAIN).unwrap_err().code(), "WebhookNotFoundException");
+    let third = f.registry.put_webhook(input("hook", |_| {})).unwrap().webhook;
+    assert_ne!(third.url, first.url);
+    assert_eq!(third.arn, first.arn);
+    assert_eq!(third.last_triggered, None);
+    // Deleting a missing webhook succeeds, as in AWS.
+    f.registry.delete_webhook(DeleteWebhookInput { name: "never-existed".into() }).unwrap();
+}
+
+#[test]
+fn quota_counts_new_webhooks_only() {
+    let registry = Registry::builder().region("us-east-1").account_id("111111111111").webhook_quota(2).build().unwrap();
+    put_pipeline(&registry, "main");
+    registry.put_webhook(input("a", |_| {})).unwrap();
+    registry.put_webhook(input("b", |_| {})).unwrap();
+    let err = registry.put_webhook(input("c", |_| {})).unwrap_err();
+    assert_eq!(err.code(), "LimitExceededException");
+    registry.put_webhook(input("a", |_| {})).unwrap();
+    registry.delete_webhook(DeleteWebhookInput { name: "a".into() }).unwrap();
+    registry.put_webhook(input("c", |_| {})).unwrap();
+    let default = Registry::builder().region("us-east-1").account_id("111111111111").build().unwrap();
+    put_pipeline(&default, "main");
+    for i in 0..300 {
+        default.put_webhook(input(&format!("h{i}"), |_| {})).unwrap();
+    }
+    assert_eq!(default.put_webhook(input("one-more", |_| {})).unwrap_err().code(), "LimitExceededException");
+}
+
+#[test]
+fn tags_are_checked_and_returned() {
+    let f = fixture();
+    let tags = |t: Value| move |v: &mut Value| v["tags"] = t;
+    let out = f.registry.put_webhook(input("h", tags(json!([{"key": "team", "value": "ci"}])))).unwrap();
+    assert_eq!(serde_json::to_value(out.webhook.tags).unwrap(), json!([{"key": "team", "value": "ci"}]));
+    let many: Vec<Value> = (0..51).map(|i| json!({"key": format!("k{i}"), "value": ""})).collect();
+    assert_eq!(f.registry.put_webhook(input("h", tags(json!(many)))).unwrap_err().code(), "TooManyTagsException");
+    let reserved = json!([{"key": "aws:x", "value": ""}]);
+    assert_eq!(f.registry.put_webhook(input("h", tags(reserved))).unwrap_err().code(), "InvalidTagsException");
+    let dup = json!([{"key": "a", "value": "1"}, {"key": "a", "value": "2"}]);
+    assert_eq!(f.registry.put_webhook(input("h", tags(dup))).unwrap_err().code(), "InvalidTagsException");
+}
+
+#[test]
+fn register_and_deregister() {
+    let f = fixture();
+    let missing = RegisterWebhookWithThirdPartyInput { webhook_name: "nope".into() };
+    assert_eq!(f.registry.register_webhook_with_third_party(missing).unwrap_err().code(), "WebhookNotFoundException");
+    let missing = DeregisterWebhookWithThirdPartyInput { webhook_name: "nope".into() };
+    assert_eq!(f.registry.deregister_webhook_with_third_party(missing).unwrap_err().code(), "WebhookNotFoundException");
+    f.registry.put_webhook(input("hook", |_| {})).unwrap();
+    assert!(!f.registry.is_registered_with_third_party("hook").unwrap());
+    f.registry
+        .register_webhook_with_third_party(RegisterWebhookWithThirdPartyInput { webhook_name: "hook".into() })
+        .unwrap();
+    assert!(f.registry.is_registered_with_third_party("hook").unwrap());
+    f.registry
+        .deregister_webhook_with_third_party(DeregisterWebhookWithThirdPartyInput { webhook_name: "hook".into() })
+        .unwrap();
+    assert!(!f.registry.is_registered_with_third_party("hook").unwrap());
+    let wire: RegisterWebhookWithThirdPartyInput = serde_json::from_str(r#"{"webhookName":"hook"}"#).unwrap();
+    assert_eq!(wire.webhook_name, "hook");
+}
+
+#[test]
+fn list_pages_in_name_order() {
+    let f = fixture();
+    for name in ["e", "b", "d", "a", "c"] {
+        f.registry.put_webhook(input(name, |_| {})).unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut next = None;
+    loop {
+        let page = f.registry.list_webhooks(ListWebhooksInput { next_token: next, max_results: Some(2) }).unwrap();
+        assert!(page.webhooks.len() <= 2);
+        seen.extend(page.webhooks.iter().map(|w| w.definition.name.clone()));
+        next = page.next_token;
+        if next.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+    let all = f.registry.list_webhooks(ListWebhooksInput::default()).unwrap();
+    assert_eq!(all.webhooks.len(), 5);
+    assert_eq!(all.next_token, None);
+    for bad in [0, 101, -1] {
+        let err = f.registry.list_webhooks(ListWebhooksInput { next_token: None, max_results: Some(bad) }).unwrap_err();
+        assert_eq!(err.code(), "ValidationException");
+    }
+    let err =
+        f.registry.list_webhooks(ListWebhooksInput { next_token: Some("%%%".into()), max_results: None }).unwrap_err();
+    assert_eq!(err.code(), "InvalidNextTokenException");
+    let wire: ListWebhooksInput = serde_json::from_str(r#"{"NextToken":"YQ","MaxResults":10}"#).unwrap();
+    assert_eq!(wire.max_results, Some(10));
+}
+
+#[test]
+fn a_pipeline_change_recompiles_its_webhooks() {
+    let f = fixture();
+    let url = f.registry.put_webhook(input("hook", |_| {})).unwrap().webhook.url;
+    put_pipeline(&f.registry, "release");
+    assert!(!deliver(&f.registry, &url, MAIN).unwrap());
+    assert!(deliver(&f.registry, &url, r#"{"ref":"refs/heads/release"}"#).unwrap());
+
+    // The target action leaves the first stage: the webhook stays, with its error, and refuses.
+    let mut moved = pipeline("main");
+    moved["stages"][0]["actions"][0]["name"] = json!("GitHubSource");
+    f.registry.put_pipeline(serde_json::from_value(moved).unwrap()).unwrap();
+    let item = f.registry.list_webhooks(Default::default()).unwrap().webhooks.remove(0);
+    assert_eq!(item.error_code.as_deref(), Some("ValidationException"));
+    assert!(item.error_message.unwrap().contains("Action with name Source was not found"));
+    assert_eq!(deliver(&f.registry, &url, MAIN).unwrap_err().code(), "ValidationException");
+    put_pipeline(&f.registry, "main");
+    assert!(deliver(&f.registry, &url, MAIN).unwrap());
+    assert_eq!(f.registry.list_webhooks(Default::default()).unwrap().webhooks[0].error_code, None);
+}
+
+#[test]
+fn get_pipeline_output_round_trips() {
+    let declared: PipelineDeclaration = serde_json::from_value(pipeline("main")).unwrap();
+    assert_eq!(declared.stages[0].actions[0].configuration.get("Branch"), Some("main"));
+    assert_eq!(serde_json::to_value(&declared).unwrap(), pipeline("main"));
+}
+
+/// The wire response of ListWebhooks as the API reference lays it out, with realistic values.
+const LIST_WEBHOOKS_RESPONSE: &str = r#"{
+  "webhooks": [
+    {
+      "definition": {
+        "name": "my-webhook",
+        "targetPipeline": "my-Pipeline",
+        "targetAction": "Source",
+        "filters": [{"jsonPath": "$.ref", "matchEquals": "refs/heads/{Branch}"}],
+        "authentication": "GITHUB_HMAC",
+        "authenticationConfiguration": {"SecretToken": "****"}
+      },
+      "url": "https://us-west-2.webhooks.aws/trigger?t=EXAMPLEDmFuZGFsaXplZCBteSBQb3JzY2hl&v=1",
+      "lastTriggered": 1573573251.294,
+      "arn": "arn:aws:codepipeline:us-west-2:111122223333:webhook:my-webhook",
+      "tags": [{"key": "Project", "value": "ProjectA"}]
+    },
+    {
+      "definition": {
+        "name": "ip-webhook",
+        "targetPipeline": "other-pipeline",
+        "targetAction": "Source",
+        "filters": [],
+        "authentication": "IP",
+        "authenticationConfiguration": {"AllowedIPRange": "192.0.2.0/24"}
+      },
+      "url": "https://us-west-2.webhooks.aws/trigger?t=EXAMPLEYW5kIG15IEZlcnJhcmkgdG9v&v=1",
+      "errorMessage": "Action with name Source was not found in the first stage of the pipeline",
+      "errorCode": "ValidationException",
+      "arn": "arn:aws:codepipeline:us-west-2:111122223333:webhook:ip-webhook"
+    }
+  ],
+  "NextToken": "eyJuZXh0IjoiMiJ9"
+}"#;
+
+#[test]
+fn a_real_list_webhooks_response_round_trips() {
+    let parsed: ListWebhooksOutput = serde_json::from_str(LIST_WEBHOOKS_RESPONSE).unwrap();
+    assert_eq!(parsed.webhooks.len(), 2);
+    assert_eq!(parsed.webhooks[0].last_triggered, Some(1573573251.294));
+    assert_eq!(parsed.webhooks[1].error_code.as_deref(), Some("ValidationException"));
+    assert_eq!(serde_json::to_value(&parsed).unwrap(), serde_json::from_str::<Value>(LIST_WEBHOOKS_RESPONSE).unwrap());
+}
+
+#[test]
+fn state_exports_and_imports() {
+    let f = fixture();
+    let url =
+        f.registry.put_webhook(input("hook", |v| v["tags"] = json!([{"key": "k", "value": "v"}]))).unwrap().webhook.url;
+    f.registry
+        .register_webhook_with_third_party(RegisterWebhookWithThirdPartyInput { webhook_name: "hook".into() })
+        .unwrap();
+    assert!(deliver(&f.registry, &url, MAIN).unwrap());
+    let state = f.registry.export_state();
+    let text = serde_json::to_string(&state).unwrap();
+    assert!(text.contains("top-secret-token"), "the exported state keeps the secret");
+    assert!(!format!("{state:?}").contains("top-secret-token"));
+    assert!(!format!("{state:?}").contains("token0"), "Debug hides URL tokens");
+
+    let restored: RegistryState = serde_json::from_str(&text).unwrap();
+    let other = Registry::builder().region("us-east-1").account_id("111111111111").state(restored).build().unwrap();
+    assert_eq!(other.list_webhooks(Default::default()).unwrap(), f.registry.list_webhooks(Default::default()).unwrap());
+    assert_eq!(other.export_state(), state);
+    assert!(other.is_registered_with_third_party("hook").unwrap());
+    assert!(deliver(&other, &url, MAIN).unwrap(), "same URL on another instance");
+
+    let mut twice = state.clone();
+    twice.webhooks.push(twice.webhooks[0].clone());
+    assert!(f.registry.import_state(twice).is_err());
+    assert!(deliver(&f.registry, &url, MAIN).unwrap(), "a failed import changes nothing");
+}
+
+#[test]
+fn concurrent_triggers_with_puts_and_deletes() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Registry>();
+    let f = fixture();
+    let registry = Arc::new(f.registry);
+    let url = registry.put_webhook(input("stable", |_| {})).unwrap().webhook.url;
+    let stop = Arc::new(Mutex::new(false));
+    let writer = {
+        let registry = registry.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !*stop.lock().unwrap() {
+                let name = format!("churn{}", i % 10);
+                registry.put_webhook(input(&name, |_| {})).unwrap();
+                registry.delete_webhook(DeleteWebhookInput { name }).unwrap();
+                i += 1;
+            }
+            i
+        })
+    };
+    let readers: Vec<_> = (0..8)
+        .map(|t| {
+            let registry = registry.clone();
+            let url = url.clone();
+            std::thread::spawn(move || {
+                for i in 0..300 {
+                    let branch = if (t + i) % 3 == 0 { "dev" } else { "main" };
+                    let body = format!(r#"{{"ref":"refs/heads/{branch}"}}"#);
+                    assert_eq!(deliver(&registry, &url, &body).unwrap(), branch == "main");
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.join().unwrap();
+    }
+    *stop.lock().unwrap() = true;
+    assert!(writer.join().unwrap() > 0);
+    assert!(SystemTime::now() > UNIX_EPOCH);
+    assert_eq!(registry.list_webhooks(Default::default()).unwrap().webhooks.len(), 1);
+}
