@@ -11,6 +11,7 @@ mod json;
 mod path;
 pub mod registry;
 mod request;
+mod set;
 mod template;
 mod verdict;
 mod webhook;
@@ -23,5 +24,6 @@ pub use definition::{
 };
 pub use error::{Error, ErrorCode};
 pub use request::{CONTENT_TYPE, Request, X_HUB_SIGNATURE, X_HUB_SIGNATURE_256};
+pub use set::{SetMatches, WebhookSet};
 pub use verdict::{FilterFailure, Found, Rejection, Step, Trigger, Verdict};
 pub use webhook::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT, Webhook, WebhookBuilder};

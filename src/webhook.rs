@@ -51,31 +51,31 @@ pub struct Webhook {
     name: Arc<str>,
     pipeline: Arc<str>,
     action: Arc<str>,
-    auth: Auth,
-    filters: Vec<Filter>,
+    pub(crate) auth: Auth,
+    pub(crate) filters: Vec<Filter>,
     /// The singular filters, slot = filter index.
     trie: Trie,
     /// Whether some filter needs the `Value` lane; then every filter is answered there, from one
     /// parse.
     needs_value: bool,
-    max_body_bytes: usize,
-    max_depth: usize,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) max_depth: usize,
 }
 
 // One per webhook: the keyed HMAC states stay inline, next to the rest of the webhook.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
-enum Auth {
+pub(crate) enum Auth {
     GithubHmac(GithubHmac),
     Ip { range: AllowedIpRange, shown: Arc<str> },
     Unauthenticated,
 }
 
 #[derive(Clone, Debug)]
-struct Filter {
-    path: FilterPath,
+pub(crate) struct Filter {
+    pub(crate) path: FilterPath,
     /// `matchEquals` with placeholders resolved.
-    expected: Option<Arc<str>>,
+    pub(crate) expected: Option<Arc<str>>,
 }
 
 /// Options for compiling a [`Webhook`]; from [`Webhook::builder`].
@@ -355,7 +355,7 @@ fn canonical(addr: IpAddr) -> IpAddr {
 
 /// Whether a scalar's text is `expected`: strings by their unescaped value, numbers as serde_json
 /// displays them, `true`, `false` and `null` by their literals. Containers never equal.
-fn capture_equals(capture: &Capture<'_>, expected: &str) -> bool {
+pub(crate) fn capture_equals(capture: &Capture<'_>, expected: &str) -> bool {
     match capture {
         Capture::Str(s) => s == expected,
         Capture::Number(n) => number_equals(n, expected),

@@ -10,7 +10,7 @@ use std::fmt;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::request::{HeaderSlot, Request, X_HUB_SIGNATURE, X_HUB_SIGNATURE_256};
 use crate::verdict::Rejection;
@@ -42,6 +42,9 @@ pub(crate) struct GithubHmac {
     sha256: Hmac<Sha256>,
     sha1: Hmac<Sha1>,
     require_sha256: bool,
+    /// SHA-256 of the secret: tells webhooks that share a secret apart from those that do not,
+    /// so that a `WebhookSet` verifies each distinct secret once. Never shown.
+    key_id: [u8; 32],
 }
 
 impl fmt::Debug for GithubHmac {
@@ -60,7 +63,13 @@ impl GithubHmac {
             sha256: Hmac::new_from_slice(key).expect("HMAC takes keys of any length"),
             sha1: Hmac::new_from_slice(key).expect("HMAC takes keys of any length"),
             require_sha256,
+            key_id: Sha256::digest(key).into(),
         }
+    }
+
+    /// Equal for two checks exactly when they accept the same requests.
+    pub(crate) fn identity(&self) -> ([u8; 32], bool) {
+        (self.key_id, self.require_sha256)
     }
 
     /// Checks the request's signature over its exact body.

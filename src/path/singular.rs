@@ -7,7 +7,7 @@
 //! that both lanes agree on every path this module accepts.
 
 /// One step of a singular path.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Step {
     /// An object member.
     Name(Box<str>),
