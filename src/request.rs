@@ -120,6 +120,38 @@ impl<'a> Request<'a> {
     }
 }
 
+#[cfg(feature = "http")]
+impl<'a> Request<'a> {
+    /// A delivery from the `http` crate's header map and the body bytes, borrowing both (the body
+    /// is not copied). Add the peer address with [`source_ip`](Self::source_ip).
+    ///
+    /// ```
+    /// # #[cfg(feature = "http")] {
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("x-hub-signature-256", http::HeaderValue::from_static("sha256=00"));
+    /// let body = b"{}";
+    /// let request = codepipeline_webhooks::Request::from_headers(&headers, body).source_ip([127, 0, 0, 1]);
+    /// assert_eq!(request.body(), b"{}");
+    /// # }
+    /// ```
+    pub fn from_headers(headers: &'a http::HeaderMap, body: &'a [u8]) -> Self {
+        let mut request = Request::new(body);
+        for name in [X_HUB_SIGNATURE_256, X_HUB_SIGNATURE, CONTENT_TYPE] {
+            // `get_all` sees every occurrence, so a repeated signature header stays a reject.
+            for value in headers.get_all(name) {
+                request.add_header(name, value.as_bytes());
+            }
+        }
+        request
+    }
+
+    /// A delivery from `http::request::Parts` and the body bytes; see
+    /// [`from_headers`](Self::from_headers).
+    pub fn from_parts(parts: &'a http::request::Parts, body: &'a [u8]) -> Self {
+        Self::from_headers(&parts.headers, body)
+    }
+}
+
 impl fmt::Debug for Request<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let seen = |slot: &HeaderSlot<'_>| match slot {
@@ -150,6 +182,28 @@ mod tests {
         assert_eq!(r.content_type, HeaderSlot::Absent);
         let r = r.header("X-Hub-Signature-256", "a");
         assert_eq!(r.sha256, HeaderSlot::Repeated);
+    }
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn from_http_headers_keeps_repeats_and_borrows_the_body() {
+        let mut headers = http::HeaderMap::new();
+        headers.append("X-Hub-Signature-256", http::HeaderValue::from_static("a"));
+        headers.append("x-hub-signature-256", http::HeaderValue::from_static("b"));
+        headers.append("content-type", http::HeaderValue::from_static("application/json"));
+        headers.append("x-hub-signature", http::HeaderValue::from_bytes(b"\xffsha1").unwrap());
+        let body = vec![1u8, 2, 3];
+        let r = Request::from_headers(&headers, &body);
+        assert_eq!(r.sha256, HeaderSlot::Repeated);
+        assert_eq!(r.sha1, HeaderSlot::One(b"\xffsha1"));
+        assert_eq!(r.is_form(), Some(false));
+        assert!(std::ptr::eq(r.body(), body.as_slice()));
+        let (parts, ()) = http::Request::builder()
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(())
+            .unwrap()
+            .into_parts();
+        assert_eq!(Request::from_parts(&parts, b"").is_form(), Some(true));
     }
 
     #[test]
