@@ -265,6 +265,13 @@ impl Webhook {
         self.filters.iter().map(|f| f.expected.as_deref())
     }
 
+    /// Whether `evaluate` builds a `serde_json::Value`: true when some filter's path is not
+    /// singular in the common forms (`$.a`, `$['a']`, `$.a[0]`). When false, a delivery is answered
+    /// in one DOM-free pass over the body, with no allocation for strings without escapes.
+    pub fn builds_dom(&self) -> bool {
+        self.needs_value
+    }
+
     /// Decides whether `request` starts the pipeline.
     ///
     /// Steps, cheapest first, the first failure deciding: the source address (IP webhooks), the

@@ -138,3 +138,21 @@ fn jayway_forms_of_the_readme_table() {
         assert_eq!(err.code(), "InvalidWebhookFilterPatternException", "{jayway_only}");
     }
 }
+
+#[test]
+fn builds_dom_only_for_paths_outside_the_singular_forms() {
+    assert!(!unauthenticated(json!([{"jsonPath": "$.ref"}, {"jsonPath": "$['a'][0].b", "matchEquals": "x"}])).builds_dom());
+    assert!(!unauthenticated(json!([])).builds_dom());
+    assert!(unauthenticated(json!([{"jsonPath": "$.ref"}, {"jsonPath": "$.a[*]"}])).builds_dom());
+    assert!(unauthenticated(json!([{"jsonPath": "$.a[-1]"}])).builds_dom());
+}
+
+/// Regression: fuzz/artifacts/differential/crash-ad641e53 (`$['\u` then JSON). serde_json_path
+/// 0.7.2 panics on a path that ends inside a `\u` escape; compiling refuses it instead.
+#[test]
+fn a_path_ending_inside_a_unicode_escape_is_refused() {
+    for path in [r"$['\u", r"$['\uD", r"$['\uD834\u", r#"$[?@ == "\u"#] {
+        let err = compile_err(json!([{"jsonPath": path}]), |_| {});
+        assert_eq!(err.code(), "InvalidWebhookFilterPatternException", "{path}");
+    }
+}

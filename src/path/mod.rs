@@ -38,9 +38,28 @@ pub(crate) struct PathError {
 
 impl FilterPath {
     pub(crate) fn parse(text: &str) -> Result<Self, PathError> {
+        if ends_inside_unicode_escape(text) {
+            // serde_json_path 0.7 panics on these (a streaming `one_of` meets the end of input and
+            // nom's `Incomplete` reaches an `unreachable!`); they are never valid, so refuse them
+            // here. Found by the `differential` fuzz target.
+            let column = text.chars().count();
+            return Err(PathError {
+                message: format!(
+                    "JsonPath '{text}' does not parse at character {column}: the path ends inside a \\u escape\n  {text}\n  {caret:>width$}",
+                    caret = "^",
+                    width = column + 1
+                ),
+            });
+        }
         let query = JsonPath::parse(text).map_err(|e| PathError { message: describe(text, &e) })?;
         Ok(Self { text: text.into(), query, singular: singular::parse(text) })
     }
+}
+
+/// Whether `text` ends where a `\u` escape still needs its hex digits: right after `\u`, or
+/// after the `D` that starts a surrogate. Nothing valid ends there.
+fn ends_inside_unicode_escape(text: &str) -> bool {
+    text.ends_with("\\u") || text.ends_with("\\uD") || text.ends_with("\\ud")
 }
 
 /// A message that shows the path and points at the fault, with a hint for the Jayway forms that
@@ -101,6 +120,26 @@ mod tests {
         assert!(FilterPath::parse("ref").unwrap_err().message.contains("'$.ref'"));
         assert!(FilterPath::parse("$.commits.length()").unwrap_err().message.contains("length()"));
         assert!(FilterPath::parse("$.repo-name").unwrap_err().message.contains("$['my-name']"));
+    }
+
+    #[test]
+    fn paths_ending_inside_a_unicode_escape_are_refused_not_panicked_on() {
+        for path in [
+            r"$['\u", r"$['\uD", r"$['\ud", r#"$["\u"#, r"$['\uD834\u", r"$['\uD834\uD", r"$[?@.a == '\u",
+            r"$[?match(@.a, '\uD", r"$['a\\u",
+        ] {
+            let e = FilterPath::parse(path).unwrap_err().message;
+            assert!(e.contains("does not parse"), "{path}: {e}");
+        }
+        // Complete escapes still parse.
+        assert!(FilterPath::parse(r"$['\u00e9\uD834\uDD1E']").is_ok());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(text in r"\$[\[\]'\x22\\uUdD0-9a-fA-F.?@=*, ()-]{0,16}") {
+            let _ = FilterPath::parse(&text);
+        }
     }
 
     #[test]
