@@ -36,8 +36,9 @@ fn webhook(path: &str, expected: Option<&str>) -> Option<Webhook> {
 fuzz_target!(|data: &[u8]| {
     let Some(at) = data.iter().position(|&b| b == b'\n') else { return };
     let (Ok(path), body) = (std::str::from_utf8(&data[..at]), &data[at + 1..]) else { return };
-    let Ok(query) = JsonPath::parse(path) else { return };
+    // Our compile first: it refuses the paths on which serde_json_path 0.7.2 panics.
     let Some(exists) = webhook(path, None) else { return };
+    let query = JsonPath::parse(path).expect("a path the webhook compiled");
     if exists.builds_dom() {
         return; // the DOM-free lane answers singular paths only
     }
