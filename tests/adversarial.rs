@@ -71,7 +71,9 @@ fn indefinite() -> Webhook {
 
 #[test]
 fn nesting_a_million_deep() {
-    for body in ["[".repeat(1_000_000), "{\"a\":".repeat(1_000_000), format!("{}{}", "[".repeat(500_000), "]".repeat(500_000))] {
+    for body in
+        ["[".repeat(1_000_000), "{\"a\":".repeat(1_000_000), format!("{}{}", "[".repeat(500_000), "]".repeat(500_000))]
+    {
         for webhook in [singular(), indefinite()] {
             let (v, peak) = bounded(&webhook, &Request::new(&body));
             assert_eq!(step(&v), Some(Step::Payload), "{v}");
@@ -153,7 +155,10 @@ fn what_is_valid_stays_valid() {
     let w = unauthenticated(json!([{"jsonPath": "$.s", "matchEquals": "😀"}]));
     assert!(bounded(&w, &Request::new(r#"{"s":"\ud83d\ude00"}"#)).0.is_trigger());
     // Duplicate keys: the last one wins, in both lanes.
-    for webhook in [unauthenticated(json!([{"jsonPath": "$.ref", "matchEquals": "b"}])), unauthenticated(json!([{"jsonPath": "$..ref", "matchEquals": "b"}]))] {
+    for webhook in [
+        unauthenticated(json!([{"jsonPath": "$.ref", "matchEquals": "b"}])),
+        unauthenticated(json!([{"jsonPath": "$..ref", "matchEquals": "b"}])),
+    ] {
         assert!(bounded(&webhook, &Request::new(r#"{"ref":"a","ref":"b"}"#)).0.is_trigger());
     }
 }
@@ -168,7 +173,10 @@ fn hostile_signature_headers() {
         assert_eq!(v.rejection(), Some(&Rejection::SignatureMalformed { header: "X-Hub-Signature-256" }), "{value:?}");
         assert_eq!(peak, 0);
     }
-    let (v, _) = bounded(&webhook, &Request::new(body).header("X-Hub-Signature-256", &good).header("X-Hub-Signature-256", &good));
+    let (v, _) = bounded(
+        &webhook,
+        &Request::new(body).header("X-Hub-Signature-256", &good).header("X-Hub-Signature-256", &good),
+    );
     assert_eq!(v.rejection(), Some(&Rejection::SignatureRepeated { header: "X-Hub-Signature-256" }));
     let huge = "a".repeat(1 << 20);
     let (v, peak) = bounded(&webhook, &Request::new(body).header("X-Hub-Signature-256", &huge));
@@ -186,7 +194,10 @@ fn empty_and_hundred_character_secrets() {
         Webhook::new(&d, &config())
     };
     let err = with_secret("").unwrap_err();
-    assert_eq!((err.code(), err.field()), ("ValidationException", Some("webhook.authenticationConfiguration.SecretToken")));
+    assert_eq!(
+        (err.code(), err.field()),
+        ("ValidationException", Some("webhook.authenticationConfiguration.SecretToken"))
+    );
     let long = "s".repeat(100);
     let webhook = with_secret(&long).unwrap();
     let sig = github::signature_256(long.as_bytes(), b"{}");

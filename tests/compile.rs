@@ -141,7 +141,9 @@ fn jayway_forms_of_the_readme_table() {
 
 #[test]
 fn builds_dom_only_for_paths_outside_the_singular_forms() {
-    assert!(!unauthenticated(json!([{"jsonPath": "$.ref"}, {"jsonPath": "$['a'][0].b", "matchEquals": "x"}])).builds_dom());
+    assert!(
+        !unauthenticated(json!([{"jsonPath": "$.ref"}, {"jsonPath": "$['a'][0].b", "matchEquals": "x"}])).builds_dom()
+    );
     assert!(!unauthenticated(json!([])).builds_dom());
     assert!(unauthenticated(json!([{"jsonPath": "$.ref"}, {"jsonPath": "$.a[*]"}])).builds_dom());
     assert!(unauthenticated(json!([{"jsonPath": "$.a[-1]"}])).builds_dom());

@@ -32,13 +32,21 @@ fn arb_definition() -> impl Strategy<Value = WebhookDefinition> {
         prop::option::of(arb_text()),
         prop::option::of(arb_text()),
     )
-        .prop_map(|(name, target_pipeline, target_action, filters, authentication, range, secret)| WebhookDefinition {
-            name,
-            target_pipeline,
-            target_action,
-            filters: filters.into_iter().map(|(json_path, match_equals)| WebhookFilterRule { json_path, match_equals }).collect(),
-            authentication,
-            authentication_configuration: WebhookAuthConfiguration { allowed_ip_range: range, secret_token: secret },
+        .prop_map(|(name, target_pipeline, target_action, filters, authentication, range, secret)| {
+            WebhookDefinition {
+                name,
+                target_pipeline,
+                target_action,
+                filters: filters
+                    .into_iter()
+                    .map(|(json_path, match_equals)| WebhookFilterRule { json_path, match_equals })
+                    .collect(),
+                authentication,
+                authentication_configuration: WebhookAuthConfiguration {
+                    allowed_ip_range: range,
+                    secret_token: secret,
+                },
+            }
         })
 }
 
@@ -91,7 +99,8 @@ fn arb_ip() -> impl Strategy<Value = IpAddr> {
         any::<u32>().prop_map(|v| IpAddr::V6(Ipv4Addr::from(v).to_ipv6_mapped())),
         // Near a small set of networks, so that hits are common.
         (0u32..4, any::<u8>()).prop_map(|(n, low)| IpAddr::V4(Ipv4Addr::new(10, n as u8, 0, low))),
-        (0u32..4, any::<u16>()).prop_map(|(n, low)| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, n as u16, 0, 0, 0, 0, low))),
+        (0u32..4, any::<u16>())
+            .prop_map(|(n, low)| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, n as u16, 0, 0, 0, 0, low))),
     ]
 }
 

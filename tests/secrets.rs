@@ -26,7 +26,10 @@ fn no_output_shows_a_secret() {
     }, "tags": [{"key": "k", "value": "v"}]}))
     .unwrap();
     show(String::new(), format!("{input:?}"));
-    show(serde_json::to_string(&input.redacted()).unwrap(), format!("{:?}", input.webhook.authentication_configuration));
+    show(
+        serde_json::to_string(&input.redacted()).unwrap(),
+        format!("{:?}", input.webhook.authentication_configuration),
+    );
     let webhook = Webhook::new(&input.webhook, &config()).unwrap();
     show(String::new(), format!("{webhook:?}"));
 
@@ -35,17 +38,23 @@ fn no_output_shows_a_secret() {
     too_long.webhook.authentication_configuration.secret_token = Some(format!("{TOKEN_SECRET}{}", "x".repeat(100)));
     for err in [
         too_long.validate().unwrap_err(),
-        Webhook::new(&{
-            let mut d = input.webhook.clone();
-            d.authentication_configuration.allowed_ip_range = Some("10.0.0.0/8".into());
-            d
-        }, &config())
+        Webhook::new(
+            &{
+                let mut d = input.webhook.clone();
+                d.authentication_configuration.allowed_ip_range = Some("10.0.0.0/8".into());
+                d
+            },
+            &config(),
+        )
         .unwrap_err(),
-        Webhook::new(&{
-            let mut d = input.webhook.clone();
-            d.filters[0].json_path = "$[".into();
-            d
-        }, &config())
+        Webhook::new(
+            &{
+                let mut d = input.webhook.clone();
+                d.filters[0].json_path = "$[".into();
+                d
+            },
+            &config(),
+        )
         .unwrap_err(),
         Webhook::new(&input.webhook, &codepipeline_webhooks::ActionConfiguration::new()).unwrap_err(),
     ] {
@@ -89,9 +98,12 @@ fn no_output_shows_a_secret() {
     show(serde_json::to_string(&listed).unwrap(), format!("{listed:?}"));
     let state = registry.export_state();
     show(String::new(), format!("{state:?} {registry:?}"));
-    let err = registry.put_webhook(serde_json::from_value(json!({"webhook": {
+    let err = registry.put_webhook(
+        serde_json::from_value(json!({"webhook": {
         "name": "h2", "targetPipeline": "nope", "targetAction": "Source", "filters": [],
-        "authentication": "GITHUB_HMAC", "authenticationConfiguration": {"SecretToken": TOKEN_SECRET}}})).unwrap());
+        "authentication": "GITHUB_HMAC", "authenticationConfiguration": {"SecretToken": TOKEN_SECRET}}}))
+        .unwrap(),
+    );
     let err = err.unwrap_err();
     show(err.to_string(), format!("{err:?}"));
     registry.delete_webhook(DeleteWebhookInput { name: "h".into() }).unwrap();

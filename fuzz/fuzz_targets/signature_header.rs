@@ -31,7 +31,10 @@ fn exact(value: &[u8], prefix: &str, mac: &[u8]) -> bool {
     let Some(hex) = trimmed.strip_prefix(prefix.as_bytes()) else { return false };
     hex.len() == 2 * mac.len()
         && hex.chunks(2).zip(mac).all(|(pair, byte)| {
-            std::str::from_utf8(pair).ok().filter(|p| p.bytes().all(|b| b.is_ascii_hexdigit())).and_then(|p| u8::from_str_radix(p, 16).ok())
+            std::str::from_utf8(pair)
+                .ok()
+                .filter(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
                 == Some(*byte)
         })
 }

@@ -125,8 +125,15 @@ mod tests {
     #[test]
     fn paths_ending_inside_a_unicode_escape_are_refused_not_panicked_on() {
         for path in [
-            r"$['\u", r"$['\uD", r"$['\ud", r#"$["\u"#, r"$['\uD834\u", r"$['\uD834\uD", r"$[?@.a == '\u",
-            r"$[?match(@.a, '\uD", r"$['a\\u",
+            r"$['\u",
+            r"$['\uD",
+            r"$['\ud",
+            r#"$["\u"#,
+            r"$['\uD834\u",
+            r"$['\uD834\uD",
+            r"$[?@.a == '\u",
+            r"$[?match(@.a, '\uD",
+            r"$['a\\u",
         ] {
             let e = FilterPath::parse(path).unwrap_err().message;
             assert!(e.contains("does not parse"), "{path}: {e}");
