@@ -3,14 +3,13 @@
 
 use std::fmt;
 use std::fmt::Write as _;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde_json::{Number, Value};
 
 use crate::action_configuration::ActionConfiguration;
 use crate::auth::github::GithubHmac;
-use crate::auth::ip::AllowedIpRange;
+use crate::auth::ip::{self, AllowedIpRange};
 use crate::body;
 use crate::definition::{MAX_FILTERS, WebhookAuthenticationType, WebhookDefinition};
 use crate::error::{Error, ErrorCode};
@@ -293,7 +292,7 @@ impl Webhook {
             let source = request.source_addr().ok_or(Rejection::SourceIpMissing)?;
             if !range.contains(source) {
                 return Err(Rejection::SourceIpNotAllowed {
-                    source_ip: canonical(source),
+                    source_ip: ip::canonical(source),
                     allowed_range: shown.clone(),
                 });
             }
@@ -354,10 +353,6 @@ impl Webhook {
             found,
         })
     }
-}
-
-fn canonical(addr: IpAddr) -> IpAddr {
-    crate::auth::ip::canonical(addr)
 }
 
 /// Whether a scalar's text is `expected`: strings by their unescaped value, numbers as serde_json
