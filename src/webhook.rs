@@ -319,12 +319,10 @@ impl Webhook {
                     Some(expected) => nodes.iter().any(|v| value_equals(v, expected)),
                 };
                 if !pass {
-                    let found = match nodes.len() {
-                        0 => Found::Nothing,
-                        1 => found_value(nodes.iter().next().expect("one node")),
-                        count => {
-                            Found::Values { count, first: Box::new(found_value(nodes.iter().next().expect("nodes"))) }
-                        }
+                    let found = match (nodes.iter().next(), nodes.len()) {
+                        (None, _) => Found::Nothing,
+                        (Some(only), 1) => found_value(only),
+                        (Some(first), count) => Found::Values { count, first: Box::new(found_value(first)) },
                     };
                     return Err(self.failure(index, filter, found));
                 }
