@@ -390,6 +390,13 @@ impl WebhookSet {
     }
 }
 
+impl FromIterator<Webhook> for WebhookSet {
+    /// `webhooks.into_iter().collect::<WebhookSet>()`, as [`WebhookSet::new`].
+    fn from_iter<I: IntoIterator<Item = Webhook>>(webhooks: I) -> Self {
+        WebhookSet::new(webhooks)
+    }
+}
+
 /// A singular path's value in a `Value`, as the extraction lane would capture it.
 fn step_into<'v>(value: &'v Value, steps: &[Step]) -> Capture<'v> {
     let mut at = value;

@@ -207,3 +207,12 @@ fn an_empty_set_matches_nothing() {
     assert!(set.is_empty());
     assert!(set.matches(&Request::new("{}")).is_empty());
 }
+
+#[test]
+fn a_set_collects_from_an_iterator_of_webhooks() {
+    let members = [hmac_member("s", "octo/a"), hmac_member("s", "octo/b")];
+    let set: WebhookSet = members.iter().cloned().collect();
+    assert_eq!(set.len(), 2);
+    assert_eq!(set.get(1).map(Webhook::name), Some("m"));
+    assert_eq!(set.iter().count(), 2);
+}
