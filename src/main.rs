@@ -140,7 +140,14 @@ fn compile(args: &DefinitionArgs) -> Result<Webhook, Usage> {
             ))
         })?,
     };
-    Ok(Webhook::builder(&definition, &config).require_sha256(args.require_sha256).build()?)
+    Webhook::builder(&definition, &config).require_sha256(args.require_sha256).build().map_err(|e| {
+        let no_config = args.action_config.is_none() && e.field().is_some_and(|f| f.ends_with(".matchEquals"));
+        let Usage(mut message) = Usage::from(e);
+        if no_config {
+            message.push_str("\nhint: pass the target action's configuration with --action-config FILE");
+        }
+        Usage(message)
+    })
 }
 
 /// A put-webhook input document when it has a `webhook` member, a bare definition otherwise.

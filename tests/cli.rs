@@ -139,6 +139,7 @@ fn invalid_definitions_exit_2_with_the_exception_name_first() {
     let out = run(&["validate", "--webhook", "examples/webhook.json"], None);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).starts_with("InvalidWebhookFilterPatternException: "), "{}", stderr(&out));
+    assert!(stderr(&out).contains("hint: pass the target action's configuration with --action-config FILE"));
     let out = run(
         &["validate", "--webhook", "examples/webhook.json", "--action-config", "examples/action-configuration.json"],
         None,
