@@ -44,7 +44,7 @@ async fn trigger(
     body: Bytes,
 ) -> StatusCode {
     let token = query.get("t").map(String::as_str).unwrap_or_default();
-    let request = Request::from_headers(&headers, &body).source_ip(peer.ip());
+    let request = Request::from_headers(&headers, &body).source_ip(peer);
     match registry.trigger_token(token, &request) {
         Ok(verdict) => {
             eprintln!("{peer} {verdict}");

@@ -23,7 +23,7 @@ pub use definition::{
     WebhookDefinition, WebhookFilterRule,
 };
 pub use error::{Error, ErrorCode};
-pub use request::{CONTENT_TYPE, Request, X_HUB_SIGNATURE, X_HUB_SIGNATURE_256};
+pub use request::{CONTENT_TYPE, IntoSourceIp, Request, X_HUB_SIGNATURE, X_HUB_SIGNATURE_256};
 pub use set::{SetMatches, WebhookSet};
 pub use verdict::{FilterFailure, Found, Rejection, Step, Trigger, Verdict};
 pub use webhook::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT, Webhook, WebhookBuilder};

@@ -1,7 +1,7 @@
 //! A delivery as the host hands it in: the raw body, the few headers that matter, the peer address.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// The signature header GitHub sends with HMAC-SHA256.
 pub const X_HUB_SIGNATURE_256: &str = "X-Hub-Signature-256";
@@ -33,6 +33,36 @@ pub struct Request<'a> {
     pub(crate) sha1: HeaderSlot<'a>,
     pub(crate) content_type: HeaderSlot<'a>,
     source_ip: Option<IpAddr>,
+}
+
+/// What [`Request::source_ip`] takes: an address, or a socket address (its IP; the port is not
+/// used).
+pub trait IntoSourceIp {
+    /// The IP address.
+    fn into_source_ip(self) -> IpAddr;
+}
+
+macro_rules! source_ip_from {
+    ($($t:ty => |$v:ident| $e:expr),* $(,)?) => {
+        $(impl IntoSourceIp for $t {
+            fn into_source_ip(self) -> IpAddr {
+                let $v = self;
+                $e
+            }
+        })*
+    };
+}
+
+source_ip_from! {
+    IpAddr => |a| a,
+    Ipv4Addr => |a| a.into(),
+    Ipv6Addr => |a| a.into(),
+    [u8; 4] => |a| a.into(),
+    [u8; 16] => |a| a.into(),
+    [u16; 8] => |a| a.into(),
+    SocketAddr => |a| a.ip(),
+    SocketAddrV4 => |a| (*a.ip()).into(),
+    SocketAddrV6 => |a| (*a.ip()).into(),
 }
 
 /// What was seen of one header.
@@ -88,11 +118,12 @@ impl<'a> Request<'a> {
         slot.add(value);
     }
 
-    /// Sets the source address: the TCP peer as the host sees it. `X-Forwarded-For` is never read;
-    /// a host behind a proxy it trusts resolves the client address itself and passes it here.
+    /// Sets the source address: the TCP peer as the host sees it (an `IpAddr`, a `SocketAddr`
+    /// as a listener reports it, or octets). `X-Forwarded-For` is never read; a host behind a
+    /// proxy it trusts resolves the client address itself and passes it here.
     #[must_use]
-    pub fn source_ip(mut self, addr: impl Into<IpAddr>) -> Self {
-        self.source_ip = Some(addr.into());
+    pub fn source_ip(mut self, addr: impl IntoSourceIp) -> Self {
+        self.source_ip = Some(addr.into_source_ip());
         self
     }
 
@@ -204,6 +235,16 @@ mod tests {
             .unwrap()
             .into_parts();
         assert_eq!(Request::from_parts(&parts, b"").is_form(), Some(true));
+    }
+
+    #[test]
+    fn source_ip_takes_addresses_and_socket_addresses() {
+        let peer: SocketAddr = "[::ffff:10.0.0.1]:443".parse().unwrap();
+        assert_eq!(Request::new("").source_ip(peer).source_addr(), Some("::ffff:10.0.0.1".parse().unwrap()));
+        assert_eq!(Request::new("").source_ip([10, 0, 0, 1]).source_addr(), Some(IpAddr::from([10, 0, 0, 1])));
+        let v4: SocketAddrV4 = "192.0.2.1:80".parse().unwrap();
+        assert_eq!(Request::new("").source_ip(v4).source_addr(), Some(IpAddr::from([192, 0, 2, 1])));
+        assert_eq!(Request::new("").source_ip(Ipv6Addr::LOCALHOST).source_addr(), Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
     }
 
     #[test]
