@@ -244,7 +244,10 @@ mod tests {
         assert_eq!(Request::new("").source_ip([10, 0, 0, 1]).source_addr(), Some(IpAddr::from([10, 0, 0, 1])));
         let v4: SocketAddrV4 = "192.0.2.1:80".parse().unwrap();
         assert_eq!(Request::new("").source_ip(v4).source_addr(), Some(IpAddr::from([192, 0, 2, 1])));
-        assert_eq!(Request::new("").source_ip(Ipv6Addr::LOCALHOST).source_addr(), Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        assert_eq!(
+            Request::new("").source_ip(Ipv6Addr::LOCALHOST).source_addr(),
+            Some(IpAddr::V6(Ipv6Addr::LOCALHOST))
+        );
     }
 
     #[test]
