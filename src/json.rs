@@ -2,10 +2,10 @@
 //!
 //! serde_json's own recursion guard is switched off (feature `unbounded_depth`) so that the depth
 //! limit is ours and configurable; every container passes through [`enter`], so recursion stays
-//! bounded by that limit. Both lanes (the DOM-free extraction and the `Value` build) reject exactly
-//! the documents `serde_json::from_str::<Value>` rejects, plus those nested deeper than the limit:
-//! strings are decoded (lone surrogates fail) and numbers parsed (`1e400` fails), which
-//! `IgnoredAny` does not do.
+//! bounded by that limit. Both lanes (the DOM-free extraction and the `Value` build) reject what
+//! `serde_json::from_str::<Value>` rejects for any reason but its own fixed recursion limit, and
+//! whatever nests deeper than ours: strings are decoded (lone surrogates fail) and numbers parsed
+//! (`1e400` fails), which `IgnoredAny` does not do.
 
 use std::fmt;
 

@@ -218,3 +218,23 @@ fn escaped_strings_allocate_in_proportion_to_the_value() {
     assert_eq!(step(&v), Some(Step::Filter));
     assert!(peak <= 4 * body.len(), "{peak} bytes for {} bytes", body.len());
 }
+
+/// The deepest limit a webhook accepts fits the 2 MiB stack of a default thread, in this (debug or
+/// release) build, in both lanes.
+#[test]
+fn the_deepest_allowed_nesting_fits_a_default_thread_stack() {
+    let limit = codepipeline_webhooks::MAX_DEPTH_LIMIT;
+    let body = format!("{{\"a\":{}{}}}", "[".repeat(limit - 1), "]".repeat(limit - 1));
+    for path in ["$.a", "$..a"] {
+        let d = definition_with(json!([{ "jsonPath": path }]), |_| {});
+        let webhook = Webhook::builder(&d, &config()).max_depth(limit).build().unwrap();
+        let body = body.clone();
+        let verdict = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || webhook.evaluate(&Request::new(&body)))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(verdict.is_trigger(), "{path}: {verdict}");
+    }
+}

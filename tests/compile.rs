@@ -113,8 +113,8 @@ fn authentication_is_checked_before_filters() {
 fn depth_option_is_bounded() {
     let d = definition_with(json!([]), |_| {});
     assert_eq!(Webhook::builder(&d, &config()).max_depth(0).build().unwrap_err().code(), "ValidationException");
-    assert!(Webhook::builder(&d, &config()).max_depth(1025).build().is_err());
-    assert!(Webhook::builder(&d, &config()).max_depth(1024).build().is_ok());
+    assert!(Webhook::builder(&d, &config()).max_depth(513).build().is_err());
+    assert!(Webhook::builder(&d, &config()).max_depth(512).build().is_ok());
 }
 
 #[test]
