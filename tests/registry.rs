@@ -173,6 +173,9 @@ fn placeholders_resolve_from_the_target_action_and_trigger_by_url() {
     let err = deliver(&f.registry, "https://eu-west-1.webhooks.aws/trigger?t=token0&v=1", MAIN).unwrap_err();
     assert_eq!(err.code(), "WebhookNotFoundException");
     assert_eq!(deliver(&f.registry, "not a url", MAIN).unwrap_err().code(), "WebhookNotFoundException");
+    for near in [&url.replace("&v=1", "&v=2"), &url.replace("https://", "http://"), &format!("{url}&x=1")] {
+        assert_eq!(deliver(&f.registry, near, MAIN).unwrap_err().code(), "WebhookNotFoundException", "{near}");
+    }
     let (body, sig) = signed(MAIN);
     assert!(
         f.registry
