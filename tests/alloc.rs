@@ -101,6 +101,21 @@ fn evaluate_with_singular_paths_does_not_allocate() {
     let (verdict, count) = allocations_during(|| indefinite.evaluate(&bare));
     assert!(verdict.is_trigger());
     assert!(count > 100, "{count}");
+    // A rejected signature never reaches the parser: the same webhook, whose path would build a
+    // Value, allocates nothing when the signature is wrong.
+    let indefinite_hmac: WebhookDefinition = serde_json::from_value(json!({
+        "name": "n", "targetPipeline": "p", "targetAction": "a",
+        "filters": [{"jsonPath": "$.commits[*].id"}],
+        "authentication": "GITHUB_HMAC", "authenticationConfiguration": {"SecretToken": secret}
+    }))
+    .unwrap();
+    let indefinite_hmac = Webhook::new(&indefinite_hmac, &ActionConfiguration::new()).unwrap();
+    let (verdict, count) = allocations_during(|| indefinite_hmac.evaluate(&forged));
+    assert_eq!(verdict.rejection().map(|r| r.step()), Some(codepipeline_webhooks::Step::Signature));
+    assert_eq!(count, 0, "the body was parsed");
+    let (verdict, count) = allocations_during(|| indefinite_hmac.evaluate(&signed));
+    assert!(verdict.is_trigger());
+    assert!(count > 100, "{count}");
     let escaped = br#"{"ref":"refs\/heads\/master"}"#;
     let (_, count) = allocations_during(|| open.evaluate(&Request::new(escaped)));
     assert!(count >= 1, "{count}");

@@ -240,6 +240,18 @@ fn invalid_json_anywhere_is_a_reject_never_a_partial_match() {
 }
 
 #[test]
+fn a_repeated_content_type_is_a_payload_reject() {
+    let w = unauthenticated(json!([]));
+    let twice =
+        Request::new("{}").header("Content-Type", "application/json").header("content-type", "application/json");
+    let v = w.evaluate(&twice);
+    assert_eq!(step(&v), Some(Step::Payload));
+    assert!(v.to_string().contains("the Content-Type header is repeated"), "{v}");
+    // Any other single content type is read as JSON.
+    assert!(w.evaluate(&Request::new("{}").header("Content-Type", "text/plain")).is_trigger());
+}
+
+#[test]
 fn duplicate_keys_last_one_wins() {
     for filters in [
         json!([{"jsonPath": "$.ref", "matchEquals": "b"}]),

@@ -243,6 +243,10 @@ fn quota_counts_new_webhooks_only() {
         default.put_webhook(input(&format!("h{i}"), |_| {})).unwrap();
     }
     assert_eq!(default.put_webhook(input("one-more", |_| {})).unwrap_err().code(), "LimitExceededException");
+    // MaxResults defaults to 100.
+    let page = default.list_webhooks(ListWebhooksInput::default()).unwrap();
+    assert_eq!(page.webhooks.len(), 100);
+    assert!(page.next_token.is_some());
 }
 
 #[test]
