@@ -10,7 +10,9 @@
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Number, Value};
+use serde_json::Number;
+#[cfg(test)]
+use serde_json::{Map, Value};
 
 /// Checks the nesting level of a container about to be entered.
 pub(crate) fn enter<E: de::Error>(level: usize, max_depth: usize) -> Result<(), E> {
@@ -110,12 +112,15 @@ impl Visitor<'_> for SkipKey {
     }
 }
 
-/// Builds a `serde_json::Value` exactly as its own `Deserialize` does, with our depth limit.
+/// Builds a `serde_json::Value` exactly as its own `Deserialize` does, with our depth limit: the
+/// reference the lanes are tested against.
+#[cfg(test)]
 pub(crate) struct ValueSeed {
     pub(crate) level: usize,
     pub(crate) max_depth: usize,
 }
 
+#[cfg(test)]
 impl<'de> DeserializeSeed<'de> for ValueSeed {
     type Value = Value;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
@@ -123,6 +128,7 @@ impl<'de> DeserializeSeed<'de> for ValueSeed {
     }
 }
 
+#[cfg(test)]
 impl<'de> Visitor<'de> for ValueSeed {
     type Value = Value;
 

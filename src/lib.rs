@@ -7,8 +7,8 @@ mod auth;
 mod body;
 mod definition;
 mod error;
+mod filter;
 mod json;
-mod path;
 pub mod registry;
 mod request;
 mod set;
@@ -23,6 +23,7 @@ pub use definition::{
     WebhookDefinition, WebhookFilterRule,
 };
 pub use error::{Error, ErrorCode};
+pub use filter::{MAX_DESCENDANT_SEGMENTS, MAX_PATH_NESTING, WORK_MINIMUM, WORK_PER_BODY_BYTE, work_budget};
 pub use request::{CONTENT_TYPE, IntoSourceIp, Request, X_HUB_SIGNATURE, X_HUB_SIGNATURE_256};
 pub use set::{SetMatches, WebhookSet};
 pub use verdict::{FilterFailure, Found, Rejection, Step, Trigger, Verdict};

@@ -4,31 +4,35 @@
 //! - Authentication is shared: members are grouped by their check (the same secret, the same
 //!   range, or none), and each group is checked once per delivery. When no member authenticates
 //!   the delivery, the body is never parsed.
-//! - The body is parsed once: one pass extracts the union of every member's singular paths
-//!   (a path trie), or, when an authenticated member has an indefinite path, one `Value` is built
-//!   and each distinct indefinite path is queried once.
-//! - Filters are indexed: each member is filed under one of its filters, its most selective
-//!   (path, expected value) pair, and a delivery looks up only the values its paths selected. The
-//!   work per delivery grows with the number of distinct paths and of members whose key filter
-//!   matches, not with the number of members.
+//! - The body is parsed once, by the lanes a single webhook uses: one DOM-free pass for the
+//!   union of the members' singular paths, or, when an admitted member has another path, one
+//!   tape over which each distinct path is streamed once, under its own work budget (as if one
+//!   member evaluated it).
+//! - Filters are indexed: each distinct (path, `matchEquals`) pair gets an id, and streaming a
+//!   path marks the ids of the values it selects, in a hash lookup per selected scalar. Each
+//!   member is filed under one of its filters, its most selective; a delivery visits only the
+//!   members filed under a value that was selected, and checks their other filters by id. Work
+//!   per delivery grows with the body, the distinct paths and the members that match, not with
+//!   the number of members.
 //!
 //! Every member's outcome is exactly what its own [`Webhook::evaluate`] gives (a property test
-//! holds this); [`WebhookSet::explain`] gives a member's full verdict.
+//! holds this): where the set cannot be sure its shared work stands for the member's own (a
+//! lower depth limit, or paths whose work together exceeds one budget), it asks the member.
+//! [`WebhookSet::explain`] gives a member's full verdict.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::Value;
-
+use crate::auth::Auth;
 use crate::auth::github::GithubHmac;
 use crate::auth::ip::AllowedIpRange;
 use crate::body;
-use crate::json::{self, ValueSeed};
-use crate::path::{Capture, Step, Trie};
+use crate::filter::eval::{Eval, Exhausted, Flow};
+use crate::filter::tape::Tape;
+use crate::filter::{Capture, FilterPath, Scalar, Trie, invalid_json, parse_tape, work_budget};
 use crate::request::Request;
 use crate::verdict::Verdict;
-use crate::webhook::{Auth, Webhook, capture_equals};
+use crate::webhook::Webhook;
 
 /// Many compiled webhooks, evaluated together against each delivery.
 ///
@@ -52,28 +56,27 @@ pub struct WebhookSet {
     /// Per member: its auth group.
     group_of: Vec<u32>,
     groups: Vec<Group>,
-    /// Per member: its filters, as lanes of this set.
-    filters: Vec<Vec<SetFilter>>,
-    /// The distinct singular paths, slot = index.
-    singular: Vec<Vec<Step>>,
+    /// The distinct paths of all members.
+    paths: Vec<SetPath>,
+    /// The singular paths, slot = path index.
     trie: Trie,
-    /// The distinct indefinite paths.
-    indefinite: Vec<crate::path::FilterPath>,
-    /// Per distinct singular path, the members filed under it.
-    singular_index: Vec<LaneIndex>,
-    /// Per distinct indefinite path, the members filed under it.
-    indefinite_index: Vec<LaneIndex>,
+    /// Per member: its filters as (path, value id).
+    filters: Vec<Vec<SetFilter>>,
+    /// Per value id: the members filed under it.
+    by_value: Vec<Vec<u32>>,
     /// Members with no filter.
     unfiltered: Vec<u32>,
 }
 
-/// The members filed under one path.
-#[derive(Debug, Default)]
-struct LaneIndex {
-    /// By the value their key filter expects.
-    by_value: HashMap<Arc<str>, Vec<u32>>,
-    /// Those whose key filter only needs the path to select something.
+#[derive(Debug)]
+struct SetPath {
+    path: FilterPath,
+    /// Value id of each `matchEquals` used with this path.
+    values: HashMap<Arc<str>, u32>,
+    /// Members filed under "this path selects something".
     by_existence: Vec<u32>,
+    /// Every member with a filter on this path.
+    users: Vec<u32>,
 }
 
 #[derive(Debug)]
@@ -83,8 +86,8 @@ struct Group {
     max_body_bytes: usize,
     /// The deepest nesting any member of the group accepts.
     max_depth: usize,
-    /// Whether a member of the group has an indefinite path.
-    has_indefinite: bool,
+    /// Whether a member of the group answers its filters over a tape.
+    bounded_lane: bool,
 }
 
 #[derive(Debug)]
@@ -95,16 +98,22 @@ enum GroupCheck {
     Open,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Lane {
-    Singular(u32),
-    Indefinite(u32),
+#[derive(Clone, Copy, Debug)]
+struct SetFilter {
+    path: u32,
+    /// `None` for a rule without `matchEquals`.
+    value: Option<u32>,
 }
 
-#[derive(Clone, Debug)]
-struct SetFilter {
-    lane: Lane,
-    expected: Option<Arc<str>>,
+/// What one delivery's paths selected.
+struct Hits {
+    /// Per value id: some selected scalar equals it.
+    value: Vec<bool>,
+    /// Per path: it selected something.
+    any: Vec<bool>,
+    /// Per path: the work its full stream took (`None`: the budget ran out).
+    work: Vec<Option<u64>>,
+    budget: u64,
 }
 
 /// The members whose pipeline a delivery starts, ascending; from [`WebhookSet::matches`].
@@ -168,100 +177,84 @@ impl WebhookSet {
     /// filters. Indices are the members' positions in `webhooks`.
     pub fn new(webhooks: impl IntoIterator<Item = Webhook>) -> Self {
         let members: Vec<Webhook> = webhooks.into_iter().collect();
+        let (groups, group_of) = group_auth(&members);
         let mut set = WebhookSet {
-            group_of: Vec::with_capacity(members.len()),
-            groups: Vec::new(),
-            filters: Vec::with_capacity(members.len()),
-            singular: Vec::new(),
+            group_of,
+            groups,
+            paths: Vec::new(),
             trie: Trie::new(),
-            indefinite: Vec::new(),
-            singular_index: Vec::new(),
-            indefinite_index: Vec::new(),
+            filters: Vec::with_capacity(members.len()),
+            by_value: Vec::new(),
             unfiltered: Vec::new(),
             members: Vec::new(),
         };
-        let mut hmac_groups: HashMap<([u8; 32], bool), u32> = HashMap::new();
-        let mut ip_groups: HashMap<AllowedIpRange, u32> = HashMap::new();
-        let mut open_group: Option<u32> = None;
-        let mut singular_slots: HashMap<Vec<Step>, u32> = HashMap::new();
-        let mut indefinite_slots: HashMap<Arc<str>, u32> = HashMap::new();
-        let mut bucket_sizes: HashMap<(Lane, Option<Arc<str>>), usize> = HashMap::new();
-
-        for webhook in &members {
-            let next = set.groups.len() as u32;
-            let group = match &webhook.auth {
-                Auth::GithubHmac(h) => *hmac_groups.entry(h.identity()).or_insert(next),
-                Auth::Ip { range, .. } => *ip_groups.entry(*range).or_insert(next),
-                Auth::Unauthenticated => *open_group.get_or_insert(next),
-            };
-            if group == next {
-                let check = match &webhook.auth {
-                    Auth::GithubHmac(h) => GroupCheck::Hmac(Box::new(h.clone())),
-                    Auth::Ip { range, .. } => GroupCheck::Ip(*range),
-                    Auth::Unauthenticated => GroupCheck::Open,
-                };
-                set.groups.push(Group { check, max_body_bytes: 0, max_depth: 0, has_indefinite: false });
-            }
-            let g = &mut set.groups[group as usize];
-            g.max_body_bytes = g.max_body_bytes.max(webhook.max_body_bytes);
-            g.max_depth = g.max_depth.max(webhook.max_depth);
-            g.has_indefinite |= webhook.filters.iter().any(|f| f.path.singular.is_none());
-            set.group_of.push(group);
-
-            let mut filters = Vec::with_capacity(webhook.filters.len());
-            for f in &webhook.filters {
-                let lane = match &f.path.singular {
-                    Some(steps) => {
-                        let fresh = set.singular.len() as u32;
-                        let slot = *singular_slots.entry(steps.clone()).or_insert(fresh);
-                        if slot == fresh {
-                            set.trie.insert(steps, slot as usize);
-                            set.singular.push(steps.clone());
-                        }
-                        Lane::Singular(slot)
-                    }
-                    None => {
-                        let fresh = set.indefinite.len() as u32;
-                        let slot = *indefinite_slots.entry(f.path.text.clone()).or_insert(fresh);
-                        if slot == fresh {
-                            set.indefinite.push(f.path.clone());
-                        }
-                        Lane::Indefinite(slot)
-                    }
-                };
-                *bucket_sizes.entry((lane, f.expected.clone())).or_default() += 1;
-                filters.push(SetFilter { lane, expected: f.expected.clone() });
-            }
-            set.filters.push(filters);
-        }
-
-        // File each member under its most selective filter: an equality over an existence test,
-        // a singular path over an indefinite one, then the smallest bucket.
-        set.singular_index.resize_with(set.singular.len(), LaneIndex::default);
-        set.indefinite_index.resize_with(set.indefinite.len(), LaneIndex::default);
-        for (m, filters) in set.filters.iter().enumerate() {
-            let key = filters.iter().min_by_key(|f| {
-                (
-                    f.expected.is_none(),
-                    matches!(f.lane, Lane::Indefinite(_)),
-                    bucket_sizes[&(f.lane, f.expected.clone())],
-                )
-            });
-            let Some(key) = key else {
-                set.unfiltered.push(m as u32);
-                continue;
-            };
-            let index = match key.lane {
-                Lane::Singular(slot) => &mut set.singular_index[slot as usize],
-                Lane::Indefinite(slot) => &mut set.indefinite_index[slot as usize],
-            };
-            match &key.expected {
-                Some(e) => index.by_value.entry(e.clone()).or_default().push(m as u32),
-                None => index.by_existence.push(m as u32),
-            }
-        }
+        set.index_paths(&members);
+        set.file_members();
         set.members = members;
         set
+    }
+
+    /// Gives every distinct path and every distinct (path, value) pair an id.
+    fn index_paths(&mut self, members: &[Webhook]) {
+        let mut path_ids: HashMap<Arc<str>, u32> = HashMap::new();
+        for (m, webhook) in members.iter().enumerate() {
+            let mut filters = Vec::with_capacity(webhook.filter_list().len());
+            for f in webhook.filter_list() {
+                let fresh = self.paths.len() as u32;
+                let path = *path_ids.entry(f.path.text.clone()).or_insert(fresh);
+                if path == fresh {
+                    if let Some(steps) = &f.path.singular {
+                        self.trie.insert(steps, path as usize);
+                    }
+                    self.paths.push(SetPath {
+                        path: f.path.clone(),
+                        values: HashMap::new(),
+                        by_existence: Vec::new(),
+                        users: Vec::new(),
+                    });
+                }
+                let entry = &mut self.paths[path as usize];
+                entry.users.push(m as u32);
+                let value = f.expected.as_ref().map(|e| {
+                    let fresh = self.by_value.len() as u32;
+                    let id = *entry.values.entry(e.clone()).or_insert(fresh);
+                    if id == fresh {
+                        self.by_value.push(Vec::new());
+                    }
+                    id
+                });
+                filters.push(SetFilter { path, value });
+            }
+            self.filters.push(filters);
+        }
+        for entry in &mut self.paths {
+            entry.users.dedup();
+        }
+    }
+
+    /// Files each member under its most selective filter: an equality over an existence test, a
+    /// singular path over another, then the value fewest members share.
+    fn file_members(&mut self) {
+        let mut sharing = vec![0usize; self.by_value.len()];
+        for f in self.filters.iter().flatten() {
+            if let Some(v) = f.value {
+                sharing[v as usize] += 1;
+            }
+        }
+        for (m, filters) in self.filters.iter().enumerate() {
+            let key = filters.iter().min_by_key(|f| {
+                (
+                    f.value.is_none(),
+                    self.paths[f.path as usize].path.singular.is_none(),
+                    f.value.map_or(usize::MAX, |v| sharing[v as usize]),
+                )
+            });
+            match key {
+                None => self.unfiltered.push(m as u32),
+                Some(SetFilter { value: Some(v), .. }) => self.by_value[*v as usize].push(m as u32),
+                Some(SetFilter { path, value: None }) => self.paths[*path as usize].by_existence.push(m as u32),
+            }
+        }
     }
 
     /// The number of members.
@@ -296,90 +289,40 @@ impl WebhookSet {
     pub fn matches(&self, request: &Request<'_>) -> SetMatches {
         let mut out = SetMatches::default();
         let size = request.body().len();
-
-        // 1. Authentication, once per distinct check.
-        let mut group_ok = vec![false; self.groups.len()];
-        for (g, group) in self.groups.iter().enumerate() {
-            if size > group.max_body_bytes {
-                continue;
-            }
-            group_ok[g] = match &group.check {
-                GroupCheck::Open => true,
-                GroupCheck::Ip(range) => request.source_addr().is_some_and(|ip| range.contains(ip)),
-                GroupCheck::Hmac(hmac) => {
-                    out.signatures_checked += 1;
-                    hmac.verify(request).is_ok()
-                }
-            };
-        }
-        let admitted = |m: usize| group_ok[self.group_of[m] as usize] && size <= self.members[m].max_body_bytes;
+        let group_ok = self.authenticate(request, &mut out);
+        let admitted = |m: usize| group_ok[self.group_of[m] as usize] && size <= self.members[m].max_body_bytes();
         let open = || self.groups.iter().zip(&group_ok).filter(|&(_, ok)| *ok).map(|(g, _)| g);
         if open().next().is_none() {
             return out;
         }
-
-        // 2. The body, parsed once, to the deepest limit any admitted group allows. A member with
-        // a lower limit is decided by its own evaluate (rare: limits are usually the default).
         let Ok(text) = body::json_text(request) else { return out };
+        // The deepest limit any admitted group allows. A member with a lower limit is decided by
+        // its own evaluate (rare: limits are usually the default).
         let depth = open().map(|g| g.max_depth).max().unwrap_or_default();
         out.body_parsed = true;
-        let value;
-        let mut singular: Vec<Capture<'_>> = vec![Capture::Missing; self.singular.len()];
-        let mut indefinite: Vec<Vec<Capture<'_>>> = Vec::new();
-        if open().any(|g| g.has_indefinite) {
-            let Ok(v) = json::walk(&text, ValueSeed { level: 0, max_depth: depth }) else { return out };
-            value = v;
-            for (slot, steps) in self.singular.iter().enumerate() {
-                singular[slot] = step_into(&value, steps);
-            }
-            indefinite =
-                self.indefinite.iter().map(|p| p.query.query(&value).into_iter().map(capture_of).collect()).collect();
-        } else if self.trie.extract(&text, &mut singular, depth).is_err() {
-            return out;
-        }
-
-        // 3. Candidates from the index: look up what each path selected.
-        let mut keyed: Vec<u32> = self.unfiltered.clone();
-        let mut lookup = |index: &LaneIndex, nodes: &[Capture<'_>]| {
-            if nodes.iter().any(|c| *c != Capture::Missing) {
-                keyed.extend_from_slice(&index.by_existence);
-            }
-            for node in nodes {
-                if let Some(members) = scalar_text(node).and_then(|text| index.by_value.get(&*text)) {
-                    keyed.extend_from_slice(members);
-                }
+        let hits = if open().any(|g| g.bounded_lane) {
+            let Ok(tape) = parse_tape(&text, depth) else { return out };
+            self.stream_paths(&tape, work_budget(text.len()))
+        } else {
+            match self.extract_paths(&text, depth) {
+                Ok(hits) => hits,
+                Err(_) => return out,
             }
         };
-        for (index, capture) in self.singular_index.iter().zip(&singular) {
-            lookup(index, std::slice::from_ref(capture));
-        }
-        for (index, nodes) in self.indefinite_index.iter().zip(&indefinite) {
-            lookup(index, nodes);
-        }
-        keyed.sort_unstable();
-        keyed.dedup();
-
-        // 4. Each candidate's remaining filters, directly.
-        for m in keyed {
+        for m in self.candidates(&hits) {
             let m = m as usize;
             if !admitted(m) {
                 continue;
             }
-            let pass = if self.members[m].max_depth < depth {
-                self.members[m].evaluate(request).is_trigger()
+            let member = &self.members[m];
+            let filters = &self.filters[m];
+            let work: Option<u64> = filters.iter().map(|f| hits.work[f.path as usize]).sum();
+            let pass = if member.max_depth() < depth || work.is_none_or(|w| w > hits.budget) {
+                member.evaluate(request).is_trigger()
             } else {
-                self.filters[m].iter().all(|f| {
-                    let nodes = match f.lane {
-                        Lane::Singular(slot) => std::slice::from_ref(&singular[slot as usize]),
-                        Lane::Indefinite(slot) => match indefinite.get(slot as usize) {
-                            Some(nodes) => nodes.as_slice(),
-                            None => return false,
-                        },
-                    };
-                    match &f.expected {
-                        None => nodes.iter().any(|c| *c != Capture::Missing),
-                        Some(expected) => nodes.iter().any(|c| capture_equals(c, expected)),
-                    }
+                filters.iter().all(|f| match f.value {
+                    Some(v) => hits.value[v as usize],
+                    None => hits.any[f.path as usize],
                 })
             };
             if pass {
@@ -388,51 +331,139 @@ impl WebhookSet {
         }
         out
     }
+
+    /// Checks each group once; `true` for the groups that admit the delivery.
+    fn authenticate(&self, request: &Request<'_>, out: &mut SetMatches) -> Vec<bool> {
+        let size = request.body().len();
+        self.groups
+            .iter()
+            .map(|group| {
+                size <= group.max_body_bytes
+                    && match &group.check {
+                        GroupCheck::Open => true,
+                        GroupCheck::Ip(range) => request.source_addr().is_some_and(|ip| range.contains(ip)),
+                        GroupCheck::Hmac(hmac) => {
+                            out.signatures_checked += 1;
+                            hmac.verify(request).is_ok()
+                        }
+                    }
+            })
+            .collect()
+    }
+
+    fn empty_hits(&self, budget: u64) -> Hits {
+        Hits {
+            value: vec![false; self.by_value.len()],
+            any: vec![false; self.paths.len()],
+            work: vec![Some(0); self.paths.len()],
+            budget,
+        }
+    }
+
+    /// The DOM-free lane: every singular path in one pass (no work budget needed: it is one
+    /// pass).
+    fn extract_paths(&self, text: &str, depth: usize) -> Result<Hits, crate::verdict::Rejection> {
+        let mut captures = vec![Capture::Missing; self.paths.len()];
+        self.trie.extract(text, &mut captures, depth).map_err(invalid_json)?;
+        let mut hits = self.empty_hits(u64::MAX);
+        for (p, capture) in captures.iter().enumerate() {
+            if *capture == Capture::Missing {
+                continue;
+            }
+            hits.any[p] = true;
+            if let Some(scalar) = Scalar::of_capture(capture) {
+                if let Some(&v) = self.paths[p].values.get(&*scalar.text()) {
+                    hits.value[v as usize] = true;
+                }
+            }
+        }
+        Ok(hits)
+    }
+
+    /// The bounded lane: each distinct path streamed once over the tape, under its own budget,
+    /// stopping early once it has selected something and every value it is compared with.
+    fn stream_paths(&self, tape: &Tape<'_>, budget: u64) -> Hits {
+        let mut hits = self.empty_hits(budget);
+        for (p, entry) in self.paths.iter().enumerate() {
+            let eval = Eval::new(tape, budget);
+            let mut wanted = entry.values.len();
+            let (value, any) = (&mut hits.value, &mut hits.any[p]);
+            let streamed = eval.select(&entry.path.query, Tape::ROOT, &mut |id| {
+                *any = true;
+                if let Some(scalar) = Scalar::of_kind(tape.kind(id)) {
+                    if let Some(&v) = entry.values.get(&*scalar.text()) {
+                        if !std::mem::replace(&mut value[v as usize], true) {
+                            wanted -= 1;
+                        }
+                    }
+                }
+                Ok(if wanted == 0 { Flow::Break(()) } else { Flow::Continue(()) })
+            });
+            hits.work[p] = match streamed {
+                Ok(_) => Some(budget - eval.left()),
+                Err(Exhausted) => None,
+            };
+        }
+        hits
+    }
+
+    /// The members filed under what was selected, and every user of a path whose budget ran out
+    /// (their own evaluate decides them), ascending and without repeats.
+    fn candidates(&self, hits: &Hits) -> Vec<u32> {
+        let mut keyed = self.unfiltered.clone();
+        for (v, members) in self.by_value.iter().enumerate() {
+            if hits.value[v] {
+                keyed.extend_from_slice(members);
+            }
+        }
+        for (p, entry) in self.paths.iter().enumerate() {
+            if hits.work[p].is_none() {
+                keyed.extend_from_slice(&entry.users);
+            } else if hits.any[p] {
+                keyed.extend_from_slice(&entry.by_existence);
+            }
+        }
+        keyed.sort_unstable();
+        keyed.dedup();
+        keyed
+    }
+}
+
+/// Groups members by their authentication check: one group per distinct secret (and SHA-256
+/// requirement), per distinct range, and one for the unauthenticated.
+fn group_auth(members: &[Webhook]) -> (Vec<Group>, Vec<u32>) {
+    let mut groups: Vec<Group> = Vec::new();
+    let mut group_of = Vec::with_capacity(members.len());
+    let mut hmac_groups: HashMap<([u8; 32], bool), u32> = HashMap::new();
+    let mut ip_groups: HashMap<AllowedIpRange, u32> = HashMap::new();
+    let mut open_group: Option<u32> = None;
+    for webhook in members {
+        let next = groups.len() as u32;
+        let group = match webhook.auth() {
+            Auth::GithubHmac(h) => *hmac_groups.entry(h.identity()).or_insert(next),
+            Auth::Ip { range, .. } => *ip_groups.entry(*range).or_insert(next),
+            Auth::Unauthenticated => *open_group.get_or_insert(next),
+        };
+        if group == next {
+            let check = match webhook.auth() {
+                Auth::GithubHmac(h) => GroupCheck::Hmac(Box::new(h.clone())),
+                Auth::Ip { range, .. } => GroupCheck::Ip(*range),
+                Auth::Unauthenticated => GroupCheck::Open,
+            };
+            groups.push(Group { check, max_body_bytes: 0, max_depth: 0, bounded_lane: false });
+        }
+        let g = &mut groups[group as usize];
+        g.max_body_bytes = g.max_body_bytes.max(webhook.max_body_bytes());
+        g.max_depth = g.max_depth.max(webhook.max_depth());
+        g.bounded_lane |= webhook.bounded_lane();
+        group_of.push(group);
+    }
+    (groups, group_of)
 }
 
 impl FromIterator<Webhook> for WebhookSet {
     /// `webhooks.into_iter().collect::<WebhookSet>()`, as [`WebhookSet::new`].
     fn from_iter<I: IntoIterator<Item = Webhook>>(webhooks: I) -> Self {
         WebhookSet::new(webhooks)
-    }
-}
-
-/// A singular path's value in a `Value`, as the extraction lane would capture it.
-fn step_into<'v>(value: &'v Value, steps: &[Step]) -> Capture<'v> {
-    let mut at = value;
-    for step in steps {
-        let next = match (step, at) {
-            (Step::Name(name), Value::Object(map)) => map.get(&**name),
-            (Step::Index(i), Value::Array(items)) => items.get(*i),
-            _ => None,
-        };
-        match next {
-            Some(v) => at = v,
-            None => return Capture::Missing,
-        }
-    }
-    capture_of(at)
-}
-
-fn capture_of(value: &Value) -> Capture<'_> {
-    match value {
-        Value::String(s) => Capture::Str(Cow::Borrowed(s)),
-        Value::Number(n) => Capture::Number(n.clone()),
-        Value::Bool(b) => Capture::Bool(*b),
-        Value::Null => Capture::Null,
-        Value::Array(_) => Capture::Array,
-        Value::Object(_) => Capture::Object,
-    }
-}
-
-/// The text a scalar equals, as `matchEquals` compares it.
-fn scalar_text<'c>(capture: &'c Capture<'_>) -> Option<Cow<'c, str>> {
-    match capture {
-        Capture::Str(s) => Some(Cow::Borrowed(s)),
-        Capture::Number(n) => Some(Cow::Owned(n.to_string())),
-        Capture::Bool(true) => Some(Cow::Borrowed("true")),
-        Capture::Bool(false) => Some(Cow::Borrowed("false")),
-        Capture::Null => Some(Cow::Borrowed("null")),
-        Capture::Missing | Capture::Object | Capture::Array => None,
     }
 }

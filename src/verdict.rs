@@ -144,6 +144,18 @@ pub enum Rejection {
     },
     /// A filter rule did not pass.
     FilterFailed(FilterFailure),
+    /// Evaluating the filters needed more work than the budget of this body allows (see
+    /// [`work_budget`](crate::work_budget)): a path with nested descendants or filters over a
+    /// payload shaped to make it expensive. The delivery is refused; nothing was decided about
+    /// the filters after this one.
+    WorkBudgetExhausted {
+        /// The filter being evaluated when the budget ran out, from 0.
+        filter: usize,
+        /// Its JsonPath.
+        json_path: Arc<str>,
+        /// The budget, in work units.
+        budget: u64,
+    },
 }
 
 impl Rejection {
@@ -156,7 +168,7 @@ impl Rejection {
             | Rejection::SignatureMalformed { .. }
             | Rejection::SignatureMismatch { .. } => Step::Signature,
             Rejection::PayloadTooLarge { .. } | Rejection::PayloadMalformed { .. } => Step::Payload,
-            Rejection::FilterFailed(_) => Step::Filter,
+            Rejection::FilterFailed(_) | Rejection::WorkBudgetExhausted { .. } => Step::Filter,
         }
     }
 
@@ -269,6 +281,10 @@ impl fmt::Display for Rejection {
             }
             Rejection::PayloadMalformed { problem } => write!(f, "the payload is malformed: {problem}"),
             Rejection::FilterFailed(failure) => failure.fmt(f),
+            Rejection::WorkBudgetExhausted { filter, json_path, budget } => write!(
+                f,
+                "filter {filter} ({json_path}) needed more than this payload's work budget of {budget} units; nothing was decided"
+            ),
         }
     }
 }

@@ -2,22 +2,17 @@
 //! parsed), then evaluated against any number of deliveries, from any number of threads.
 
 use std::fmt;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
-use serde_json::{Number, Value};
-
 use crate::action_configuration::ActionConfiguration;
-use crate::auth::github::GithubHmac;
-use crate::auth::ip::{self, AllowedIpRange};
+use crate::auth::Auth;
 use crate::body;
-use crate::definition::{MAX_FILTERS, WebhookAuthenticationType, WebhookDefinition};
+use crate::definition::{WebhookAuthenticationType, WebhookDefinition};
 use crate::error::{Error, ErrorCode};
-use crate::json::{self, ValueSeed};
-use crate::path::{Capture, FilterPath, Trie};
+use crate::filter::{Filter, FilterPath, Filters};
 use crate::request::Request;
 use crate::template::{self, UnknownKey};
-use crate::verdict::{FilterFailure, Found, Rejection, Trigger, Verdict};
+use crate::verdict::{Rejection, Trigger, Verdict};
 
 /// GitHub's cap on a delivery, the default body limit: 25 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
@@ -52,31 +47,10 @@ pub struct Webhook {
     name: Arc<str>,
     pipeline: Arc<str>,
     action: Arc<str>,
-    pub(crate) auth: Auth,
-    pub(crate) filters: Vec<Filter>,
-    /// The singular filters, slot = filter index.
-    trie: Trie,
-    /// Whether some filter needs the `Value` lane; then every filter is answered there, from one
-    /// parse.
-    needs_value: bool,
-    pub(crate) max_body_bytes: usize,
-    pub(crate) max_depth: usize,
-}
-
-// One per webhook: the keyed HMAC states stay inline, next to the rest of the webhook.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug)]
-pub(crate) enum Auth {
-    GithubHmac(GithubHmac),
-    Ip { range: AllowedIpRange, shown: Arc<str> },
-    Unauthenticated,
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct Filter {
-    pub(crate) path: FilterPath,
-    /// `matchEquals` with placeholders resolved.
-    pub(crate) expected: Option<Arc<str>>,
+    auth: Auth,
+    filters: Filters,
+    max_body_bytes: usize,
+    max_depth: usize,
 }
 
 /// Options for compiling a [`Webhook`]; from [`Webhook::builder`].
@@ -125,9 +99,8 @@ impl WebhookBuilder<'_> {
                 format!("max_depth is {}; it must be from 1 to {MAX_DEPTH_LIMIT}", self.max_depth),
             ));
         }
-        let auth = compile_auth(d, self.require_sha256)?;
+        let auth = Auth::compile(d, self.require_sha256)?;
         let mut filters = Vec::with_capacity(d.filters.len());
-        let mut trie = Trie::new();
         for (i, rule) in d.filters.iter().enumerate() {
             let path = FilterPath::parse(&rule.json_path).map_err(|e| {
                 Error::new(
@@ -140,67 +113,17 @@ impl WebhookBuilder<'_> {
                 None => None,
                 Some(m) => Some(resolve(m, self.config, i, &d.target_action)?.into()),
             };
-            if let Some(steps) = &path.singular {
-                trie.insert(steps, i);
-            }
             filters.push(Filter { path, expected });
         }
-        let needs_value = filters.iter().any(|f| f.path.singular.is_none());
         Ok(Webhook {
             name: d.name.as_str().into(),
             pipeline: d.target_pipeline.as_str().into(),
             action: d.target_action.as_str().into(),
             auth,
-            filters,
-            trie,
-            needs_value,
+            filters: Filters::new(filters),
             max_body_bytes: self.max_body_bytes,
             max_depth: self.max_depth,
         })
-    }
-}
-
-fn compile_auth(d: &WebhookDefinition, require_sha256: bool) -> Result<Auth, Error> {
-    let config = &d.authentication_configuration;
-    let err = |field: &str, message: String| {
-        Error::new(
-            ErrorCode::InvalidWebhookAuthenticationParametersException,
-            format!("webhook.authenticationConfiguration.{field}"),
-            message,
-        )
-    };
-    let kind = d.authentication;
-    let refuse = |field: &str| err(field, format!("{kind} authentication takes no {field}"));
-    match kind {
-        WebhookAuthenticationType::GithubHmac => {
-            if config.allowed_ip_range.is_some() {
-                return Err(refuse("AllowedIPRange"));
-            }
-            let secret = config
-                .secret_token
-                .as_deref()
-                .ok_or_else(|| err("SecretToken", "GITHUB_HMAC authentication needs a SecretToken".into()))?;
-            Ok(Auth::GithubHmac(GithubHmac::new(secret, require_sha256)))
-        }
-        WebhookAuthenticationType::Ip => {
-            if config.secret_token.is_some() {
-                return Err(refuse("SecretToken"));
-            }
-            let text = config.allowed_ip_range.as_deref().ok_or_else(|| {
-                err("AllowedIPRange", "IP authentication needs an AllowedIPRange, such as 192.0.2.0/24".into())
-            })?;
-            let range = AllowedIpRange::parse(text).map_err(|m| err("AllowedIPRange", m))?;
-            Ok(Auth::Ip { range, shown: range.to_string().into() })
-        }
-        WebhookAuthenticationType::Unauthenticated => {
-            if config.secret_token.is_some() {
-                return Err(refuse("SecretToken"));
-            }
-            if config.allowed_ip_range.is_some() {
-                return Err(refuse("AllowedIPRange"));
-            }
-            Ok(Auth::Unauthenticated)
-        }
     }
 }
 
@@ -263,14 +186,14 @@ impl Webhook {
     /// The value each filter must equal, placeholders resolved (`None` for a rule without
     /// `matchEquals`), in order.
     pub fn expected_values(&self) -> impl Iterator<Item = Option<&str>> {
-        self.filters.iter().map(|f| f.expected.as_deref())
+        self.filters.list().iter().map(|f| f.expected.as_deref())
     }
 
-    /// Whether `evaluate` builds a `serde_json::Value`: true when some filter's path is not
-    /// singular in the common forms (`$.a`, `$['a']`, `$.a[0]`). When false, a delivery is answered
-    /// in one DOM-free pass over the body, with no allocation for strings without escapes.
+    /// Whether `evaluate` builds a compact document (the bounded lane, under the work budget):
+    /// true when some filter's path is not singular in the common forms (`$.a`, `$['a']`,
+    /// `$.a[0]`). When false, a delivery is answered in one DOM-free pass over the body.
     pub fn builds_dom(&self) -> bool {
-        self.needs_value
+        self.filters.bounded_lane()
     }
 
     /// Decides whether `request` starts the pipeline.
@@ -290,123 +213,36 @@ impl Webhook {
     }
 
     fn check(&self, request: &Request<'_>) -> Result<(), Rejection> {
-        if let Auth::Ip { range, shown } = &self.auth {
-            let source = request.source_addr().ok_or(Rejection::SourceIpMissing)?;
-            if !range.contains(source) {
-                return Err(Rejection::SourceIpNotAllowed {
-                    source_ip: ip::canonical(source),
-                    allowed_range: shown.clone(),
-                });
-            }
-        }
+        self.auth.check_source(request)?;
         let size = request.body().len();
         if size > self.max_body_bytes {
             return Err(Rejection::PayloadTooLarge { size, limit: self.max_body_bytes });
         }
-        if let Auth::GithubHmac(hmac) = &self.auth {
-            hmac.verify(request)?;
-        }
+        self.auth.check_signature(request)?;
         let text = body::json_text(request)?;
-        self.check_filters(&text)
+        self.filters.check(&text, self.max_depth)
     }
 
-    fn check_filters(&self, text: &str) -> Result<(), Rejection> {
-        let invalid = |e: serde_json::Error| body::malformed(format!("it is not valid JSON: {e}"));
-        if self.needs_value {
-            let value = json::walk(text, ValueSeed { level: 0, max_depth: self.max_depth }).map_err(invalid)?;
-            for (index, filter) in self.filters.iter().enumerate() {
-                let nodes = filter.path.query.query(&value);
-                let pass = match &filter.expected {
-                    None => !nodes.is_empty(),
-                    Some(expected) => nodes.iter().any(|v| value_equals(v, expected)),
-                };
-                if !pass {
-                    let found = match (nodes.iter().next(), nodes.len()) {
-                        (None, _) => Found::Nothing,
-                        (Some(only), 1) => found_value(only),
-                        (Some(first), count) => Found::Values { count, first: Box::new(found_value(first)) },
-                    };
-                    return Err(self.failure(index, filter, found));
-                }
-            }
-            return Ok(());
-        }
-        let mut captures: [Capture<'_>; MAX_FILTERS] = Default::default();
-        self.trie.extract(text, &mut captures[..self.filters.len()], self.max_depth).map_err(invalid)?;
-        for (index, (filter, capture)) in self.filters.iter().zip(&captures).enumerate() {
-            let pass = match &filter.expected {
-                None => *capture != Capture::Missing,
-                Some(expected) => capture_equals(capture, expected),
-            };
-            if !pass {
-                return Err(self.failure(index, filter, found_capture(capture)));
-            }
-        }
-        Ok(())
+    // The narrow view `WebhookSet` shares the core through.
+
+    pub(crate) fn auth(&self) -> &Auth {
+        &self.auth
     }
 
-    fn failure(&self, index: usize, filter: &Filter, found: Found) -> Rejection {
-        Rejection::FilterFailed(FilterFailure {
-            index,
-            json_path: filter.path.text.clone(),
-            expected: filter.expected.clone(),
-            found,
-        })
+    pub(crate) fn filter_list(&self) -> &[Filter] {
+        self.filters.list()
     }
-}
 
-/// Whether a scalar's text is `expected`: strings by their unescaped value, numbers as serde_json
-/// displays them, `true`, `false` and `null` by their literals. Containers never equal.
-pub(crate) fn capture_equals(capture: &Capture<'_>, expected: &str) -> bool {
-    match capture {
-        Capture::Str(s) => s == expected,
-        Capture::Number(n) => number_equals(n, expected),
-        Capture::Bool(b) => expected == if *b { "true" } else { "false" },
-        Capture::Null => expected == "null",
-        Capture::Missing | Capture::Object | Capture::Array => false,
+    pub(crate) fn bounded_lane(&self) -> bool {
+        self.filters.bounded_lane()
     }
-}
 
-fn value_equals(value: &Value, expected: &str) -> bool {
-    match value {
-        Value::String(s) => s == expected,
-        Value::Number(n) => number_equals(n, expected),
-        Value::Bool(b) => expected == if *b { "true" } else { "false" },
-        Value::Null => expected == "null",
-        Value::Array(_) | Value::Object(_) => false,
+    pub(crate) fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
     }
-}
 
-/// Compares `Number`'s `Display` with `expected` as it is written, without allocating.
-fn number_equals(n: &Number, expected: &str) -> bool {
-    struct Prefix<'e>(&'e str);
-    impl fmt::Write for Prefix<'_> {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            self.0 = self.0.strip_prefix(s).ok_or(fmt::Error)?;
-            Ok(())
-        }
-    }
-    let mut rest = Prefix(expected);
-    write!(rest, "{n}").is_ok() && rest.0.is_empty()
-}
-
-fn found_capture(capture: &Capture<'_>) -> Found {
-    match capture {
-        Capture::Missing => Found::Nothing,
-        Capture::Str(s) => Found::value(Value::String(s.to_string()).to_string()),
-        Capture::Number(n) => Found::value(n.to_string()),
-        Capture::Bool(b) => Found::value(b.to_string()),
-        Capture::Null => Found::value("null".to_owned()),
-        Capture::Object => Found::Object,
-        Capture::Array => Found::Array,
-    }
-}
-
-fn found_value(value: &Value) -> Found {
-    match value {
-        Value::Object(_) => Found::Object,
-        Value::Array(_) => Found::Array,
-        scalar => Found::value(scalar.to_string()),
+    pub(crate) fn max_depth(&self) -> usize {
+        self.max_depth
     }
 }
 
@@ -417,7 +253,10 @@ impl fmt::Debug for Webhook {
             .field("target_pipeline", &self.pipeline)
             .field("target_action", &self.action)
             .field("auth", &self.auth)
-            .field("filters", &self.filters.iter().map(|f| (&*f.path.text, f.expected.as_deref())).collect::<Vec<_>>())
+            .field(
+                "filters",
+                &self.filters.list().iter().map(|f| (&*f.path.text, f.expected.as_deref())).collect::<Vec<_>>(),
+            )
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_depth", &self.max_depth)
             .finish()
@@ -434,18 +273,5 @@ mod tests {
         assert::<Webhook>();
         assert::<Verdict>();
         assert::<Error>();
-    }
-
-    #[test]
-    fn numbers_compare_as_serde_json_displays_them() {
-        let n = |s: &str| serde_json::from_str::<Number>(s).unwrap();
-        assert!(number_equals(&n("42"), "42"));
-        assert!(number_equals(&n("1.50"), "1.5"));
-        assert!(number_equals(&n("1e2"), "100.0"));
-        assert!(number_equals(&n("-7"), "-7"));
-        assert!(!number_equals(&n("1.5"), "1.50"));
-        assert!(!number_equals(&n("42"), "4"));
-        assert!(!number_equals(&n("42"), "420"));
-        assert!(!number_equals(&n("42"), ""));
     }
 }

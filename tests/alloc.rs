@@ -90,7 +90,9 @@ fn evaluate_with_singular_paths_does_not_allocate() {
         assert_eq!(count, 0);
     }
 
-    // The counter works: an indefinite path builds a Value, and an escaped string is copied.
+    // The counter works: an indefinite path builds a tape (its node vector once, sized exactly,
+    // and a buffer for unescaped strings as it grows: a handful of allocations, not one per
+    // node), and an escaped string is copied.
     let indefinite: WebhookDefinition = serde_json::from_value(json!({
         "name": "n", "targetPipeline": "p", "targetAction": "a",
         "filters": [{"jsonPath": "$.commits[*].id"}],
@@ -100,7 +102,7 @@ fn evaluate_with_singular_paths_does_not_allocate() {
     let indefinite = Webhook::new(&indefinite, &ActionConfiguration::new()).unwrap();
     let (verdict, count) = allocations_during(|| indefinite.evaluate(&bare));
     assert!(verdict.is_trigger());
-    assert!(count > 100, "{count}");
+    assert!((1..=24).contains(&count), "{count}");
     // A rejected signature never reaches the parser: the same webhook, whose path would build a
     // Value, allocates nothing when the signature is wrong.
     let indefinite_hmac: WebhookDefinition = serde_json::from_value(json!({
@@ -115,7 +117,7 @@ fn evaluate_with_singular_paths_does_not_allocate() {
     assert_eq!(count, 0, "the body was parsed");
     let (verdict, count) = allocations_during(|| indefinite_hmac.evaluate(&signed));
     assert!(verdict.is_trigger());
-    assert!(count > 100, "{count}");
+    assert!((1..=24).contains(&count), "{count}");
     let escaped = br#"{"ref":"refs\/heads\/master"}"#;
     let (_, count) = allocations_during(|| open.evaluate(&Request::new(escaped)));
     assert!(count >= 1, "{count}");

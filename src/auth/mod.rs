@@ -2,3 +2,91 @@
 
 pub mod github;
 pub(crate) mod ip;
+
+use std::sync::Arc;
+
+use crate::definition::{WebhookAuthenticationType, WebhookDefinition};
+use crate::error::{Error, ErrorCode};
+use crate::request::Request;
+use crate::verdict::Rejection;
+use github::GithubHmac;
+use ip::AllowedIpRange;
+
+/// A webhook's compiled authentication. One per webhook: the keyed HMAC states stay inline, next
+/// to the rest of the webhook.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub(crate) enum Auth {
+    GithubHmac(GithubHmac),
+    Ip { range: AllowedIpRange, shown: Arc<str> },
+    Unauthenticated,
+}
+
+impl Auth {
+    /// Checks the authentication parameters as PutWebhook does and prepares the check.
+    pub(crate) fn compile(d: &WebhookDefinition, require_sha256: bool) -> Result<Self, Error> {
+        let config = &d.authentication_configuration;
+        let err = |field: &str, message: String| {
+            Error::new(
+                ErrorCode::InvalidWebhookAuthenticationParametersException,
+                format!("webhook.authenticationConfiguration.{field}"),
+                message,
+            )
+        };
+        let kind = d.authentication;
+        let refuse = |field: &str| err(field, format!("{kind} authentication takes no {field}"));
+        match kind {
+            WebhookAuthenticationType::GithubHmac => {
+                if config.allowed_ip_range.is_some() {
+                    return Err(refuse("AllowedIPRange"));
+                }
+                let secret = config
+                    .secret_token
+                    .as_deref()
+                    .ok_or_else(|| err("SecretToken", "GITHUB_HMAC authentication needs a SecretToken".into()))?;
+                Ok(Auth::GithubHmac(GithubHmac::new(secret, require_sha256)))
+            }
+            WebhookAuthenticationType::Ip => {
+                if config.secret_token.is_some() {
+                    return Err(refuse("SecretToken"));
+                }
+                let text = config.allowed_ip_range.as_deref().ok_or_else(|| {
+                    err("AllowedIPRange", "IP authentication needs an AllowedIPRange, such as 192.0.2.0/24".into())
+                })?;
+                let range = AllowedIpRange::parse(text).map_err(|m| err("AllowedIPRange", m))?;
+                Ok(Auth::Ip { range, shown: range.to_string().into() })
+            }
+            WebhookAuthenticationType::Unauthenticated => {
+                if config.secret_token.is_some() {
+                    return Err(refuse("SecretToken"));
+                }
+                if config.allowed_ip_range.is_some() {
+                    return Err(refuse("AllowedIPRange"));
+                }
+                Ok(Auth::Unauthenticated)
+            }
+        }
+    }
+
+    /// The first step: the source address, for IP webhooks.
+    pub(crate) fn check_source(&self, request: &Request<'_>) -> Result<(), Rejection> {
+        if let Auth::Ip { range, shown } = self {
+            let source = request.source_addr().ok_or(Rejection::SourceIpMissing)?;
+            if !range.contains(source) {
+                return Err(Rejection::SourceIpNotAllowed {
+                    source_ip: ip::canonical(source),
+                    allowed_range: shown.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The signature over the exact body, for GITHUB_HMAC webhooks (after the size check).
+    pub(crate) fn check_signature(&self, request: &Request<'_>) -> Result<(), Rejection> {
+        match self {
+            Auth::GithubHmac(hmac) => hmac.verify(request),
+            _ => Ok(()),
+        }
+    }
+}

@@ -68,7 +68,7 @@ fn bracketed(s: &str) -> Option<(Step, &str)> {
 }
 
 /// A string literal after its opening quote, up to and including the closing quote.
-fn string(s: &str, quote: char) -> Option<(String, &str)> {
+pub(crate) fn string(s: &str, quote: char) -> Option<(String, &str)> {
     let mut out = String::new();
     let mut chars = s.char_indices();
     while let Some((i, c)) = chars.next() {

@@ -221,7 +221,7 @@ impl Visitor<'_> for KeySeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::path::singular;
+    use crate::filter::singular;
 
     fn extract<'de>(paths: &[&str], text: &'de str) -> Result<Vec<Capture<'de>>, serde_json::Error> {
         let mut trie = Trie::new();

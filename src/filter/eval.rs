@@ -1,0 +1,463 @@
+//! RFC 9535 evaluation over the [`Tape`], under a work budget.
+//!
+//! Nothing is materialised: a query streams the nodes it selects, one at a time, into a callback
+//! that can stop it (the first equal value decides a filter; an existence test stops at the
+//! first node). Duplicates are kept, as RFC 9535's nodelists keep them. Every step costs work
+//! units: a node visited by a descendant walk, a member passed while looking up a name or
+//! iterating, a node selected, a node compared, 16 bytes of string compared or counted, and a
+//! regular expression's weight per byte searched. When the budget runs out, evaluation stops with
+//! [`Exhausted`]; the caller turns that into a reject. So the time spent on one delivery is
+//! bounded by the budget, however the path and the body are shaped.
+
+use std::cell::Cell;
+use std::ops::ControlFlow;
+
+use super::query::{Comparable, Expr, Function, Literal, Op, Query, Segment, Selector};
+use super::tape::{Id, Kind, Tag, Tape};
+
+/// The budget ran out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Exhausted;
+
+pub(crate) type Flow = ControlFlow<()>;
+type Step = Result<Flow, Exhausted>;
+
+const GO: Step = Ok(ControlFlow::Continue(()));
+const STOP: Step = Ok(ControlFlow::Break(()));
+
+/// An evaluation of queries over one tape, sharing one budget.
+pub(crate) struct Eval<'a, 't> {
+    tape: &'a Tape<'t>,
+    left: Cell<u64>,
+}
+
+/// An operand's value: RFC 9535's Nothing, a node, a literal, or a number a function computed.
+#[derive(Clone, Copy)]
+enum Val<'q> {
+    Nothing,
+    Node(Id),
+    Literal(&'q Literal),
+    Count(f64),
+}
+
+/// A value reduced to what comparisons look at.
+enum Scalar<'v> {
+    Null,
+    Bool(bool),
+    Number(f64),
+    Str(&'v str),
+    Container(Id),
+}
+
+impl<'a, 't> Eval<'a, 't> {
+    pub(crate) fn new(tape: &'a Tape<'t>, budget: u64) -> Self {
+        Self { tape, left: Cell::new(budget) }
+    }
+
+    pub(crate) fn tape(&self) -> &'a Tape<'t> {
+        self.tape
+    }
+
+    /// Work units left.
+    pub(crate) fn left(&self) -> u64 {
+        self.left.get()
+    }
+
+    fn charge(&self, units: u64) -> Result<(), Exhausted> {
+        let left = self.left.get();
+        if left < units {
+            self.left.set(0);
+            return Err(Exhausted);
+        }
+        self.left.set(left - units);
+        Ok(())
+    }
+
+    /// Streams the nodes `query` selects (from the root, or from `current` for `@` queries)
+    /// into `emit`, which returns `Break` to stop.
+    pub(crate) fn select(&self, query: &Query, current: Id, emit: &mut dyn FnMut(Id) -> Step) -> Step {
+        let start = if query.absolute { Tape::ROOT } else { current };
+        self.segments(&query.segments, start, emit)
+    }
+
+    fn segments(&self, segments: &[Segment], node: Id, emit: &mut dyn FnMut(Id) -> Step) -> Step {
+        let Some((segment, rest)) = segments.split_first() else {
+            self.charge(1)?;
+            return emit(node);
+        };
+        let mut next = |child: Id| self.segments(rest, child, emit);
+        if !segment.descendant {
+            return self.apply(&segment.selectors, node, &mut next);
+        }
+        // The node and its descendants in preorder: a scan of its subtree's range.
+        let end = self.tape.end(node);
+        let mut at = node;
+        while at < end {
+            self.charge(1)?;
+            match self.tape.tag(at) {
+                Tag::Shadowed => {
+                    at = self.tape.end(at);
+                    continue;
+                }
+                Tag::Array | Tag::Object if self.apply(&segment.selectors, at, &mut next)?.is_break() => {
+                    return STOP;
+                }
+                _ => {}
+            }
+            at += 1;
+        }
+        GO
+    }
+
+    fn apply(&self, selectors: &[Selector], node: Id, next: &mut dyn FnMut(Id) -> Step) -> Step {
+        for selector in selectors {
+            if self.selector(selector, node, next)?.is_break() {
+                return STOP;
+            }
+        }
+        GO
+    }
+
+    /// Calls `f` with each child value of `node` (array elements, object members' values).
+    fn children(&self, node: Id, f: &mut dyn FnMut(Id) -> Step) -> Step {
+        let (is_object, end) = match self.tape.kind(node) {
+            Kind::Array(_) => (false, self.tape.end(node)),
+            Kind::Object(_) => (true, self.tape.end(node)),
+            _ => return GO,
+        };
+        let mut at = Tape::first_child(node);
+        while at < end {
+            self.charge(1)?;
+            let skip = is_object && self.tape.tag(at) == Tag::Shadowed;
+            if !skip && f(if is_object { at + 1 } else { at })?.is_break() {
+                return STOP;
+            }
+            at = self.tape.end(at);
+        }
+        GO
+    }
+
+    /// Element `index` of array `node` (of `len` elements), by walking its siblings.
+    fn element(&self, node: Id, index: u32) -> Result<Id, Exhausted> {
+        self.charge(u64::from(index) + 1)?;
+        let mut at = Tape::first_child(node);
+        for _ in 0..index {
+            at = self.tape.end(at);
+        }
+        Ok(at)
+    }
+
+    fn selector(&self, selector: &Selector, node: Id, next: &mut dyn FnMut(Id) -> Step) -> Step {
+        match selector {
+            Selector::Name(name) => {
+                if !matches!(self.tape.kind(node), Kind::Object(_)) {
+                    return GO;
+                }
+                let end = self.tape.end(node);
+                let mut key = Tape::first_child(node);
+                while key < end {
+                    self.charge(1 + name.len() as u64 / 16)?;
+                    if self.tape.tag(key) != Tag::Shadowed && self.tape.key(key) == &**name {
+                        return next(key + 1);
+                    }
+                    key = self.tape.end(key);
+                }
+                GO
+            }
+            Selector::Wildcard => self.children(node, next),
+            Selector::Index(i) => {
+                let Kind::Array(len) = self.tape.kind(node) else { return GO };
+                let index = if *i >= 0 { *i } else { i64::from(len) + i };
+                if (0..i64::from(len)).contains(&index) { next(self.element(node, index as u32)?) } else { GO }
+            }
+            Selector::Slice { start, end, step } => {
+                let Kind::Array(len) = self.tape.kind(node) else { return GO };
+                self.slice(node, len, *start, *end, step.unwrap_or(1), next)
+            }
+            Selector::Filter(expr) => self.children(node, &mut |child| {
+                if self.test(expr, child)? { next(child) } else { GO }
+            }),
+        }
+    }
+
+    /// RFC 9535 §2.3.4.2.2.
+    fn slice(
+        &self,
+        node: Id,
+        len: u32,
+        start: Option<i64>,
+        end: Option<i64>,
+        step: i64,
+        next: &mut dyn FnMut(Id) -> Step,
+    ) -> Step {
+        let len = i64::from(len);
+        let normalize = |i: i64| if i >= 0 { i } else { len + i };
+        if step == 0 {
+            return GO;
+        }
+        if step > 0 {
+            let lower = normalize(start.unwrap_or(0)).clamp(0, len);
+            let upper = normalize(end.unwrap_or(len)).clamp(0, len);
+            let mut index = 0;
+            let mut at = Tape::first_child(node);
+            let mut want = lower;
+            while want < upper {
+                while index < want {
+                    self.charge(1)?;
+                    at = self.tape.end(at);
+                    index += 1;
+                }
+                if next(at)?.is_break() {
+                    return STOP;
+                }
+                want = match want.checked_add(step) {
+                    Some(w) => w,
+                    None => break,
+                };
+            }
+            return GO;
+        }
+        let upper = normalize(start.unwrap_or(len - 1)).clamp(-1, len - 1);
+        let lower = normalize(end.unwrap_or(-len - 1)).clamp(-1, len - 1);
+        if upper <= lower {
+            return GO;
+        }
+        // Backwards: the elements' positions, once (freed when the slice is done).
+        self.charge(len as u64)?;
+        let mut elements = Vec::with_capacity(len as usize);
+        let mut at = Tape::first_child(node);
+        for _ in 0..len {
+            elements.push(at);
+            at = self.tape.end(at);
+        }
+        let mut index = upper;
+        while lower < index {
+            if next(elements[index as usize])?.is_break() {
+                return STOP;
+            }
+            index = match index.checked_add(step) {
+                Some(i) => i,
+                None => break,
+            };
+        }
+        GO
+    }
+
+    /// Whether `expr` holds for `current`.
+    pub(crate) fn test(&self, expr: &Expr, current: Id) -> Result<bool, Exhausted> {
+        self.charge(1)?;
+        Ok(match expr {
+            Expr::Or(terms) => {
+                for term in terms {
+                    if self.test(term, current)? {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
+            Expr::And(terms) => {
+                for term in terms {
+                    if !self.test(term, current)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Expr::Not(inner) => !self.test(inner, current)?,
+            Expr::Exists(query) => self.select(query, current, &mut |_| STOP)?.is_break(),
+            Expr::Test(function) => self.logical(function, current)?,
+            Expr::Compare(left, op, right) => {
+                let (left, right) = (self.operand(left, current)?, self.operand(right, current)?);
+                match op {
+                    Op::Eq => self.equal(left, right)?,
+                    Op::Ne => !self.equal(left, right)?,
+                    Op::Lt => self.less(left, right)?,
+                    Op::Le => self.less(left, right)? || self.equal(left, right)?,
+                    Op::Gt => self.less(right, left)?,
+                    Op::Ge => self.less(right, left)? || self.equal(left, right)?,
+                }
+            }
+        })
+    }
+
+    fn operand<'q>(&self, operand: &'q Comparable, current: Id) -> Result<Val<'q>, Exhausted> {
+        match operand {
+            Comparable::Literal(literal) => Ok(Val::Literal(literal)),
+            Comparable::Query(query) => {
+                let mut found = Val::Nothing;
+                let _ = self.select(query, current, &mut |id| {
+                    found = Val::Node(id);
+                    STOP
+                })?;
+                Ok(found)
+            }
+            Comparable::Function(function) => self.value_function(function, current),
+        }
+    }
+
+    fn value_function<'q>(&self, function: &'q Function, current: Id) -> Result<Val<'q>, Exhausted> {
+        match function {
+            Function::Length(argument) => {
+                let value = self.operand(argument, current)?;
+                Ok(match self.scalar(value) {
+                    Some(Scalar::Str(s)) => {
+                        self.charge(s.len() as u64 / 16)?;
+                        Val::Count(s.chars().count() as f64)
+                    }
+                    Some(Scalar::Container(id)) => match self.tape.kind(id) {
+                        Kind::Array(n) | Kind::Object(n) => Val::Count(f64::from(n)),
+                        _ => Val::Nothing,
+                    },
+                    _ => Val::Nothing,
+                })
+            }
+            Function::Count(query) => {
+                let mut count = 0u64;
+                let _ = self.select(query, current, &mut |_| {
+                    count += 1;
+                    GO
+                })?;
+                Ok(Val::Count(count as f64))
+            }
+            Function::Value(query) => {
+                let (mut count, mut first) = (0, Val::Nothing);
+                let _ = self.select(query, current, &mut |id| {
+                    count += 1;
+                    if count > 1 {
+                        return STOP;
+                    }
+                    first = Val::Node(id);
+                    GO
+                })?;
+                Ok(if count == 1 { first } else { Val::Nothing })
+            }
+            Function::Match(..) | Function::Search(..) => Ok(Val::Nothing),
+        }
+    }
+
+    fn logical(&self, function: &Function, current: Id) -> Result<bool, Exhausted> {
+        let (Function::Match(argument, pattern) | Function::Search(argument, pattern)) = function else {
+            return Ok(false);
+        };
+        let value = self.operand(argument, current)?;
+        match self.scalar(value) {
+            Some(Scalar::Str(s)) => {
+                self.charge(pattern.weight.saturating_mul(s.len() as u64 + 1))?;
+                Ok(pattern.is_match(s))
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn scalar<'v>(&'v self, value: Val<'v>) -> Option<Scalar<'v>> {
+        Some(match value {
+            Val::Nothing => return None,
+            Val::Count(n) => Scalar::Number(n),
+            Val::Literal(Literal::Null) => Scalar::Null,
+            Val::Literal(Literal::Bool(b)) => Scalar::Bool(*b),
+            Val::Literal(Literal::Number(n)) => Scalar::Number(n.as_f64().unwrap_or(f64::NAN)),
+            Val::Literal(Literal::String(s)) => Scalar::Str(s),
+            Val::Node(id) => match self.tape.kind(id) {
+                Kind::Null => Scalar::Null,
+                Kind::Bool(b) => Scalar::Bool(b),
+                Kind::Number(n) => Scalar::Number(n.as_f64()),
+                Kind::Str(s) => Scalar::Str(s),
+                Kind::Array(_) | Kind::Object(_) => Scalar::Container(id),
+            },
+        })
+    }
+
+    /// RFC 9535 §2.3.5.2.2: Nothing equals only Nothing; numbers by value; arrays and objects
+    /// deeply.
+    fn equal(&self, left: Val<'_>, right: Val<'_>) -> Result<bool, Exhausted> {
+        match (self.scalar(left), self.scalar(right)) {
+            (None, None) => Ok(true),
+            (Some(l), Some(r)) => self.scalars_equal(l, r),
+            _ => Ok(false),
+        }
+    }
+
+    fn scalars_equal(&self, left: Scalar<'_>, right: Scalar<'_>) -> Result<bool, Exhausted> {
+        Ok(match (left, right) {
+            (Scalar::Null, Scalar::Null) => true,
+            (Scalar::Bool(l), Scalar::Bool(r)) => l == r,
+            (Scalar::Number(l), Scalar::Number(r)) => l == r,
+            (Scalar::Str(l), Scalar::Str(r)) => {
+                self.charge(l.len().min(r.len()) as u64 / 16)?;
+                l == r
+            }
+            (Scalar::Container(l), Scalar::Container(r)) => self.nodes_equal(l, r)?,
+            _ => false,
+        })
+    }
+
+    fn nodes_equal(&self, left: Id, right: Id) -> Result<bool, Exhausted> {
+        self.charge(1)?;
+        match (self.tape.kind(left), self.tape.kind(right)) {
+            (Kind::Array(n), Kind::Array(m)) => {
+                if n != m {
+                    return Ok(false);
+                }
+                let (mut l, mut r) = (Tape::first_child(left), Tape::first_child(right));
+                for _ in 0..n {
+                    if !self.nodes_equal(l, r)? {
+                        return Ok(false);
+                    }
+                    (l, r) = (self.tape.end(l), self.tape.end(r));
+                }
+                Ok(true)
+            }
+            (Kind::Object(n), Kind::Object(m)) => {
+                if n != m {
+                    return Ok(false);
+                }
+                let mut equal = true;
+                let _ = self.members(left, &mut |key| {
+                    let mut matched = false;
+                    let _ = self.members(right, &mut |other| {
+                        self.charge(1)?;
+                        if self.tape.key(other) == self.tape.key(key) {
+                            matched = self.nodes_equal(key + 1, other + 1)?;
+                            return STOP;
+                        }
+                        GO
+                    })?;
+                    equal = matched;
+                    if matched { GO } else { STOP }
+                })?;
+                Ok(equal)
+            }
+            (Kind::Array(_) | Kind::Object(_), _) | (_, Kind::Array(_) | Kind::Object(_)) => Ok(false),
+            _ => match (self.scalar(Val::Node(left)), self.scalar(Val::Node(right))) {
+                (Some(l), Some(r)) => self.scalars_equal(l, r),
+                _ => Ok(false),
+            },
+        }
+    }
+
+    /// Calls `f` with the key node of each member of object `node` that no duplicate shadows.
+    fn members(&self, node: Id, f: &mut dyn FnMut(Id) -> Step) -> Step {
+        let end = self.tape.end(node);
+        let mut key = Tape::first_child(node);
+        while key < end {
+            self.charge(1)?;
+            if self.tape.tag(key) != Tag::Shadowed && f(key)?.is_break() {
+                return STOP;
+            }
+            key = self.tape.end(key);
+        }
+        GO
+    }
+
+    /// `<`: numbers by value, strings by code point; anything else is not ordered.
+    fn less(&self, left: Val<'_>, right: Val<'_>) -> Result<bool, Exhausted> {
+        Ok(match (self.scalar(left), self.scalar(right)) {
+            (Some(Scalar::Number(l)), Some(Scalar::Number(r))) => l < r,
+            (Some(Scalar::Str(l)), Some(Scalar::Str(r))) => {
+                self.charge(l.len().min(r.len()) as u64 / 16)?;
+                l < r
+            }
+            _ => false,
+        })
+    }
+}
