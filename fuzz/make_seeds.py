@@ -27,7 +27,7 @@ for i, case in enumerate(c for c in cts if len(c["selector"]) <= 150):
 for auth, conf in [("IP", {"AllowedIPRange": "10.0.0.0/8"}), ("IP", {"AllowedIPRange": "2001:db8::1"}),
                    ("GITHUB_HMAC", {"SecretToken": "secret-token-xyz"}), ("GITHUB_HMAC", {}), ("IP", {"SecretToken": "x"})]:
     d = dict(base, filters=[], authentication=auth, authenticationConfiguration=conf)
-    write("definition", f"auth-{auth}-{len(conf)}-{abs(hash(str(conf))) % 1000}", config + b"\n" + json.dumps(d).encode())
+    write("definition", f"auth-{auth}-{len(conf)}-{int(hashlib.sha1(str(conf).encode()).hexdigest(), 16) % 1000}", config + b"\n" + json.dumps(d).encode())
 
 # evaluate: flags (1 = sign with SHA-256), extra-header length 0, then the body.
 for p in payloads:
@@ -58,3 +58,13 @@ write("signature_header", "both", b"\x03" + s256 + b"\n" + s1)
 write("signature_header", "ows", b"\x01 \t" + s256 + b" ")
 vector = json.loads((fixtures / "hmac-vectors.json").read_text())[0]
 write("signature_header", "github-vector", b"\x01" + vector["x_hub_signature_256"].encode())
+
+# bounded: a path-length byte, the path, then the body; every valid suite selector with its
+# document, and the shapes that cost the most (deep nesting, wide arrays).
+for i, case in enumerate(c for c in cts if not c.get("invalid_selector") and len(c["selector"].encode()) < 256):
+    path = case["selector"].encode()
+    write("bounded", f"cts-{i:03}", bytes([len(path)]) + path + json.dumps(case["document"]).encode())
+deep = b"[" * 128 + b"]" * 128
+for j, path in enumerate([b"$..*..*..*", b"$..[?@..[?@..*]]", b"$..[?count(@..*) > 1]", b"$..*[::-1]",
+                          b"$[?match(@.a, 'a.*')]", b"$.commits[*].modified[*]"]):
+    write("bounded", f"shape-{j}", bytes([len(path)]) + path + deep)

@@ -23,6 +23,11 @@ pub use definition::{
     WebhookDefinition, WebhookFilterRule,
 };
 pub use error::{Error, ErrorCode};
+/// Tape reads on this thread so far: an independent measure of evaluation work, for the
+/// `bounded` fuzz target (fuzzing builds only).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub use filter::tape::touches as tape_touches;
 pub use filter::{MAX_DESCENDANT_SEGMENTS, MAX_PATH_NESTING, WORK_MINIMUM, WORK_PER_BODY_BYTE, work_budget};
 pub use request::{CONTENT_TYPE, IntoSourceIp, Request, X_HUB_SIGNATURE, X_HUB_SIGNATURE_256};
 pub use set::{SetMatches, WebhookSet};

@@ -461,3 +461,51 @@ impl<'a, 't> Eval<'a, 't> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tape::touches;
+    use super::super::{Filter, FilterPath, Filters, work_budget};
+
+    /// Reads of the tape per work unit charged: every loop of the evaluator charges before it
+    /// reads, so the reads stay within a small multiple of the budget, whatever the path and the
+    /// body. The `bounded` fuzz target checks the same on arbitrary inputs.
+    const READS_PER_UNIT: u64 = 8;
+
+    #[test]
+    fn every_read_of_the_tape_is_paid_for() {
+        let bodies = [
+            "[".repeat(128) + &"]".repeat(128),
+            "{\"a\":".repeat(127) + "{}" + &"}".repeat(127),
+            format!("[{}0]", "0,".repeat(5000)),
+            format!("[{}{{}}]", r#"{"a":{"a":{"a":1},"b":[1,2,3]},"a":2},"#.repeat(500)),
+            include_str!("../../tests/fixtures/github/push/with-new-branch.payload.json").to_owned(),
+        ];
+        let paths = [
+            "$..*..*..*",
+            "$..[?@..[?@..*]]",
+            "$..[?count(@..*) > 1]",
+            "$..*[::-1]",
+            "$..[-1:0:-1]",
+            "$..[?@ == $.a]",
+            "$..[?value(@..*) == 1 && count($..*) > 0]",
+            "$..[?@.*[?@.*]]",
+            "$..[?length(@) == count(@..*)]",
+            "$[?@ == @ && @ != 1 || !@.a]..a",
+            "$..['a','b',0,-1,1:3,?@]",
+        ];
+        for body in &bodies {
+            for path in paths {
+                let filters = Filters::new(vec![Filter {
+                    path: FilterPath::parse(path).unwrap_or_else(|e| panic!("{path}: {e:?}")),
+                    expected: Some("no such value".into()),
+                }]);
+                let before = touches();
+                let _ = filters.check(body, 128);
+                let reads = touches() - before;
+                let budget = work_budget(body.len());
+                assert!(reads <= READS_PER_UNIT * budget, "{path}: {reads} reads for a budget of {budget}");
+            }
+        }
+    }
+}

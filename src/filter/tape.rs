@@ -65,6 +65,25 @@ const TAGS: [Tag; 13] = [
     Tag::Shadowed,
 ];
 
+#[cfg(any(test, fuzzing))]
+thread_local! {
+    static TOUCHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts reads of the tape, where tests and fuzzing can see them: every step of an evaluation
+/// reads it, so the count is an independent measure of the work the budget charges for.
+#[inline]
+fn touched() {
+    #[cfg(any(test, fuzzing))]
+    TOUCHES.with(|t| t.set(t.get() + 1));
+}
+
+/// Tape reads on this thread so far (tests and fuzzing builds only).
+#[cfg(any(test, fuzzing))]
+pub fn touches() -> u64 {
+    TOUCHES.with(std::cell::Cell::get)
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Node {
     a: u32,
@@ -145,11 +164,13 @@ impl<'t> Tape<'t> {
     }
 
     pub(crate) fn tag(&self, id: Id) -> Tag {
+        touched();
         TAGS[(self.nodes[id as usize].c >> TAG_SHIFT) as usize]
     }
 
     /// The position after `id`'s subtree.
     pub(crate) fn end(&self, id: Id) -> Id {
+        touched();
         self.nodes[id as usize].c & NEXT_MASK
     }
 
@@ -159,6 +180,7 @@ impl<'t> Tape<'t> {
     }
 
     pub(crate) fn kind(&self, id: Id) -> Kind<'_> {
+        touched();
         let node = self.nodes[id as usize];
         let wide = u64::from(node.a) | (u64::from(node.b) << 32);
         match self.tag(id) {

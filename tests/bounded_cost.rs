@@ -1,0 +1,273 @@
+//! Bounded cost: every path form that compiles, against every body shape, is answered within the
+//! work budget: its verdict, a time bound stated as a multiple of serde_json's `IgnoredAny` skip
+//! of the same body, and a peak-memory bound from a counting allocator. Each case is one of the
+//! attacks that used to take seconds to minutes (or abort the process), or a variant of one.
+//!
+//! The time bound is generous (debug builds, a shared machine): it is far below what the
+//! unbounded evaluation took (10^4 to 10^6 times the skip) and it holds by construction, since
+//! the budget caps the work. Speed itself is measured in the benchmarks.
+
+mod common;
+#[path = "common/meter.rs"]
+mod meter;
+
+use std::time::{Duration, Instant};
+
+use codepipeline_webhooks::{
+    MAX_DESCENDANT_SEGMENTS, MAX_PATH_NESTING, Rejection, Request, Step, Verdict, Webhook, WebhookSet, work_budget,
+};
+use common::*;
+use serde_json::json;
+
+/// Time may be at most this many times the skip of the same body.
+const TIME_FACTOR: u32 = 300;
+
+/// Evaluates and checks the bounds: peak memory at most 8 times the body plus 64 KiB, time at most
+/// `TIME_FACTOR` times the skip.
+fn bounded(webhook: &Webhook, body: &str) -> Verdict {
+    let floor = meter::skip_time(body);
+    let (verdict, peak, elapsed) = meter::measure(|| webhook.evaluate(&Request::new(body)));
+    eprintln!(
+        "{:>9} bytes: {:>7.1}x the skip, {:>5.2}x the body in memory: {verdict}",
+        body.len(),
+        elapsed.as_secs_f64() / floor.as_secs_f64(),
+        peak as f64 / body.len() as f64
+    );
+    assert!(peak <= 8 * body.len() + 64 * 1024, "{peak} bytes for a {}-byte body: {verdict}", body.len());
+    assert!(
+        elapsed <= floor * TIME_FACTOR + Duration::from_millis(5),
+        "{elapsed:?}, over {TIME_FACTOR} x the skip ({floor:?}), for a {}-byte body: {verdict}",
+        body.len()
+    );
+    verdict
+}
+
+fn exhausted(v: &Verdict) -> bool {
+    matches!(v.rejection(), Some(Rejection::WorkBudgetExhausted { .. }))
+}
+
+fn hook(path: &str, match_equals: Option<&str>) -> Webhook {
+    let rule = match match_equals {
+        Some(m) => json!({"jsonPath": path, "matchEquals": m}),
+        None => json!({"jsonPath": path}),
+    };
+    unauthenticated(json!([rule]))
+}
+
+/// 128 nested arrays (256 bytes): the body behind the descendant explosions.
+fn nested_arrays(depth: usize) -> String {
+    "[".repeat(depth) + &"]".repeat(depth)
+}
+
+fn nested_objects(depth: usize) -> String {
+    "{\"a\":".repeat(depth - 1) + "{}" + &"}".repeat(depth - 1)
+}
+
+/// `copies` of `item`, as one array.
+fn many(item: &str, copies: usize) -> String {
+    let mut body = String::with_capacity((item.len() + 1) * copies + 2);
+    body.push('[');
+    for i in 0..copies {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(item);
+    }
+    body.push(']');
+    body
+}
+
+#[test]
+fn chained_descendants_over_deep_nesting() {
+    // Was: `$..*..*..*..*..*` on 256 bytes, 39 s and 2 GB; one more `..*` aborted the process.
+    // Now at most three descendant segments compile, and what they select is under the budget.
+    for body in [nested_arrays(128), nested_objects(128), many(&nested_arrays(100), 300)] {
+        for path in ["$..*..*..*", "$..*..*", "$..[0]..[0]..[0]", "$..[*,0,-1,::-1]..*", "$..*[::-1]..*"] {
+            let v = bounded(&hook(path, Some("x")), &body);
+            assert!(exhausted(&v) || v.rejection().map(Rejection::step) == Some(Step::Filter), "{path}: {v}");
+        }
+    }
+    let v = bounded(&hook("$..*..*..*", Some("x")), &nested_arrays(128));
+    assert!(exhausted(&v), "{v}");
+    assert!(v.to_string().contains("work budget"), "{v}");
+}
+
+#[test]
+fn descendants_inside_nested_filters() {
+    // Was: `$..[?@..[?@..[?@..[?@..*]]]]` (28 characters), 36 s of CPU on 256 bytes. Now over the
+    // descendant limit; the deepest form that compiles is bounded by the budget.
+    let err = Webhook::new(&definition_with(json!([{"jsonPath": "$..[?@..[?@..[?@..[?@..*]]]]"}]), |_| {}), &config())
+        .unwrap_err();
+    assert_eq!(err.code(), "InvalidWebhookFilterPatternException");
+    assert!(err.message().contains(&format!("at most {MAX_DESCENDANT_SEGMENTS}")), "{err}");
+    for body in [nested_arrays(128), nested_objects(128), many(&nested_arrays(40), 1000)] {
+        for path in [
+            "$..[?@..[?@..*]]",
+            "$..[?count(@..*) > 1]",
+            "$..[?length(value(@..[0])) >= 0]",
+            "$..[?@..*[?@ == 1]]",
+            "$..[?count(@.*) == count($..*)]",
+        ] {
+            let v = bounded(&hook(path, None), &body);
+            assert!(
+                v.is_trigger() || exhausted(&v) || v.rejection().map(Rejection::step) == Some(Step::Filter),
+                "{path}: {v}"
+            );
+        }
+    }
+}
+
+#[test]
+fn regex_on_every_node_is_compiled_once() {
+    // Was: `$[?match(@.a, 'y')]` over 25 MiB of {"a":"x"}, 32 s and 1.9 GB (a Regex::new per node).
+    let body = many(r#"{"a":"x"}"#, 400_000);
+    let v = bounded(&hook("$[?match(@.a, 'y')]", None), &body);
+    assert_eq!(v.rejection().map(Rejection::step), Some(Step::Filter), "{v}");
+    assert!(!exhausted(&v), "a linear path fits the budget: {v}");
+    let v = bounded(&hook("$[?search(@.a, '[xy]')].a", Some("x")), &body);
+    assert!(v.is_trigger(), "{v}");
+    // Was: a pattern read from the body, `match(@.a, @.b)` with b = (\w{20}){20}, 236 s on 65 KB.
+    for path in ["$[?match(@.a, @.b)]", "$[?search(@.a, $.p)]", "$[?match(@.a, value(@..p))]"] {
+        let err = Webhook::new(&definition_with(json!([{"jsonPath": path}]), |_| {}), &config()).unwrap_err();
+        assert_eq!(err.code(), "InvalidWebhookFilterPatternException", "{path}");
+        assert!(err.message().contains("string literal"), "{err}");
+    }
+    // A literal pattern whose automaton is huge is refused when the webhook compiles.
+    let err =
+        Webhook::new(&definition_with(json!([{"jsonPath": r"$[?match(@.a, '(\\w{20}){20}')]"}]), |_| {}), &config())
+            .unwrap_err();
+    assert!(err.message().contains("MiB"), "{err}");
+    // A costly pattern that compiles is charged by its weight: long strings exhaust the budget.
+    let long = many(&format!("{{\"a\":\"{}\"}}", "a".repeat(10_000)), 50);
+    let v = bounded(&hook(r"$..[?match(@, '\\w{20}')]", None), &long);
+    assert!(exhausted(&v) || v.rejection().map(Rejection::step) == Some(Step::Filter), "{v}");
+}
+
+#[test]
+fn a_dom_that_fits() {
+    // Was: `$.commits[*].modified[*]` against 25 MiB of [{"":0},...], 2.5 GB (~95x the body).
+    let body = format!("{{\"commits\":{}}}", many(r#"{"":0}"#, 3_700_000));
+    assert!(body.len() > 25_000_000);
+    let webhook = {
+        let d = definition_with(json!([{"jsonPath": "$.commits[*].modified[*]", "matchEquals": "x"}]), |_| {});
+        Webhook::builder(&d, &config()).max_body_bytes(body.len()).build().unwrap()
+    };
+    let (v, peak, _) = meter::measure(|| webhook.evaluate(&Request::new(&body)));
+    assert_eq!(v.rejection().map(Rejection::step), Some(Step::Filter), "{v}");
+    assert!(
+        peak <= 6 * body.len(),
+        "{peak} bytes for a {}-byte body ({:.1}x)",
+        body.len(),
+        peak as f64 / body.len() as f64
+    );
+}
+
+#[test]
+fn bodies_near_the_size_limit() {
+    let limit = codepipeline_webhooks::DEFAULT_MAX_BODY_BYTES;
+    // Zeros: the densest tape (one node per two bytes).
+    let copies = (limit - 2) / 2;
+    let body = many("0", copies);
+    assert!(body.len() <= limit && body.len() > limit - 4);
+    for path in ["$..*", "$[*]", "$[::-1]", "$[?@ == 1]"] {
+        let v = bounded(&hook(path, Some("1")), &body);
+        assert_eq!(v.rejection().map(Rejection::step), Some(Step::Filter), "{path}: {v}");
+    }
+}
+
+#[test]
+fn a_set_does_not_multiply_nodes_by_members() {
+    // Was: 1,000 members `$[*]` = `a` against 4 MiB of ["a","a",...], 22 s and 4.2 GB.
+    let body = many(r#""a""#, 1_000_000);
+    let members: Vec<Webhook> = (0..1000)
+        .map(|i| {
+            let d = definition_with(
+                json!([{"jsonPath": "$[*]", "matchEquals": if i % 2 == 0 { "a" } else { "b" }}]),
+                |v| {
+                    v["name"] = json!(format!("hook-{i}"));
+                },
+            );
+            Webhook::new(&d, &config()).unwrap()
+        })
+        .collect();
+    let one = members[0].clone();
+    let set = WebhookSet::new(members);
+    let (_, one_peak, one_time) = meter::measure(|| one.evaluate(&Request::new(&body)));
+    let (matches, peak, elapsed) = meter::measure(|| set.matches(&Request::new(&body)));
+    assert_eq!(matches.len(), 500);
+    assert!(matches.iter().all(|m| m % 2 == 0));
+    assert!(peak <= one_peak + 64 * 1024, "{peak} bytes, one member: {one_peak}");
+    assert!(elapsed <= one_time * 5 + Duration::from_millis(50), "{elapsed:?}, one member: {one_time:?}");
+}
+
+#[test]
+fn a_set_stays_within_its_budget_on_adversarial_paths() {
+    let body = nested_arrays(128);
+    let paths = ["$..*..*..*", "$..[?count(@..*) > 1]", "$..*..*"];
+    let members: Vec<Webhook> = (0..300).map(|i| hook(paths[i % paths.len()], None)).collect();
+    let explained: Vec<bool> = members.iter().map(|w| w.evaluate(&Request::new(&body)).is_trigger()).collect();
+    let set = WebhookSet::new(members);
+    let started = Instant::now();
+    let matches = set.matches(&Request::new(&body));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    for (m, own) in explained.iter().enumerate() {
+        assert_eq!(matches.matched(m), *own, "member {m}");
+    }
+}
+
+/// Every nesting form, grown to 150 characters: each compiles or is refused, fast.
+#[test]
+fn compiling_is_bounded_for_every_nesting_form() {
+    type Grow = fn(&str) -> String;
+    let forms: [(&str, &str, Grow); 10] = [
+        ("filter in filter", "@", |s| format!("@[?{s}]")),
+        ("paren filter", "@", |s| format!("(@[?{s}])")),
+        ("descendant filter", "@", |s| format!("@..[?{s}]")),
+        ("count", "@", |s| format!("count(@[?{s}])==1")),
+        ("comparison", "@.a", |s| format!("@[?{s}==1]")),
+        ("parens", "@.a", |s| format!("({s})")),
+        ("negation", "@.a", |s| format!("!({s})")),
+        ("length", "@.a", |s| format!("length({s})")),
+        ("union of filters", "@", |s| format!("@[?{s},?{s}]")),
+        ("and-or", "@.a", |s| format!("({s}&&@.b||{s})")),
+    ];
+    let mut slowest = (Duration::ZERO, String::new());
+    let mut compiled = 0;
+    for (name, seed, grow) in forms {
+        let mut inner = seed.to_owned();
+        loop {
+            let path = format!("$[?{inner}]");
+            if path.chars().count() > 150 {
+                break;
+            }
+            let d = definition_with(json!([{"jsonPath": path}]), |_| {});
+            let started = Instant::now();
+            let result = Webhook::new(&d, &config());
+            let took = started.elapsed();
+            if took > slowest.0 {
+                slowest = (took, path.clone());
+            }
+            match result {
+                Ok(_) => compiled += 1,
+                Err(e) => assert_eq!(e.code(), "InvalidWebhookFilterPatternException", "{name}: {path}: {e}"),
+            }
+            inner = grow(&inner);
+        }
+    }
+    // Debug build: the same paths take well under a millisecond optimised (see BENCHMARKS.md).
+    assert!(slowest.0 < Duration::from_millis(50), "{:?} for {}", slowest.0, slowest.1);
+    assert!(compiled > 30, "{compiled}");
+    let deepest = format!("$[?{}@{}]", "@[?".repeat(MAX_PATH_NESTING - 1), "]".repeat(MAX_PATH_NESTING - 1));
+    assert!(Webhook::new(&definition_with(json!([{"jsonPath": deepest}]), |_| {}), &config()).is_ok());
+}
+
+#[test]
+fn the_budget_is_proportional_to_the_body() {
+    assert_eq!(work_budget(2 * 1024 * 1024) - work_budget(0), 2 * (work_budget(1024 * 1024) - work_budget(0)));
+    // A real payload with real indefinite paths stays far below it.
+    let body = String::from_utf8(fixture("github/push/with-new-branch.payload.json")).unwrap();
+    for path in ["$..*", "$.commits[*].modified[*]", "$..[?@.name]", "$..[?search(@, 'a')]"] {
+        let v = bounded(&hook(path, Some("no such value")), &body);
+        assert!(!exhausted(&v), "{path}: {v}");
+    }
+}
