@@ -1,5 +1,6 @@
 //! The one error type: an AWS exception name, the field at fault and a message a person can act on.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The AWS exception a failed operation maps to, as CodePipeline names it.
@@ -93,4 +94,25 @@ impl Error {
     pub fn message(&self) -> &str {
         &self.message
     }
+}
+
+/// `text` with control characters (and the Unicode line separators and bidirectional overrides)
+/// escaped as Rust writes them (`\n`, `\0`, `\u{202e}`): a value quoted in a message can then
+/// neither split a log line nor disguise what follows it.
+pub(crate) fn escape(text: &str) -> Cow<'_, str> {
+    let hidden = |c: char| {
+        c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.contains(hidden) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if hidden(c) {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }

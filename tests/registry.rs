@@ -173,9 +173,17 @@ fn placeholders_resolve_from_the_target_action_and_trigger_by_url() {
     let err = deliver(&f.registry, "https://eu-west-1.webhooks.aws/trigger?t=token0&v=1", MAIN).unwrap_err();
     assert_eq!(err.code(), "WebhookNotFoundException");
     assert_eq!(deliver(&f.registry, "not a url", MAIN).unwrap_err().code(), "WebhookNotFoundException");
-    for near in [&url.replace("&v=1", "&v=2"), &url.replace("https://", "http://"), &format!("{url}&x=1")] {
+    for near in [
+        &url.replace("&v=1", "&v=2"),
+        &url.replace("https://", "http://"),
+        &format!("{url}&t=token0"),
+        &url.replace("t=token0", "t="),
+        &url.replace("t=token0", "t=token"),
+    ] {
         assert_eq!(deliver(&f.registry, near, MAIN).unwrap_err().code(), "WebhookNotFoundException", "{near}");
     }
+    // Parameters the registry does not use are ignored, as an HTTP server would.
+    assert!(deliver(&f.registry, &format!("{url}&x=1"), MAIN).unwrap());
     let (body, sig) = signed(MAIN);
     assert!(
         f.registry
@@ -458,4 +466,78 @@ fn concurrent_triggers_with_puts_and_deletes() {
     assert!(writer.join().unwrap() > 0);
     assert!(SystemTime::now() > UNIX_EPOCH);
     assert_eq!(registry.list_webhooks(Default::default()).unwrap().webhooks.len(), 1);
+}
+
+fn registry_at(base: &str) -> Registry {
+    let counter = Arc::new(AtomicU64::new(0));
+    let registry = Registry::builder()
+        .region("us-east-1")
+        .account_id("111111111111")
+        .base_url(base)
+        .token_source(move || format!("tok{}", counter.fetch_add(1, Ordering::SeqCst)))
+        .build()
+        .unwrap();
+    put_pipeline(&registry, "main");
+    registry
+}
+
+#[test]
+fn base_url_sets_the_webhook_urls() {
+    for (base, url) in [
+        ("https://hooks.example.com", "https://hooks.example.com/trigger?t=tok0&v=1"),
+        ("https://hooks.example.com/", "https://hooks.example.com/trigger?t=tok0&v=1"),
+        ("http://127.0.0.1:3000", "http://127.0.0.1:3000/trigger?t=tok0&v=1"),
+        ("https://example.com:8443/ci/codepipeline/", "https://example.com:8443/ci/codepipeline/trigger?t=tok0&v=1"),
+    ] {
+        let registry = registry_at(base);
+        let out = registry.put_webhook(input("hook", |_| {})).unwrap();
+        assert_eq!(out.webhook.url, url, "{base}");
+        assert!(deliver(&registry, url, MAIN).unwrap(), "{url}");
+    }
+    for bad in ["", "hooks.example.com", "ftp://hooks.example.com", "https://h/x?y=1", "https://h/x#y"] {
+        let err = Registry::builder().region("us-east-1").account_id("111111111111").base_url(bad).build().unwrap_err();
+        assert_eq!(err.code(), "ValidationException", "{bad}");
+    }
+}
+
+#[test]
+fn trigger_takes_urls_and_paths_with_queries_in_any_order() {
+    let registry = registry_at("http://127.0.0.1:8080/cp/");
+    registry.put_webhook(input("hook", |_| {})).unwrap();
+    for ok in [
+        "http://127.0.0.1:8080/cp/trigger?t=tok0&v=1",
+        "http://127.0.0.1:8080/cp/trigger?v=1&t=tok0",
+        "http://127.0.0.1:8080/cp/trigger?t=tok0",
+        "HTTP://127.0.0.1:8080/cp/trigger?t=tok0",
+        "/cp/trigger?t=tok0&v=1",
+        "/cp/trigger?v=1&t=tok0",
+        "/cp/trigger?t=tok0",
+        "/cp/trigger?%74=%74ok0&v=%31",
+        "/cp/trigger?t=tok0&v=1#fragment",
+        "/cp/trigger?&t=tok0&&v=1&",
+    ] {
+        assert!(deliver(&registry, ok, MAIN).unwrap(), "{ok}");
+    }
+    for unknown in [
+        "http://127.0.0.1:8081/cp/trigger?t=tok0&v=1",
+        "http://localhost:8080/cp/trigger?t=tok0&v=1",
+        "https://127.0.0.1:8080/cp/trigger?t=tok0&v=1",
+        "https://us-east-1.webhooks.aws/trigger?t=tok0&v=1",
+        "/trigger?t=tok0&v=1",
+        "/cp/trigger/?t=tok0",
+        "/cp/trigger",
+        "/cp/trigger?v=1",
+        "/cp/trigger?t=&v=1",
+        "/cp/trigger?t&v=1",
+        "/cp/trigger?t=tok0&v=2",
+        "/cp/trigger?t=tok0&t=tok0",
+        "/cp/trigger?t=tok1",
+        "/cp/trigger?t=%ZZ",
+        "",
+    ] {
+        assert_eq!(deliver(&registry, unknown, MAIN).unwrap_err().code(), "WebhookNotFoundException", "{unknown}");
+    }
+    // An empty token is unknown through trigger_token too.
+    let err = registry.trigger_token("", &Request::new(MAIN)).unwrap_err();
+    assert_eq!(err.code(), "WebhookNotFoundException");
 }

@@ -7,6 +7,7 @@
 //! deliveries evaluate in parallel with each other and with API calls.
 
 mod shapes;
+mod urls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -27,6 +28,7 @@ use crate::error::{Error, ErrorCode};
 use crate::request::Request;
 use crate::verdict::Verdict;
 use crate::webhook::Webhook;
+use urls::BaseUrl;
 
 /// The default quota of webhooks per registry (AWS: 300 per account and region).
 pub const DEFAULT_WEBHOOK_QUOTA: usize = 300;
@@ -70,6 +72,7 @@ pub struct Registry {
     region: String,
     account_id: String,
     partition: String,
+    base_url: BaseUrl,
     quota: usize,
     clock: Clock,
     token_source: TokenSource,
@@ -100,6 +103,7 @@ pub struct RegistryBuilder {
     region: Option<String>,
     account_id: Option<String>,
     partition: Option<String>,
+    base_url: Option<String>,
     quota: usize,
     clock: Clock,
     token_source: TokenSource,
@@ -122,6 +126,15 @@ impl RegistryBuilder {
     /// The ARN partition; by default derived from the region (`aws`, `aws-cn`, `aws-us-gov`).
     pub fn partition(mut self, partition: impl Into<String>) -> Self {
         self.partition = Some(partition.into());
+        self
+    }
+
+    /// Where webhook URLs live: `PutWebhook` returns `{base}/trigger?t={token}&v=1`, and
+    /// [`Registry::trigger`] accepts URLs under it (or their path-and-query). An `http://` or
+    /// `https://` URL with a host, an optional port and path and no query; a trailing slash is
+    /// ignored. Default: AWS's form, `https://{region}.webhooks.aws`.
+    pub fn base_url(mut self, base: impl Into<String>) -> Self {
+        self.base_url = Some(base.into());
         self
     }
 
@@ -179,7 +192,12 @@ impl RegistryBuilder {
             }
             .to_owned()
         });
+        let base_url = match &self.base_url {
+            Some(base) => BaseUrl::parse(base)?,
+            None => BaseUrl::aws(&region),
+        };
         let registry = Registry {
+            base_url,
             region,
             account_id,
             partition,
@@ -217,6 +235,7 @@ impl Registry {
             region: None,
             account_id: None,
             partition: None,
+            base_url: None,
             quota: DEFAULT_WEBHOOK_QUOTA,
             clock: Box::new(SystemTime::now),
             token_source: Box::new(random_token),
@@ -380,12 +399,18 @@ impl Registry {
         Ok(self.read().webhooks.get(name).ok_or_else(|| not_found(name))?.registered)
     }
 
-    /// A delivery to a webhook URL (`https://{region}.webhooks.aws/trigger?t={token}&v=1`).
-    /// `WebhookNotFoundException` when no webhook has that URL; the webhook's own error when it
-    /// cannot compile against its pipeline as it is now. A trigger stamps `lastTriggered`.
+    /// A delivery to a webhook URL: `https://{region}.webhooks.aws/trigger?t={token}&v=1`, or
+    /// `{base}/trigger?t=…` with [`RegistryBuilder::base_url`]. Either the whole URL (scheme, host
+    /// and port must be the base's) or its path-and-query (`/trigger?t=…&v=1`, as an HTTP server
+    /// sees it). The query's parameters may come in any order, percent-encoded or not; `v` may be
+    /// absent but, when present, must be `1`; other parameters are ignored.
+    ///
+    /// `WebhookNotFoundException` when no webhook has that URL (no `t`, an empty or unknown one, or
+    /// two); the webhook's own error when it cannot compile against its pipeline as it is now. A
+    /// trigger stamps `lastTriggered`.
     pub fn trigger(&self, url: &str, request: &Request<'_>) -> Result<Verdict, Error> {
-        let token = self.token_in(url).ok_or_else(unknown_url)?;
-        self.trigger_token(token, request)
+        let token = self.base_url.token_in(url).ok_or_else(unknown_url)?;
+        self.trigger_token(&token, request)
     }
 
     /// As [`trigger`](Self::trigger), for a host that routes by the URL's `t` parameter.
@@ -402,21 +427,13 @@ impl Registry {
         Ok(verdict)
     }
 
-    /// The token of a URL in this registry's form, without building the URL to compare.
-    fn token_in<'u>(&self, url: &'u str) -> Option<&'u str> {
-        url.strip_prefix("https://")?
-            .strip_prefix(self.region.as_str())?
-            .strip_prefix(".webhooks.aws/trigger?t=")?
-            .strip_suffix("&v=1")
-    }
-
     /// The URL of a token.
     fn url(&self, token: &str) -> String {
-        format!("https://{}.webhooks.aws/trigger?t={token}&v=1", self.region)
+        self.base_url.url(token)
     }
 
     fn arn(&self, name: &str) -> String {
-        format!("arn:{}:codepipeline:{}:{}:webhook:{name}", self.partition, self.region, self.account_id)
+        urls::arn(&self.partition, &self.region, &self.account_id, name)
     }
 
     fn item(&self, entry: &Entry) -> ListWebhookItem {
