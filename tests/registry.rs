@@ -1,7 +1,7 @@
 //! DESIGN.md §4: the webhook API's state as pure logic.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak, mpsc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use codepipeline_webhooks::registry::{
@@ -540,4 +540,63 @@ fn trigger_takes_urls_and_paths_with_queries_in_any_order() {
     // An empty token is unknown through trigger_token too.
     let err = registry.trigger_token("", &Request::new(MAIN)).unwrap_err();
     assert_eq!(err.code(), "WebhookNotFoundException");
+}
+
+type Probe = (Arc<Registry>, Arc<OnceLock<Weak<Registry>>>, Arc<Mutex<Vec<bool>>>);
+
+/// A registry whose token source, once `hook` is filled, runs `during_put` on another thread and
+/// waits (at most 5 s) for it, recording whether it finished in time. The token source is called
+/// in the same unlocked phase of `put_webhook` as the compile.
+fn registry_with_probe(during_put: impl Fn(&Registry) -> bool + Send + Sync + 'static) -> Probe {
+    let hook: Arc<OnceLock<Weak<Registry>>> = Arc::default();
+    let finished = Arc::new(Mutex::new(Vec::new()));
+    let counter = AtomicU64::new(0);
+    let during_put = Arc::new(during_put);
+    let source = {
+        let (hook, finished) = (hook.clone(), finished.clone());
+        move || {
+            if let Some(registry) = hook.get().and_then(Weak::upgrade) {
+                let (tx, rx) = mpsc::channel();
+                let during_put = during_put.clone();
+                std::thread::spawn(move || tx.send(during_put(&registry)).unwrap_or(()));
+                finished.lock().unwrap().push(rx.recv_timeout(Duration::from_secs(5)) == Ok(true));
+            }
+            format!("token{}", counter.fetch_add(1, Ordering::SeqCst))
+        }
+    };
+    let registry = Arc::new(
+        Registry::builder().region("us-east-1").account_id("111111111111").token_source(source).build().unwrap(),
+    );
+    put_pipeline(&registry, "main");
+    (registry, hook, finished)
+}
+
+/// Deliveries are not held up by a put: while `put_webhook` prepares a new webhook (compiles it,
+/// draws its URL token), a delivery to another webhook completes from another thread. When the
+/// put held the write lock throughout, that delivery waited for the whole put and this failed.
+#[test]
+fn a_delivery_completes_while_a_put_webhook_is_compiling() {
+    let (registry, hook, finished) = registry_with_probe(|registry| {
+        deliver(registry, "https://us-east-1.webhooks.aws/trigger?t=token0&v=1", MAIN).unwrap_or(false)
+    });
+    registry.put_webhook(input("stable", |_| {})).unwrap();
+    hook.set(Arc::downgrade(&registry)).unwrap();
+    registry.put_webhook(input("new", |_| {})).unwrap();
+    assert_eq!(*finished.lock().unwrap(), [true], "the delivery finished while the put was under way");
+    assert_eq!(registry.list_webhooks(Default::default()).unwrap().webhooks.len(), 2);
+}
+
+/// A pipeline that changes while a put compiles against its old version: the put notices at
+/// insert time and compiles again, so the webhook ends up compiled against the pipeline in force.
+#[test]
+fn a_put_webhook_racing_a_put_pipeline_compiles_against_the_pipeline_in_force() {
+    let (registry, hook, finished) = registry_with_probe(|registry| {
+        let release: PipelineDeclaration = serde_json::from_value(pipeline("release")).unwrap();
+        registry.put_pipeline(release).is_ok()
+    });
+    hook.set(Arc::downgrade(&registry)).unwrap();
+    let url = registry.put_webhook(input("hook", |_| {})).unwrap().webhook.url;
+    assert!(finished.lock().unwrap()[0], "put_pipeline ran while put_webhook compiled");
+    assert!(deliver(&registry, &url, r#"{"ref":"refs/heads/release"}"#).unwrap());
+    assert!(!deliver(&registry, &url, MAIN).unwrap());
 }

@@ -11,6 +11,7 @@ mod urls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -76,18 +77,29 @@ pub struct Registry {
     quota: usize,
     clock: Clock,
     token_source: TokenSource,
+    revisions: AtomicU64,
     state: RwLock<State>,
 }
 
+/// How often a put compiles without the lock and finds, at insert time, that the pipeline or the
+/// webhooks changed meanwhile, before it compiles under the write lock (so that a stream of
+/// concurrent writes cannot starve it).
+const UNLOCKED_TRIES: usize = 3;
+
 #[derive(Default)]
 struct State {
-    pipelines: BTreeMap<String, PipelineDeclaration>,
+    /// Each pipeline behind an `Arc`: a put that compiled against one knows, by pointer, whether it
+    /// is still the pipeline in force when it comes to insert.
+    pipelines: BTreeMap<String, Arc<PipelineDeclaration>>,
     webhooks: BTreeMap<String, Entry>,
     /// URL token → webhook name.
     tokens: HashMap<String, String>,
 }
 
 struct Entry {
+    /// Drawn from [`Registry::revisions`] on every put and import, never reused: a
+    /// `put_pipeline` that compiled this webhook knows whether it still has the same definition.
+    revision: u64,
     definition: WebhookDefinition,
     tags: Vec<Tag>,
     token: String,
@@ -204,6 +216,7 @@ impl RegistryBuilder {
             quota: self.quota,
             clock: self.clock,
             token_source: self.token_source,
+            revisions: AtomicU64::new(0),
             state: RwLock::new(State::default()),
         };
         if let Some(state) = self.state {
@@ -256,26 +269,48 @@ impl Registry {
     /// Creates or replaces a pipeline. Webhooks that target it are recompiled against its new first
     /// stage; one that no longer compiles stays listed with `errorCode` and `errorMessage` and
     /// refuses deliveries until the pipeline or the webhook is fixed.
+    ///
+    /// The webhooks are compiled with no lock held (deliveries go on meanwhile); the write lock is
+    /// taken only to insert, after checking that none of them changed in between.
     pub fn put_pipeline(&self, pipeline: PipelineDeclaration) -> Result<(), Error> {
-        let mut v = Violations::default();
-        v.length("pipeline.name", &pipeline.name, 1, 100, false);
-        v.name_pattern("pipeline.name", &pipeline.name);
-        v.into_result()?;
-        if pipeline.stages.is_empty() {
-            return Err(Error::validation("pipeline.stages".to_owned(), "a pipeline needs at least one stage"));
-        }
-        let mut state = self.write();
-        for entry in state.webhooks.values_mut() {
-            if entry.definition.target_pipeline == pipeline.name {
-                entry.compiled = compile(&entry.definition, &pipeline).map(Arc::new);
+        check_pipeline(&pipeline)?;
+        let pipeline = Arc::new(pipeline);
+        for attempt in 0..=UNLOCKED_TRIES {
+            let locked = attempt == UNLOCKED_TRIES;
+            let (mut state, compiled) = if locked {
+                let state = self.write();
+                let compiled = compile_targets(targets(&state, &pipeline.name), &pipeline);
+                (state, compiled)
+            } else {
+                let targets = targets(&self.read(), &pipeline.name);
+                let compiled = compile_targets(targets, &pipeline);
+                let state = self.write();
+                // The same webhooks, by name and revision, as when they were read.
+                let current = state.webhooks.iter().filter(|(_, e)| e.definition.target_pipeline == pipeline.name);
+                let unchanged = current.clone().count() == compiled.len()
+                    && current.zip(&compiled).all(|((name, e), (n, revision, _))| name == n && e.revision == *revision);
+                if !unchanged {
+                    continue;
+                }
+                (state, compiled)
+            };
+            for (name, _, webhook) in compiled {
+                if let Some(entry) = state.webhooks.get_mut(&name) {
+                    entry.compiled = webhook;
+                }
             }
+            state.pipelines.insert(pipeline.name.clone(), pipeline);
+            return Ok(());
         }
-        state.pipelines.insert(pipeline.name.clone(), pipeline);
-        Ok(())
+        unreachable!("the last attempt holds the write lock throughout")
     }
 
     /// `PutWebhook`: validates, checks the target, compiles, and stores. Same name: the webhook is
     /// replaced and keeps its URL, ARN and `lastTriggered`.
+    ///
+    /// The webhook is compiled (JsonPath parsed, placeholders resolved) and a new URL token drawn
+    /// with no lock held, so deliveries to other webhooks go on meanwhile; the write lock is taken
+    /// only to insert, after checking that the pipeline is still the one compiled against.
     ///
     /// Errors: `ValidationException` (model; target action not in the first stage),
     /// `TooManyTagsException`, `InvalidTagsException`, `PipelineNotFoundException`,
@@ -284,49 +319,84 @@ impl Registry {
     pub fn put_webhook(&self, input: PutWebhookInput) -> Result<PutWebhookOutput, Error> {
         input.validate()?;
         let PutWebhookInput { webhook: definition, tags } = input;
-        let mut state = self.write();
-        let pipeline = state.pipelines.get(&definition.target_pipeline).ok_or_else(|| {
-            Error::new(
-                ErrorCode::PipelineNotFoundException,
-                Some("webhook.targetPipeline".to_owned()),
-                format!("pipeline with name '{}' was not found", definition.target_pipeline),
-            )
-        })?;
-        let compiled = Arc::new(compile(&definition, pipeline)?);
-        let name = definition.name.clone();
-        if let Some(entry) = state.webhooks.get_mut(&name) {
-            entry.definition = definition;
-            entry.tags = tags;
-            entry.compiled = Ok(compiled);
-        } else {
-            if state.webhooks.len() >= self.quota {
-                return Err(Error::new(
-                    ErrorCode::LimitExceededException,
-                    None,
-                    format!("the number of webhooks is limited to {}", self.quota),
-                ));
-            }
-            let token = self.new_token(&state)?;
-            state.tokens.insert(token.clone(), name.clone());
-            let entry = Entry {
-                definition,
-                tags,
-                token,
-                registered: false,
-                compiled: Ok(compiled),
-                last_triggered: Arc::default(),
+        let mut token: Option<String> = None;
+        for attempt in 0..=UNLOCKED_TRIES {
+            let locked = attempt == UNLOCKED_TRIES;
+            let (mut state, compiled) = if locked {
+                let state = self.write();
+                let pipeline = find_pipeline(&state, &definition)?;
+                let compiled = compile(&definition, pipeline)?;
+                (state, compiled)
+            } else {
+                let (pipeline, exists) = {
+                    let state = self.read();
+                    (find_pipeline(&state, &definition)?.clone(), state.webhooks.contains_key(&definition.name))
+                };
+                let compiled = compile(&definition, &pipeline)?;
+                if !exists && token.is_none() {
+                    token = Some(self.draw_token()?);
+                }
+                let state = self.write();
+                if !state.pipelines.get(&definition.target_pipeline).is_some_and(|p| Arc::ptr_eq(p, &pipeline)) {
+                    continue;
+                }
+                (state, compiled)
             };
-            state.webhooks.insert(name.clone(), entry);
+            let name = definition.name.clone();
+            let revision = self.revisions.fetch_add(1, Ordering::Relaxed);
+            if let Some(entry) = state.webhooks.get_mut(&name) {
+                entry.revision = revision;
+                entry.definition = definition;
+                entry.tags = tags;
+                entry.compiled = Ok(Arc::new(compiled));
+            } else {
+                if state.webhooks.len() >= self.quota {
+                    return Err(Error::new(
+                        ErrorCode::LimitExceededException,
+                        None,
+                        format!("the number of webhooks is limited to {}", self.quota),
+                    ));
+                }
+                let token = match token.take() {
+                    Some(t) if !state.tokens.contains_key(&t) => t,
+                    // Deleted meanwhile (so no token was drawn) or a token now taken: draw again,
+                    // outside the lock unless this is the last try.
+                    _ if !locked => continue,
+                    _ => self.fresh_token(&state)?,
+                };
+                state.tokens.insert(token.clone(), name.clone());
+                let entry = Entry {
+                    revision,
+                    definition,
+                    tags,
+                    token,
+                    registered: false,
+                    compiled: Ok(Arc::new(compiled)),
+                    last_triggered: Arc::default(),
+                };
+                state.webhooks.insert(name.clone(), entry);
+            }
+            return Ok(PutWebhookOutput { webhook: self.item(&state.webhooks[&name]) });
         }
-        Ok(PutWebhookOutput { webhook: self.item(&state.webhooks[&name]) })
+        unreachable!("the last attempt holds the write lock throughout")
     }
 
-    fn new_token(&self, state: &State) -> Result<String, Error> {
+    /// A URL-safe token from the token source.
+    fn draw_token(&self) -> Result<String, Error> {
         for _ in 0..8 {
             let token = (self.token_source)();
-            let url_safe =
-                !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if url_safe && !state.tokens.contains_key(&token) {
+            if is_url_token(&token) {
+                return Ok(token);
+            }
+        }
+        Err(Error::validation(None, "the token source gave no URL-safe token in 8 tries"))
+    }
+
+    /// A URL-safe token that no webhook has.
+    fn fresh_token(&self, state: &State) -> Result<String, Error> {
+        for _ in 0..8 {
+            let token = self.draw_token()?;
+            if !state.tokens.contains_key(&token) {
                 return Ok(token);
             }
         }
@@ -456,7 +526,7 @@ impl Registry {
     pub fn export_state(&self) -> RegistryState {
         let state = self.read();
         RegistryState {
-            pipelines: state.pipelines.values().cloned().collect(),
+            pipelines: state.pipelines.values().map(|p| PipelineDeclaration::clone(p)).collect(),
             webhooks: state
                 .webhooks
                 .values()
@@ -478,7 +548,7 @@ impl Registry {
     pub fn import_state(&self, imported: RegistryState) -> Result<(), Error> {
         let mut next = State::default();
         for pipeline in imported.pipelines {
-            if next.pipelines.insert(pipeline.name.clone(), pipeline).is_some() {
+            if next.pipelines.insert(pipeline.name.clone(), Arc::new(pipeline)).is_some() {
                 return Err(Error::validation("pipelines".to_owned(), "the state names a pipeline twice"));
             }
         }
@@ -503,6 +573,7 @@ impl Registry {
             let last =
                 w.last_triggered.and_then(|s| UNIX_EPOCH.checked_add(std::time::Duration::try_from_secs_f64(s).ok()?));
             let entry = Entry {
+                revision: self.revisions.fetch_add(1, Ordering::Relaxed),
                 definition: input.webhook,
                 tags: input.tags,
                 token: w.token,
@@ -526,6 +597,55 @@ fn last_triggered(entry: &Entry) -> Option<f64> {
     let at = (*entry.last_triggered.lock().unwrap_or_else(PoisonError::into_inner))?;
     // Milliseconds, as AWS timestamps carry them.
     at.duration_since(UNIX_EPOCH).ok().map(|d| (d.as_millis() as f64) / 1000.0)
+}
+
+/// Model constraints of a pipeline as far as webhooks read it: its name, and a first stage.
+fn check_pipeline(pipeline: &PipelineDeclaration) -> Result<(), Error> {
+    let mut v = Violations::default();
+    v.length("pipeline.name", &pipeline.name, 1, 100, false);
+    v.name_pattern("pipeline.name", &pipeline.name);
+    v.into_result()?;
+    if pipeline.stages.is_empty() {
+        return Err(Error::validation("pipeline.stages".to_owned(), "a pipeline needs at least one stage"));
+    }
+    Ok(())
+}
+
+fn find_pipeline<'s>(state: &'s State, definition: &WebhookDefinition) -> Result<&'s Arc<PipelineDeclaration>, Error> {
+    state.pipelines.get(&definition.target_pipeline).ok_or_else(|| pipeline_not_found(&definition.target_pipeline))
+}
+
+fn pipeline_not_found(name: &str) -> Error {
+    Error::new(
+        ErrorCode::PipelineNotFoundException,
+        Some("webhook.targetPipeline".to_owned()),
+        format!("pipeline with name '{}' was not found", crate::error::escape(name)),
+    )
+}
+
+/// Whether a URL token is non-empty and URL-safe (`[A-Za-z0-9_-]`), as every token this registry
+/// puts in a URL is.
+fn is_url_token(token: &str) -> bool {
+    !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The webhooks that target `pipeline`, in name order: name, revision, definition.
+fn targets(state: &State, pipeline: &str) -> Vec<(String, u64, WebhookDefinition)> {
+    state
+        .webhooks
+        .iter()
+        .filter(|(_, e)| e.definition.target_pipeline == pipeline)
+        .map(|(name, e)| (name.clone(), e.revision, e.definition.clone()))
+        .collect()
+}
+
+type Compiled = Result<Arc<Webhook>, Error>;
+
+fn compile_targets(
+    targets: Vec<(String, u64, WebhookDefinition)>,
+    pipeline: &PipelineDeclaration,
+) -> Vec<(String, u64, Compiled)> {
+    targets.into_iter().map(|(name, revision, d)| (name, revision, compile(&d, pipeline).map(Arc::new))).collect()
 }
 
 /// Compiles `definition` against its pipeline: the target action must be in the first stage, and
