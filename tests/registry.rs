@@ -317,9 +317,11 @@ fn list_pages_in_name_order() {
         let err = f.registry.list_webhooks(ListWebhooksInput { next_token: None, max_results: Some(bad) }).unwrap_err();
         assert_eq!(err.code(), "ValidationException");
     }
-    let err =
-        f.registry.list_webhooks(ListWebhooksInput { next_token: Some("%%%".into()), max_results: None }).unwrap_err();
-    assert_eq!(err.code(), "InvalidNextTokenException");
+    for forged in ["%%%", "Yg", "Yw", "YQ"] {
+        // Not base64, and the base64 of a name: neither was issued by this registry.
+        let input = ListWebhooksInput { next_token: Some(forged.into()), max_results: None };
+        assert_eq!(f.registry.list_webhooks(input).unwrap_err().code(), "InvalidNextTokenException", "{forged}");
+    }
     let wire: ListWebhooksInput = serde_json::from_str(r#"{"NextToken":"YQ","MaxResults":10}"#).unwrap();
     assert_eq!(wire.max_results, Some(10));
 }
@@ -599,4 +601,134 @@ fn a_put_webhook_racing_a_put_pipeline_compiles_against_the_pipeline_in_force() 
     assert!(finished.lock().unwrap()[0], "put_pipeline ran while put_webhook compiled");
     assert!(deliver(&registry, &url, r#"{"ref":"refs/heads/release"}"#).unwrap());
     assert!(!deliver(&registry, &url, MAIN).unwrap());
+}
+
+fn page_after(
+    registry: &Registry,
+    next_token: Option<String>,
+) -> Result<ListWebhooksOutput, codepipeline_webhooks::Error> {
+    registry.list_webhooks(ListWebhooksInput { next_token, max_results: Some(1) })
+}
+
+#[test]
+fn next_tokens_are_opaque_and_verified() {
+    let f = fixture();
+    for name in ["a", "b", "c"] {
+        f.registry.put_webhook(input(name, |_| {})).unwrap();
+    }
+    let first = page_after(&f.registry, None).unwrap();
+    let token = first.next_token.unwrap();
+    assert!(token.len() <= 2048);
+    assert_eq!(page_after(&f.registry, Some(token.clone())).unwrap().webhooks[0].definition.name, "b");
+    // Another registry with the same webhooks has another key: the token is not its.
+    let other = Registry::builder().region("us-east-1").account_id("111111111111").build().unwrap();
+    put_pipeline(&other, "main");
+    for name in ["a", "b", "c"] {
+        other.put_webhook(input(name, |_| {})).unwrap();
+    }
+    assert_eq!(page_after(&other, Some(token.clone())).unwrap_err().code(), "InvalidNextTokenException");
+    // Instances that load the same state (or restart from it) share the key, and the tokens.
+    let state = f.registry.export_state();
+    assert!(state.next_token_key.is_some());
+    assert!(!format!("{state:?}").contains(state.next_token_key.as_deref().unwrap()), "Debug hides the key");
+    other.import_state(state.clone()).unwrap();
+    assert_eq!(page_after(&other, Some(token.clone())).unwrap().webhooks[0].definition.name, "b");
+    let restarted = Registry::builder().region("us-east-1").account_id("111111111111").state(state).build().unwrap();
+    assert_eq!(page_after(&restarted, Some(token)).unwrap().webhooks[0].definition.name, "b");
+    // The model bounds NextToken to 1..=2048 characters.
+    for bad in [String::new(), "A".repeat(2049)] {
+        assert_eq!(page_after(&f.registry, Some(bad)).unwrap_err().code(), "ValidationException");
+    }
+}
+
+/// An exported state with `edit` applied to its JSON, imported into a fresh registry.
+fn import_edited(edit: impl FnOnce(&mut Value)) -> Result<Registry, codepipeline_webhooks::Error> {
+    let f = fixture();
+    f.registry.put_webhook(input("a", |_| {})).unwrap();
+    f.registry.put_webhook(input("b", |_| {})).unwrap();
+    let mut state = serde_json::to_value(f.registry.export_state()).unwrap();
+    edit(&mut state);
+    let state: RegistryState = serde_json::from_value(state).unwrap();
+    let registry = Registry::builder().region("us-east-1").account_id("111111111111").webhook_quota(2).build().unwrap();
+    put_pipeline(&registry, "main");
+    registry.put_webhook(input("before", |_| {})).unwrap();
+    registry.import_state(state).map(|()| registry)
+}
+
+#[test]
+fn import_refuses_what_put_webhook_could_never_have_produced() {
+    let ok = import_edited(|_| {}).unwrap();
+    assert_eq!(ok.list_webhooks(Default::default()).unwrap().webhooks.len(), 2);
+    let code = |edit: fn(&mut Value)| import_edited(edit).map(|_| ()).unwrap_err().code();
+    // An empty token would make a URL without `t=` the webhook's; a malformed one no URL at all.
+    assert_eq!(code(|s| s["webhooks"][0]["token"] = json!("")), "ValidationException");
+    assert_eq!(code(|s| s["webhooks"][0]["token"] = json!("a b")), "ValidationException");
+    assert_eq!(code(|s| s["webhooks"][0]["token"] = json!("a&t=b")), "ValidationException");
+    assert_eq!(code(|s| s["webhooks"][1]["token"] = s["webhooks"][0]["token"].clone()), "ValidationException");
+    assert_eq!(code(|s| s["webhooks"][1]["definition"]["name"] = json!("a")), "ValidationException");
+    assert_eq!(code(|s| s["webhooks"][0]["lastTriggered"] = json!(-1.0)), "ValidationException");
+    assert_eq!(code(|s| s["nextTokenKey"] = json!("c2hvcnQ")), "ValidationException");
+    assert_eq!(code(|s| s["pipelines"][0]["name"] = json!("bad name")), "ValidationException");
+    // More webhooks than the quota (2 here).
+    assert_eq!(
+        code(|s| {
+            let mut third = s["webhooks"][0].clone();
+            third["definition"]["name"] = json!("c");
+            third["token"] = json!("token9");
+            s["webhooks"].as_array_mut().unwrap().push(third);
+        }),
+        "LimitExceededException"
+    );
+    // A definition PutWebhook refuses, whatever the state says about it.
+    assert_eq!(
+        code(|s| s["webhooks"][0]["definition"]["filters"][0]["jsonPath"] = json!("$[")),
+        "InvalidWebhookFilterPatternException"
+    );
+    assert_eq!(
+        code(|s| {
+            s["webhooks"][0]["definition"]["filters"][0]["jsonPath"] = json!("$[");
+            s["webhooks"][0]["errorCode"] = json!("ValidationException");
+        }),
+        "InvalidWebhookFilterPatternException"
+    );
+    assert_eq!(
+        code(|s| s["webhooks"][0]["definition"]["targetAction"] = json!("CodePipelineDemoFleet")),
+        "ValidationException"
+    );
+}
+
+#[test]
+fn import_keeps_a_webhook_that_recorded_its_error() {
+    let f = fixture();
+    let url = f.registry.put_webhook(input("hook", |_| {})).unwrap().webhook.url;
+    let mut moved = pipeline("main");
+    moved["stages"][0]["actions"][0]["name"] = json!("GitHubSource");
+    f.registry.put_pipeline(serde_json::from_value(moved).unwrap()).unwrap();
+    let state = f.registry.export_state();
+    assert_eq!(state.webhooks[0].error_code.as_deref(), Some("ValidationException"));
+    let other =
+        Registry::builder().region("us-east-1").account_id("111111111111").state(state.clone()).build().unwrap();
+    let item = other.list_webhooks(Default::default()).unwrap().webhooks.remove(0);
+    assert_eq!(item.error_code.as_deref(), Some("ValidationException"));
+    assert_eq!(deliver(&other, &url, MAIN).unwrap_err().code(), "ValidationException");
+    // Without its errorCode the same webhook is refused: it does not compile.
+    let mut bare = state;
+    bare.webhooks[0].error_code = None;
+    bare.webhooks[0].error_message = None;
+    assert_eq!(other.import_state(bare).unwrap_err().code(), "ValidationException");
+    assert_eq!(deliver(&other, &url, MAIN).unwrap_err().code(), "ValidationException", "nothing changed");
+}
+
+#[test]
+fn a_failed_import_changes_nothing() {
+    let f = fixture();
+    let url = f.registry.put_webhook(input("hook", |_| {})).unwrap().webhook.url;
+    let mut state = f.registry.export_state();
+    state.webhooks[0].token = String::new();
+    assert!(f.registry.import_state(state).is_err());
+    assert!(deliver(&f.registry, &url, MAIN).unwrap());
+    assert_eq!(
+        deliver(&f.registry, "https://us-east-1.webhooks.aws/trigger?v=1", MAIN).unwrap_err().code(),
+        "WebhookNotFoundException"
+    );
 }

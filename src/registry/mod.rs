@@ -6,6 +6,7 @@
 //! `Send + Sync`; `trigger` takes `&self` and holds the lock only to find the compiled webhook, so
 //! deliveries evaluate in parallel with each other and with API calls.
 
+mod next_token;
 mod shapes;
 mod urls;
 
@@ -86,8 +87,10 @@ pub struct Registry {
 /// concurrent writes cannot starve it).
 const UNLOCKED_TRIES: usize = 3;
 
-#[derive(Default)]
 struct State {
+    /// The HMAC-SHA256 key that signs `NextToken`s; exported with the state so that every instance
+    /// (and a restarted one) accepts the tokens of the others.
+    next_token_key: [u8; 32],
     /// Each pipeline behind an `Arc`: a put that compiled against one knows, by pointer, whether it
     /// is still the pipeline in force when it comes to insert.
     pipelines: BTreeMap<String, Arc<PipelineDeclaration>>,
@@ -217,7 +220,7 @@ impl RegistryBuilder {
             clock: self.clock,
             token_source: self.token_source,
             revisions: AtomicU64::new(0),
-            state: RwLock::new(State::default()),
+            state: RwLock::new(State::new(random_key())),
         };
         if let Some(state) = self.state {
             registry.import_state(state)?;
@@ -228,9 +231,20 @@ impl RegistryBuilder {
 
 /// 256 bits from the operating system's CSPRNG, base64url without padding.
 fn random_token() -> String {
+    URL_SAFE_NO_PAD.encode(random_key())
+}
+
+/// 256 bits from the operating system's CSPRNG.
+fn random_key() -> [u8; 32] {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the operating system's random source is available");
-    URL_SAFE_NO_PAD.encode(bytes)
+    bytes
+}
+
+impl State {
+    fn new(next_token_key: [u8; 32]) -> Self {
+        Self { next_token_key, pipelines: BTreeMap::new(), webhooks: BTreeMap::new(), tokens: HashMap::new() }
+    }
 }
 
 fn unknown_url() -> Error {
@@ -415,11 +429,11 @@ impl Registry {
                 ),
             ));
         }
+        let state = self.read();
         let after = match &input.next_token {
             None => None,
-            Some(token) => Some(decode_next_token(token)?),
+            Some(token) => Some(next_token::verify(&state.next_token_key, token)?),
         };
-        let state = self.read();
         let mut page = match &after {
             None => state.webhooks.range::<String, _>(..),
             Some(after) => {
@@ -428,7 +442,7 @@ impl Registry {
         };
         let webhooks: Vec<ListWebhookItem> = page.by_ref().take(max as usize).map(|(_, e)| self.item(e)).collect();
         let next_token = match (page.next(), webhooks.last()) {
-            (Some(_), Some(last)) => Some(URL_SAFE_NO_PAD.encode(last.definition.name.as_bytes())),
+            (Some(_), Some(last)) => Some(next_token::issue(&state.next_token_key, &last.definition.name)),
             _ => None,
         };
         Ok(ListWebhooksOutput { webhooks, next_token })
@@ -522,7 +536,8 @@ impl Registry {
         }
     }
 
-    /// The whole state, secrets and URL tokens included, for a host to persist.
+    /// The whole state, secrets, URL tokens and the `NextToken` key included, for a host to
+    /// persist.
     pub fn export_state(&self) -> RegistryState {
         let state = self.read();
         RegistryState {
@@ -536,42 +551,99 @@ impl Registry {
                     token: e.token.clone(),
                     registered_with_third_party: e.registered,
                     last_triggered: last_triggered(e),
+                    error_code: e.compiled.as_ref().err().map(|e| e.code().to_owned()),
+                    error_message: e.compiled.as_ref().err().map(|e| e.message().to_owned()),
                 })
                 .collect(),
+            next_token_key: Some(URL_SAFE_NO_PAD.encode(state.next_token_key)),
         }
     }
 
-    /// Replaces the whole state with an exported one. Every webhook is validated and compiled
-    /// again; nothing changes if any fails (`ValidationException` for duplicates, or the
-    /// webhook's own error). A webhook whose pipeline rejects it loads with `errorCode` set, as
-    /// after `put_pipeline`.
+    /// Replaces the whole state with an exported one, all or nothing: the state must be one that
+    /// this API could have produced. Refused, and nothing changes:
+    /// - a pipeline that `put_pipeline` refuses, or one named twice (`ValidationException`);
+    /// - more webhooks than the quota (`LimitExceededException`);
+    /// - a webhook that `PutWebhook` refuses (its own error), a name or URL token given twice, a
+    ///   token that is empty or not URL-safe, a negative `lastTriggered` (`ValidationException`);
+    /// - a webhook that does not compile against its pipeline, unless the state records that
+    ///   error's code in `errorCode` (it then loads with that error, as after `put_pipeline`);
+    /// - a `nextTokenKey` that is not 32 bytes of base64url (`ValidationException`).
+    ///
+    /// Everything is checked and compiled before the write lock is taken.
     pub fn import_state(&self, imported: RegistryState) -> Result<(), Error> {
-        let mut next = State::default();
+        let key = match &imported.next_token_key {
+            None => self.read().next_token_key,
+            Some(text) => {
+                URL_SAFE_NO_PAD.decode(text).ok().and_then(|bytes| <[u8; 32]>::try_from(bytes).ok()).ok_or_else(
+                    || Error::validation("nextTokenKey".to_owned(), "nextTokenKey is not 32 bytes of base64url"),
+                )?
+            }
+        };
+        let mut next = State::new(key);
         for pipeline in imported.pipelines {
+            check_pipeline(&pipeline)?;
             if next.pipelines.insert(pipeline.name.clone(), Arc::new(pipeline)).is_some() {
                 return Err(Error::validation("pipelines".to_owned(), "the state names a pipeline twice"));
             }
         }
+        if imported.webhooks.len() > self.quota {
+            return Err(Error::new(
+                ErrorCode::LimitExceededException,
+                None,
+                format!(
+                    "the state holds {} webhooks; the number of webhooks is limited to {}",
+                    imported.webhooks.len(),
+                    self.quota
+                ),
+            ));
+        }
         for w in imported.webhooks {
             let input = PutWebhookInput { webhook: w.definition, tags: w.tags };
             input.validate()?;
+            let name = input.webhook.name.clone();
+            let shown = crate::error::escape(&name).into_owned();
             let compiled = match next.pipelines.get(&input.webhook.target_pipeline) {
                 Some(pipeline) => compile(&input.webhook, pipeline).map(Arc::new),
-                None => Err(Error::new(
-                    ErrorCode::PipelineNotFoundException,
-                    Some("webhook.targetPipeline".to_owned()),
-                    format!("pipeline with name '{}' was not found", input.webhook.target_pipeline),
-                )),
+                None => Err(pipeline_not_found(&input.webhook.target_pipeline)),
             };
-            let name = input.webhook.name.clone();
+            if let Err(e) = &compiled
+                && w.error_code.as_deref() != Some(e.code())
+            {
+                return Err(Error::new(
+                    e.kind(),
+                    e.field().map(str::to_owned),
+                    format!(
+                        "webhook '{shown}' in the state does not compile and records no such error: {}",
+                        e.message()
+                    ),
+                ));
+            }
+            if !is_url_token(&w.token) {
+                return Err(Error::validation(
+                    "webhooks".to_owned(),
+                    format!("webhook '{shown}' has a URL token that is empty or not URL-safe ([A-Za-z0-9_-])"),
+                ));
+            }
             if next.tokens.insert(w.token.clone(), name.clone()).is_some() {
                 return Err(Error::validation(
                     "webhooks".to_owned(),
-                    format!("webhook '{name}' reuses another's URL token"),
+                    format!("webhook '{shown}' reuses another's URL token"),
                 ));
             }
-            let last =
-                w.last_triggered.and_then(|s| UNIX_EPOCH.checked_add(std::time::Duration::try_from_secs_f64(s).ok()?));
+            let last = match w.last_triggered {
+                None => None,
+                Some(secs) => Some(
+                    std::time::Duration::try_from_secs_f64(secs)
+                        .ok()
+                        .and_then(|d| UNIX_EPOCH.checked_add(d))
+                        .ok_or_else(|| {
+                            Error::validation(
+                                "webhooks".to_owned(),
+                                format!("webhook '{shown}' has lastTriggered {secs}, which is not a time after 1970"),
+                            )
+                        })?,
+                ),
+            };
             let entry = Entry {
                 revision: self.revisions.fetch_add(1, Ordering::Relaxed),
                 definition: input.webhook,
@@ -581,10 +653,10 @@ impl Registry {
                 compiled,
                 last_triggered: Arc::new(Mutex::new(last)),
             };
-            if next.webhooks.insert(name.clone(), entry).is_some() {
+            if next.webhooks.insert(name, entry).is_some() {
                 return Err(Error::validation(
                     "webhooks".to_owned(),
-                    format!("the state names webhook '{name}' twice"),
+                    format!("the state names webhook '{shown}' twice"),
                 ));
             }
         }
@@ -665,16 +737,6 @@ fn compile(definition: &WebhookDefinition, pipeline: &PipelineDeclaration) -> Re
             )
         })?;
     Webhook::new(definition, &action.configuration)
-}
-
-fn decode_next_token(token: &str) -> Result<String, Error> {
-    URL_SAFE_NO_PAD.decode(token).ok().and_then(|bytes| String::from_utf8(bytes).ok()).ok_or_else(|| {
-        Error::new(
-            ErrorCode::InvalidNextTokenException,
-            Some("NextToken".to_owned()),
-            "the NextToken was not issued by ListWebhooks",
-        )
-    })
 }
 
 impl fmt::Debug for Registry {

@@ -125,15 +125,31 @@ pub struct DeregisterWebhookWithThirdPartyInput {
     pub webhook_name: String,
 }
 
-/// A registry's whole state, for a host to persist and load. It holds the secret tokens and the URL
-/// tokens in clear: store it as a secret.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// A registry's whole state, for a host to persist and load. It holds the secret tokens, the URL
+/// tokens and the key that signs `NextToken`s in clear: store it as a secret. `Debug` shows none of
+/// them.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RegistryState {
     /// Every pipeline put.
     pub pipelines: Vec<PipelineDeclaration>,
     /// Every webhook, with what the API does not show.
     pub webhooks: Vec<WebhookState>,
+    /// The key (32 bytes, base64url) that signs and checks `ListWebhooks`' `NextToken`. Part of the
+    /// state so that every instance that loads it, and one that restarts, accepts the tokens the
+    /// others issued. Absent: the registry keeps its own (random) key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token_key: Option<String>,
+}
+
+impl std::fmt::Debug for RegistryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryState")
+            .field("pipelines", &self.pipelines)
+            .field("webhooks", &self.webhooks)
+            .field("next_token_key", &self.next_token_key.as_ref().map(|_| crate::definition::REDACTED))
+            .finish()
+    }
 }
 
 /// One webhook in a [`RegistryState`]. `Debug` shows neither the secret nor the URL token.
@@ -153,6 +169,15 @@ pub struct WebhookState {
     /// Seconds since the Unix epoch of the last trigger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_triggered: Option<f64>,
+    /// The AWS exception name of the error the webhook had when exported (its target action had
+    /// left the first stage, say). A webhook that does not compile against its pipeline loads only
+    /// with the `errorCode` of the error it gives: a definition `PutWebhook` would refuse never
+    /// slips in through a state file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// That error's message (informative; recomputed on import).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
 }
 
 impl std::fmt::Debug for WebhookState {
@@ -163,6 +188,8 @@ impl std::fmt::Debug for WebhookState {
             .field("token", &crate::definition::REDACTED)
             .field("registered_with_third_party", &self.registered_with_third_party)
             .field("last_triggered", &self.last_triggered)
+            .field("error_code", &self.error_code)
+            .field("error_message", &self.error_message)
             .finish()
     }
 }
