@@ -19,7 +19,7 @@ pub struct PutWebhookInput {
     /// The webhook to create or replace.
     pub webhook: WebhookDefinition,
     /// Tags for the webhook resource.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub tags: Vec<Tag>,
 }
 
@@ -290,4 +290,14 @@ impl Violations {
         let details: Vec<&str> = self.items.iter().map(|(_, m)| m.as_str()).collect();
         Err(Error::validation(Some(field.clone()), format!("{n} validation {plural} detected: {}", details.join("; "))))
     }
+}
+
+/// For `deserialize_with` on an optional member that is not an `Option`: JSON `null` means absent
+/// (the default), as AWS's deserialiser reads it. (`Option` members read `null` as `None` already.)
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }

@@ -732,3 +732,53 @@ fn a_failed_import_changes_nothing() {
         "WebhookNotFoundException"
     );
 }
+
+#[test]
+fn webhook_name_members_have_the_model_constraints_of_put_webhooks_name() {
+    let f = fixture();
+    let long = "a".repeat(101);
+    for bad in ["", "bad name", "a/b", long.as_str()] {
+        let err = f.registry.delete_webhook(DeleteWebhookInput { name: bad.into() }).unwrap_err();
+        assert_eq!((err.code(), err.field()), ("ValidationException", Some("name")), "{bad}");
+        assert!(err.message().contains(" at 'name' failed to satisfy constraint: Member must "), "{err}");
+        let input = RegisterWebhookWithThirdPartyInput { webhook_name: bad.into() };
+        let err = f.registry.register_webhook_with_third_party(input).unwrap_err();
+        assert_eq!((err.code(), err.field()), ("ValidationException", Some("webhookName")), "{bad}");
+        let input = DeregisterWebhookWithThirdPartyInput { webhook_name: bad.into() };
+        let err = f.registry.deregister_webhook_with_third_party(input).unwrap_err();
+        assert_eq!((err.code(), err.field()), ("ValidationException", Some("webhookName")), "{bad}");
+    }
+    let err = f.registry.delete_webhook(DeleteWebhookInput { name: "bad name".into() }).unwrap_err();
+    assert_eq!(
+        err.message(),
+        "1 validation error detected: Value 'bad name' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: [A-Za-z0-9.@\\-_]+"
+    );
+    let err = f.registry.list_webhooks(ListWebhooksInput { next_token: None, max_results: Some(0) }).unwrap_err();
+    assert!(err.message().contains("Value '0' at 'MaxResults' failed to satisfy constraint"), "{err}");
+}
+
+#[test]
+fn null_means_absent_in_inputs_and_state() {
+    let f = fixture();
+    let with_nulls = json!({"webhook": {
+        "name": "hook", "targetPipeline": "MyFirstPipeline", "targetAction": "Source",
+        "filters": [{"jsonPath": "$.ref", "matchEquals": null}],
+        "authentication": "IP", "authenticationConfiguration": {"AllowedIPRange": "192.0.2.0/24", "SecretToken": null}
+    }, "tags": null});
+    let input = PutWebhookInput::from_json(&with_nulls.to_string()).unwrap();
+    assert!(input.tags.is_empty());
+    f.registry.put_webhook(input).unwrap();
+    let list: ListWebhooksInput = serde_json::from_str(r#"{"NextToken": null, "MaxResults": null}"#).unwrap();
+    assert_eq!(f.registry.list_webhooks(list).unwrap().webhooks.len(), 1);
+    let mut state = serde_json::to_value(f.registry.export_state()).unwrap();
+    state["webhooks"][0]["tags"] = Value::Null;
+    state["webhooks"][0]["registeredWithThirdParty"] = Value::Null;
+    state["webhooks"][0]["lastTriggered"] = Value::Null;
+    state["nextTokenKey"] = Value::Null;
+    let state: RegistryState = serde_json::from_value(state).unwrap();
+    f.registry.import_state(state).unwrap();
+    let mut declared = pipeline("main");
+    declared["stages"][1]["actions"][0]["configuration"] = Value::Null;
+    let declared: PipelineDeclaration = serde_json::from_value(declared).unwrap();
+    assert!(declared.stages[1].actions[0].configuration.is_empty());
+}

@@ -252,7 +252,21 @@ fn unknown_url() -> Error {
 }
 
 fn not_found(name: &str) -> Error {
-    Error::new(ErrorCode::WebhookNotFoundException, None, format!("no webhook is named '{name}'"))
+    Error::new(
+        ErrorCode::WebhookNotFoundException,
+        None,
+        format!("no webhook is named '{}'", crate::error::escape(name)),
+    )
+}
+
+/// A webhook name member of an input (`DeleteWebhook`'s `name`, `webhookName` of the
+/// third-party calls): the model constraints of `PutWebhook`'s `name` (`WebhookName`, 1 to 100
+/// characters of `[A-Za-z0-9.@\-_]+`), reported as AWS reports them.
+fn check_webhook_name(member: &str, name: &str) -> Result<(), Error> {
+    let mut v = Violations::default();
+    v.length(member, name, 1, 100, false);
+    v.name_pattern(member, name);
+    v.into_result()
 }
 
 impl Registry {
@@ -425,7 +439,7 @@ impl Registry {
             return Err(Error::validation(
                 "MaxResults".to_owned(),
                 format!(
-                    "1 validation error detected: Value '{max}' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and {MAX_LIST_RESULTS}"
+                    "1 validation error detected: Value '{max}' at 'MaxResults' failed to satisfy constraint: Member must have value between 1 and {MAX_LIST_RESULTS}"
                 ),
             ));
         }
@@ -448,8 +462,10 @@ impl Registry {
         Ok(ListWebhooksOutput { webhooks, next_token })
     }
 
-    /// `DeleteWebhook`: removes it and invalidates its URL. A missing name succeeds, as in AWS.
+    /// `DeleteWebhook`: removes it and invalidates its URL. A missing name succeeds, as in AWS; a
+    /// name that breaks the model constraints of a webhook name is `ValidationException`.
     pub fn delete_webhook(&self, input: DeleteWebhookInput) -> Result<(), Error> {
+        check_webhook_name("name", &input.name)?;
         let mut state = self.write();
         if let Some(entry) = state.webhooks.remove(&input.name) {
             state.tokens.remove(&entry.token);
@@ -457,8 +473,10 @@ impl Registry {
         Ok(())
     }
 
-    /// `RegisterWebhookWithThirdParty`: marks it registered (`WebhookNotFoundException` when missing).
+    /// `RegisterWebhookWithThirdParty`: marks it registered (`WebhookNotFoundException` when missing,
+    /// `ValidationException` when `webhookName` breaks the model constraints of a webhook name).
     pub fn register_webhook_with_third_party(&self, input: RegisterWebhookWithThirdPartyInput) -> Result<(), Error> {
+        check_webhook_name("webhookName", &input.webhook_name)?;
         self.set_registered(&input.webhook_name, true)
     }
 
@@ -468,6 +486,7 @@ impl Registry {
         &self,
         input: DeregisterWebhookWithThirdPartyInput,
     ) -> Result<(), Error> {
+        check_webhook_name("webhookName", &input.webhook_name)?;
         self.set_registered(&input.webhook_name, false)
     }
 

@@ -38,7 +38,7 @@ pub struct ActionDeclaration {
     /// The action's name, which a webhook's `targetAction` names.
     pub name: String,
     /// The configuration that fills `{Key}` placeholders.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::definition::null_as_default")]
     pub configuration: ActionConfiguration,
     /// Every other field, unchanged.
     #[serde(flatten)]
@@ -159,12 +159,12 @@ pub struct WebhookState {
     /// The definition, secret included.
     pub definition: WebhookDefinition,
     /// The webhook's tags.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::definition::null_as_default")]
     pub tags: Vec<Tag>,
     /// The URL token (`t=`).
     pub token: String,
     /// Whether it was registered with the third party.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::definition::null_as_default")]
     pub registered_with_third_party: bool,
     /// Seconds since the Unix epoch of the last trigger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
