@@ -3,13 +3,15 @@
 //! Field names are the ones on the wire (`targetPipeline`, `AllowedIPRange`, ...). Unknown fields are
 //! refused, because a silently ignored misspelling (`matchEqual`) is a filter that never runs.
 //! [`WebhookDefinition::validate`] checks the model constraints of botocore's
-//! `codepipeline/2015-07-09/service-2.json` and reports them as AWS does:
-//! `1 validation error detected: Value 'x' at 'webhook.name' failed to satisfy constraint: ...`.
+//! `codepipeline/2015-07-09/service-2.json` with the checker of `constraints.rs`, which reports them
+//! as AWS does: `1 validation error detected: Value 'x' at 'webhook.name' failed to satisfy
+//! constraint: ...`.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use crate::constraints::Violations;
 use crate::error::{Error, ErrorCode};
 
 /// The input of `PutWebhook`, as `aws codepipeline put-webhook --cli-input-json` takes it.
@@ -243,53 +245,6 @@ pub(crate) fn validate_tags(tags: &[Tag]) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// Model-constraint violations, gathered so that one error reports them all, as AWS does.
-#[derive(Default)]
-pub(crate) struct Violations {
-    items: Vec<(String, String)>,
-}
-
-impl Violations {
-    pub(crate) fn push(&mut self, field: String, message: String) {
-        self.items.push((field, message));
-    }
-
-    pub(crate) fn length(&mut self, field: &str, value: &str, min: usize, max: usize, secret: bool) {
-        // AWS counts characters, not bytes.
-        let len = value.chars().count();
-        let shown = if secret { REDACTED } else { value };
-        if len < min {
-            self.push(
-                field.to_owned(),
-                format!("Value '{shown}' at '{field}' failed to satisfy constraint: Member must have length greater than or equal to {min}"),
-            );
-        } else if len > max {
-            self.push(
-                field.to_owned(),
-                format!("Value '{shown}' at '{field}' failed to satisfy constraint: Member must have length less than or equal to {max}"),
-            );
-        }
-    }
-
-    pub(crate) fn name_pattern(&mut self, field: &str, value: &str) {
-        let ok = value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '-' | '_'));
-        if !ok || value.is_empty() {
-            self.push(
-                field.to_owned(),
-                format!("Value '{value}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: [A-Za-z0-9.@\\-_]+"),
-            );
-        }
-    }
-
-    pub(crate) fn into_result(self) -> Result<(), Error> {
-        let Some((field, _)) = self.items.first() else { return Ok(()) };
-        let n = self.items.len();
-        let plural = if n == 1 { "error" } else { "errors" };
-        let details: Vec<&str> = self.items.iter().map(|(_, m)| m.as_str()).collect();
-        Err(Error::validation(Some(field.clone()), format!("{n} validation {plural} detected: {}", details.join("; "))))
-    }
 }
 
 /// For `deserialize_with` on an optional member that is not an `Option`: JSON `null` means absent
