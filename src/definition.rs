@@ -208,7 +208,9 @@ impl WebhookDefinition {
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Error> {
-    serde_json::from_str(json).map_err(|e| Error::validation(None, format!("the document is not a valid input: {e}")))
+    serde_json::from_str(json).map_err(|e| {
+        Error::validation(None, format!("the document is not a valid input: {}", crate::error::serde_message(&e)))
+    })
 }
 
 fn collect_tag_violations(tags: &[Tag], field: &str, v: &mut Violations) {

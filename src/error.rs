@@ -116,3 +116,29 @@ pub(crate) fn escape(text: &str) -> Cow<'_, str> {
     }
     Cow::Owned(out)
 }
+
+/// serde_json's message for a document that does not deserialise, without the offending value:
+/// `invalid type: integer `12345678`, expected a string` becomes `invalid type: integer, expected
+/// a string`, so that a secret given with the wrong type (or a credential in a pipeline's
+/// configuration) is never echoed. Field names, the expectation and the position are kept.
+pub(crate) fn serde_message(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = ["invalid type: ", "invalid value: ", "invalid length "]
+        .iter()
+        .filter_map(|p| rest.find(p).map(|i| (i, p.len())))
+        .min()
+    {
+        let (i, len) = at;
+        out.push_str(&rest[..i + len]);
+        rest = &rest[i + len..];
+        // The value's description ends at ", expected"; keep its kind (`integer`, `string`, ...).
+        let end = rest.find(", expected").unwrap_or(rest.len());
+        let kind = rest[..end].split([' ', '`', '"']).next().unwrap_or_default();
+        out.push_str(kind);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    escape(&out).into_owned()
+}

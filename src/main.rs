@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use codepipeline_webhooks::registry::PipelineDeclaration;
 use codepipeline_webhooks::{ActionConfiguration, PutWebhookInput, Request, Webhook, WebhookDefinition, github};
 
 #[derive(Parser)]
@@ -34,7 +35,8 @@ struct DefinitionArgs {
     /// The put-webhook input document ({"webhook": ..., "tags": ...}) or a bare webhook definition.
     #[arg(long, value_name = "FILE")]
     webhook: PathBuf,
-    /// The target action's configuration, a JSON object of strings, for {Key} placeholders.
+    /// The target action's configuration for {Key} placeholders: a JSON object of strings, or
+    /// `aws codepipeline get-pipeline` output (the definition's targetAction in the first stage).
     #[arg(long, value_name = "FILE")]
     action_config: Option<PathBuf>,
     /// Refuse deliveries that carry only the legacy SHA-1 signature.
@@ -133,12 +135,7 @@ fn compile(args: &DefinitionArgs) -> Result<Webhook, Usage> {
     let definition = parse_definition(&text)?;
     let config = match &args.action_config {
         None => ActionConfiguration::new(),
-        Some(path) => serde_json::from_str(&read_text(path)?).map_err(|e| {
-            Usage(format!(
-                "error: {}: the action configuration must be a JSON object of strings, such as {{\"Branch\": \"main\"}}: {e}",
-                path.display()
-            ))
-        })?,
+        Some(path) => action_configuration(path, &read_text(path)?, &definition.target_action)?,
     };
     Webhook::builder(&definition, &config).require_sha256(args.require_sha256).build().map_err(|e| {
         let no_config = args.action_config.is_none() && e.field().is_some_and(|f| f.ends_with(".matchEquals"));
@@ -147,6 +144,26 @@ fn compile(args: &DefinitionArgs) -> Result<Webhook, Usage> {
             message.push_str("\nhint: pass the target action's configuration with --action-config FILE");
         }
         Usage(message)
+    })
+}
+
+/// The `--action-config` file: `aws codepipeline get-pipeline` output (whole, or its `pipeline`
+/// object), whose first stage's action named by the definition's `targetAction` gives the
+/// configuration, as the registry takes it; or that configuration alone, a JSON object of strings.
+fn action_configuration(path: &Path, text: &str, target_action: &str) -> Result<ActionConfiguration, Usage> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Usage(format!("error: {}: the action configuration is not JSON: {e}", path.display())))?;
+    let is_pipeline = value.get("pipeline").is_some_and(serde_json::Value::is_object)
+        || value.get("stages").is_some_and(serde_json::Value::is_array);
+    if is_pipeline {
+        let pipeline = PipelineDeclaration::from_json(text)?;
+        return Ok(pipeline.first_stage_configuration(target_action)?.clone());
+    }
+    serde_json::from_value(value).map_err(|_| {
+        Usage(format!(
+            "error: {}: the action configuration must be a JSON object of strings, such as {{\"Branch\": \"main\"}}, or aws codepipeline get-pipeline output",
+            path.display()
+        ))
     })
 }
 

@@ -198,3 +198,64 @@ fn invalid_definitions_exit_2_with_the_exception_name_first() {
     let out = run(&["frobnicate"], None);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn action_config_takes_get_pipeline_output() {
+    let dir = std::env::temp_dir().join(format!("cpw-cli-pipeline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/examples/action-configuration.json")).unwrap())
+            .unwrap();
+    let declaration = serde_json::json!({
+        "name": "hello-world-pipeline",
+        "roleArn": "arn:aws:iam::111111111111:role/cp",
+        "stages": [
+            {"name": "Source", "actions": [
+                {"name": "Other", "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                 "configuration": {"Branch": "wrong"}},
+                {"name": "Source", "actionTypeId": {"category": "Source", "owner": "ThirdParty", "provider": "GitHub", "version": "1"},
+                 "configuration": config}
+            ]},
+            {"name": "Deploy", "actions": [{"name": "Deploy", "configuration": {"Branch": "wrong"}}]}
+        ],
+        "version": 3
+    });
+    let whole = serde_json::json!({"pipeline": declaration, "metadata": {"pipelineArn": "arn:aws:codepipeline:us-east-1:111111111111:hello-world-pipeline", "created": 1.5, "updated": 2.5}});
+    let header = sign("examples/push.json");
+    for (file, doc) in [("whole.json", &whole), ("bare.json", &declaration)] {
+        let path = dir.join(file);
+        std::fs::write(&path, doc.to_string()).unwrap();
+        let path = path.to_str().unwrap();
+        let out = run(
+            &[
+                "check",
+                "--webhook",
+                "examples/webhook.json",
+                "--action-config",
+                path,
+                "--payload",
+                "examples/push.json",
+                "--header",
+                &header,
+            ],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(0), "{file}: {} {}", stdout(&out), stderr(&out));
+        let out = run(&["validate", "--webhook", "examples/webhook.json", "--action-config", path], None);
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", stderr(&out));
+    }
+    // The target action only in a later stage: the registry's error.
+    let mut later = declaration.clone();
+    later["stages"][0]["actions"].as_array_mut().unwrap().remove(1);
+    let path = dir.join("later.json");
+    std::fs::write(&path, later.to_string()).unwrap();
+    let out = run(&["validate", "--webhook", "examples/webhook.json", "--action-config", path.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with(
+            "ValidationException: Action with name Source was not found in the first stage of the pipeline"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -782,3 +782,53 @@ fn null_means_absent_in_inputs_and_state() {
     let declared: PipelineDeclaration = serde_json::from_value(declared).unwrap();
     assert!(declared.stages[1].actions[0].configuration.is_empty());
 }
+
+/// `aws codepipeline get-pipeline` output as the CLI prints it: the declaration under `pipeline`,
+/// and `metadata`.
+fn get_pipeline_output(branch: &str) -> Value {
+    json!({
+        "pipeline": pipeline(branch),
+        "metadata": {
+            "pipelineArn": "arn:aws:codepipeline:us-east-1:111111111111:MyFirstPipeline",
+            "created": 1573573251.294,
+            "updated": 1573573251.294
+        }
+    })
+}
+
+#[test]
+fn put_pipeline_takes_get_pipeline_output_as_it_is() {
+    let whole = PipelineDeclaration::from_json(&get_pipeline_output("release").to_string()).unwrap();
+    let bare = PipelineDeclaration::from_json(&pipeline("release").to_string()).unwrap();
+    assert_eq!(whole, bare);
+    assert_eq!(serde_json::to_value(&whole).unwrap(), pipeline("release"), "metadata is not part of the pipeline");
+    let f = fixture();
+    let url = f.registry.put_webhook(input("hook", |_| {})).unwrap().webhook.url;
+    f.registry.put_pipeline(whole).unwrap();
+    assert!(deliver(&f.registry, &url, r#"{"ref":"refs/heads/release"}"#).unwrap());
+    assert_eq!(whole_config(&bare, "Source").get("Branch"), Some("release"));
+    let err = bare.first_stage_configuration("CodePipelineDemoFleet").unwrap_err();
+    assert_eq!(
+        err.message(),
+        "Action with name CodePipelineDemoFleet was not found in the first stage of the pipeline"
+    );
+
+    for bad in [
+        json!({"pipeline": pipeline("main"), "metadata": {}, "extra": 1}),
+        json!({"pipeline": {"name": "p"}}),
+        json!([]),
+        json!({"name": "p", "stages": "no"}),
+    ] {
+        let err = PipelineDeclaration::from_json(&bad.to_string()).unwrap_err();
+        assert_eq!(err.code(), "ValidationException", "{bad}");
+    }
+    // A credential in a configuration given with the wrong type is not echoed.
+    let mut leaky = pipeline("main");
+    leaky["stages"][0]["actions"][0]["configuration"]["OAuthToken"] = json!(987654321);
+    let err = PipelineDeclaration::from_json(&leaky.to_string()).unwrap_err();
+    assert!(!err.to_string().contains("987654321"), "{err}");
+}
+
+fn whole_config<'p>(p: &'p PipelineDeclaration, action: &str) -> &'p codepipeline_webhooks::ActionConfiguration {
+    p.first_stage_configuration(action).unwrap()
+}

@@ -211,20 +211,7 @@ fn is_url_token(token: &str) -> bool {
 /// Compiles `definition` against its pipeline: the target action must be in the first stage, and
 /// its configuration fills the placeholders.
 fn compile(definition: &WebhookDefinition, pipeline: &PipelineDeclaration) -> Result<Webhook, Error> {
-    let action = pipeline
-        .stages
-        .first()
-        .and_then(|stage| stage.actions.iter().find(|a| a.name == definition.target_action))
-        .ok_or_else(|| {
-            Error::validation(
-                Some("webhook.targetAction".to_owned()),
-                format!(
-                    "Action with name {} was not found in the first stage of the pipeline",
-                    definition.target_action
-                ),
-            )
-        })?;
-    Webhook::new(definition, &action.configuration)
+    Webhook::new(definition, pipeline.first_stage_configuration(&definition.target_action)?)
 }
 
 impl fmt::Debug for Registry {

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::action_configuration::ActionConfiguration;
 use crate::definition::{Tag, WebhookDefinition};
+use crate::error::Error;
 
 /// A pipeline as `aws codepipeline get-pipeline` returns it under `pipeline`. Only the names and
 /// the actions' `configuration` are read; every other field (`roleArn`, `artifactStore`,
@@ -18,6 +19,59 @@ pub struct PipelineDeclaration {
     /// Every other field, unchanged.
     #[serde(flatten)]
     pub other: Map<String, Value>,
+}
+
+impl PipelineDeclaration {
+    /// Parses a pipeline as `aws codepipeline get-pipeline` prints it, whole (`{"pipeline": ...,
+    /// "metadata": ...}`, the `metadata` ignored) or its `pipeline` object alone.
+    /// `ValidationException` when the document is neither; the message never quotes a value (an
+    /// action's configuration can hold credentials).
+    pub fn from_json(json: &str) -> Result<Self, Error> {
+        let invalid = |e: serde_json::Error| {
+            Error::validation(
+                "pipeline".to_owned(),
+                format!(
+                    "the document is not a pipeline declaration or get-pipeline output: {}",
+                    crate::error::serde_message(&e)
+                ),
+            )
+        };
+        let value: Value = serde_json::from_str(json).map_err(invalid)?;
+        match value {
+            Value::Object(mut map) if map.contains_key("pipeline") && !map.contains_key("stages") => {
+                if let Some(other) = map.keys().find(|k| *k != "pipeline" && *k != "metadata") {
+                    return Err(Error::validation(
+                        "pipeline".to_owned(),
+                        format!(
+                            "the get-pipeline output has an unknown member `{}`; it has `pipeline` and `metadata`",
+                            crate::error::escape(other)
+                        ),
+                    ));
+                }
+                serde_json::from_value(map.remove("pipeline").unwrap_or_default()).map_err(invalid)
+            }
+            value => serde_json::from_value(value).map_err(invalid),
+        }
+    }
+
+    /// The configuration of `action` in the first stage, the one a webhook that targets `action`
+    /// fills its placeholders from (`ValidationException` "Action with name X was not found in the
+    /// first stage of the pipeline" when there is none, as `PutWebhook` says).
+    pub fn first_stage_configuration(&self, action: &str) -> Result<&ActionConfiguration, Error> {
+        self.stages
+            .first()
+            .and_then(|stage| stage.actions.iter().find(|a| a.name == action))
+            .map(|a| &a.configuration)
+            .ok_or_else(|| {
+                Error::validation(
+                    Some("webhook.targetAction".to_owned()),
+                    format!(
+                        "Action with name {} was not found in the first stage of the pipeline",
+                        crate::error::escape(action)
+                    ),
+                )
+            })
+    }
 }
 
 /// One stage of a pipeline.
