@@ -12,7 +12,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use crate::constraints::Violations;
-use crate::error::{Error, ErrorCode};
+use crate::error::{Error, ErrorCode, escape};
 
 /// The input of `PutWebhook`, as `aws codepipeline put-webhook --cli-input-json` takes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,7 +95,12 @@ pub struct WebhookAuthConfiguration {
     #[serde(rename = "AllowedIPRange", default, skip_serializing_if = "Option::is_none")]
     pub allowed_ip_range: Option<String>,
     /// For `GITHUB_HMAC`: the secret the sender signs the body with.
-    #[serde(rename = "SecretToken", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "SecretToken",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "secret_token"
+    )]
     pub secret_token: Option<String>,
 }
 
@@ -231,18 +236,19 @@ pub(crate) fn validate_tags(tags: &[Tag]) -> Result<(), Error> {
         ));
     }
     for (i, tag) in tags.iter().enumerate() {
-        if tag.key.starts_with("aws:") {
+        // Reserved whatever its case: `AWS:x` and `Aws:x` are refused as `aws:x` is.
+        if tag.key.get(..4).is_some_and(|prefix| prefix.eq_ignore_ascii_case("aws:")) {
             return Err(Error::new(
                 ErrorCode::InvalidTagsException,
                 Some(format!("tags[{i}].key")),
-                format!("tag key '{}' starts with 'aws:', which is reserved for AWS", tag.key),
+                format!("tag key '{}' starts with 'aws:', which is reserved for AWS", escape(&tag.key)),
             ));
         }
         if let Some(j) = tags[..i].iter().position(|t| t.key == tag.key) {
             return Err(Error::new(
                 ErrorCode::InvalidTagsException,
                 Some(format!("tags[{i}].key")),
-                format!("tag key '{}' is given twice (tags[{j}] and tags[{i}])", tag.key),
+                format!("tag key '{}' is given twice (tags[{j}] and tags[{i}])", escape(&tag.key)),
             ));
         }
     }
@@ -257,4 +263,26 @@ where
     T: Deserialize<'de> + Default,
 {
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// `SecretToken`: a string, or `null` / absent. Any other type is refused without its value: serde's
+/// own message (`invalid type: integer `12345678`, expected a string`) would show the secret.
+fn secret_token<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(secret)) => Ok(Some(secret)),
+        Some(other) => {
+            let kind = match other {
+                serde_json::Value::Bool(_) => "a boolean",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::Array(_) => "an array",
+                _ => "an object",
+            };
+            Err(D::Error::custom(format!("invalid type: SecretToken is {kind} (value not shown), expected a string")))
+        }
+    }
 }

@@ -66,8 +66,26 @@ pub struct Error {
 }
 
 impl Error {
+    /// Control characters in `message` other than the line feeds the crate lays out multi-line
+    /// messages with (a JsonPath and its caret) are escaped here, whatever put them there; values
+    /// quoted from a definition are escaped in full, line feeds included, where they are quoted
+    /// ([`escape`]).
     pub(crate) fn new(code: ErrorCode, field: impl Into<Option<String>>, message: impl Into<String>) -> Self {
-        Self { code, field: field.into(), message: message.into() }
+        let message = message.into();
+        let message = if message.contains(|c: char| c != '\n' && hidden(c)) {
+            let mut out = String::with_capacity(message.len() + 8);
+            for c in message.chars() {
+                if c != '\n' && hidden(c) {
+                    out.extend(c.escape_debug());
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        } else {
+            message
+        };
+        Self { code, field: field.into().map(|f| escape(&f).into_owned()), message }
     }
 
     pub(crate) fn validation(field: impl Into<Option<String>>, message: impl Into<String>) -> Self {
@@ -96,13 +114,16 @@ impl Error {
     }
 }
 
+/// Characters that split or disguise a line of text: control characters, the Unicode line and
+/// paragraph separators, and the bidirectional embeddings, overrides and isolates.
+fn hidden(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// `text` with control characters (and the Unicode line separators and bidirectional overrides)
 /// escaped as Rust writes them (`\n`, `\0`, `\u{202e}`): a value quoted in a message can then
 /// neither split a log line nor disguise what follows it.
 pub(crate) fn escape(text: &str) -> Cow<'_, str> {
-    let hidden = |c: char| {
-        c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
     if !text.contains(hidden) {
         return Cow::Borrowed(text);
     }
