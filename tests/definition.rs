@@ -219,8 +219,13 @@ fn debug_and_redacted_never_show_the_secret() {
 /// `ValidationException` the CLI and the registry print) or by serde itself.
 #[test]
 fn a_secret_of_the_wrong_type_is_never_echoed() {
-    for secret in [json!(12345678), json!(12345678.5), json!(true), json!(["hunter2-in-array"]), json!({"k": "hunter2-in-object"})]
-    {
+    for secret in [
+        json!(12345678),
+        json!(12345678.5),
+        json!(true),
+        json!(["hunter2-in-array"]),
+        json!({"k": "hunter2-in-object"}),
+    ] {
         let doc = json!({"webhook": {"name": "n", "targetPipeline": "p", "targetAction": "a", "filters": [],
             "authentication": "GITHUB_HMAC", "authenticationConfiguration": {"SecretToken": secret}}});
         let err = PutWebhookInput::from_json(&doc.to_string()).unwrap_err();

@@ -832,3 +832,18 @@ fn put_pipeline_takes_get_pipeline_output_as_it_is() {
 fn whole_config<'p>(p: &'p PipelineDeclaration, action: &str) -> &'p codepipeline_webhooks::ActionConfiguration {
     p.first_stage_configuration(action).unwrap()
 }
+
+#[test]
+fn max_body_bytes_answers_before_a_body_is_read() {
+    let f = fixture();
+    let url = f.registry.put_webhook(input("hook", |_| {})).unwrap().webhook.url;
+    assert_eq!(f.registry.max_body_bytes(&url).unwrap(), codepipeline_webhooks::DEFAULT_MAX_BODY_BYTES);
+    assert_eq!(f.registry.max_body_bytes("/trigger?t=token0").unwrap(), codepipeline_webhooks::DEFAULT_MAX_BODY_BYTES);
+    for unknown in ["/trigger?t=nope", "/trigger?t=", "/trigger"] {
+        assert_eq!(f.registry.max_body_bytes(unknown).unwrap_err().code(), "WebhookNotFoundException");
+    }
+    let mut moved = pipeline("main");
+    moved["stages"][0]["actions"][0]["name"] = json!("GitHubSource");
+    f.registry.put_pipeline(serde_json::from_value(moved).unwrap()).unwrap();
+    assert_eq!(f.registry.max_body_bytes(&url).unwrap_err().code(), "ValidationException", "cannot compile");
+}

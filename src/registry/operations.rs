@@ -248,6 +248,20 @@ impl Registry {
         self.trigger_token(&token, request)
     }
 
+    /// The most body bytes the webhook that `url` names will read (as [`trigger`](Self::trigger)
+    /// finds it), for a host to check before it reads a delivery's body: an unknown URL
+    /// (`WebhookNotFoundException`) or a webhook that cannot compile (its error) is refused without
+    /// reading a byte, and a body is read no further than this. Every webhook the registry compiles
+    /// has the default limit, [`DEFAULT_MAX_BODY_BYTES`](crate::DEFAULT_MAX_BODY_BYTES).
+    pub fn max_body_bytes(&self, url: &str) -> Result<usize, Error> {
+        let token = self.base_url.token_in(url).ok_or_else(unknown_url)?;
+        let state = self.read();
+        let entry =
+            state.tokens.get(token.as_ref()).and_then(|name| state.webhooks.get(name)).ok_or_else(unknown_url)?;
+        entry.compiled.as_ref().map_err(Error::clone)?;
+        Ok(crate::webhook::DEFAULT_MAX_BODY_BYTES)
+    }
+
     /// As [`trigger`](Self::trigger), for a host that routes by the URL's `t` parameter.
     pub fn trigger_token(&self, token: &str, request: &Request<'_>) -> Result<Verdict, Error> {
         let (webhook, last_triggered) = {
