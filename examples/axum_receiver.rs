@@ -1,4 +1,4 @@
-//! A real HTTP receiver for CodePipeline-style webhooks, on axum.
+//! A real HTTP receiver for CodePipeline-style webhooks, on axum and hyper.
 //!
 //! ```sh
 //! cargo run --example axum_receiver --features http            # listens on 127.0.0.1:3000
@@ -10,42 +10,120 @@
 //! `POST /trigger?t=…&v=1`: 202 when the pipeline would start, 403 for anything else, whatever
 //! the reason (an unknown URL, a bad signature, a filter), so that the caller learns nothing; the
 //! reason goes to the log (stderr).
+//!
+//! What a stranger can cost it is bounded:
+//! - the URL token is looked up before a byte of the body is read: an unknown one is refused at
+//!   once, whatever the body claims to be;
+//! - a body is read no further than the webhook's own limit (`Registry::max_body_bytes`): a
+//!   `Content-Length` over it is refused (413) before reading, and a body that grows past it
+//!   while being read (chunked, or longer than declared) is cut off by `http_body_util::Limited`;
+//! - time: hyper closes a connection whose request headers do not arrive within
+//!   [`Limits::headers`] (idle connections included), tower-http's `RequestBodyTimeoutLayer` ends
+//!   a body that stalls for [`Limits::body_idle`], and its `TimeoutLayer` answers 408 to a request
+//!   not done within [`Limits::request`].
 
-use std::collections::HashMap;
 use std::error::Error;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{StatusCode, header};
 use axum::routing::post;
+use axum::{Extension, Router};
 use codepipeline_webhooks::registry::{ActionDeclaration, PipelineDeclaration, Registry, StageDeclaration};
-use codepipeline_webhooks::{ActionConfiguration, DEFAULT_MAX_BODY_BYTES, PutWebhookInput, Request};
+use codepipeline_webhooks::{ActionConfiguration, PutWebhookInput, Request};
+use http_body_util::{BodyExt, Limited};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 /// The URL token of the demo webhook. Fixed so that the README's `curl` line works as written; a
 /// real deployment keeps the registry's default, 256 random bits per webhook.
 pub const DEMO_TOKEN: &str = "demo-token-not-for-production";
 
-/// The receiver: `POST /trigger?t=…&v=1` against `registry`.
-pub fn app(registry: Arc<Registry>) -> Router {
+/// How long the receiver waits for a client.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// For a connection's request headers, from the moment the server reads for them: a new or
+    /// kept-alive connection that sends no request is closed after this (hyper's
+    /// `header_read_timeout`).
+    pub headers: Duration,
+    /// The longest pause between two pieces of a body (tower-http's `RequestBodyTimeoutLayer`).
+    pub body_idle: Duration,
+    /// A whole request, body and evaluation included (tower-http's `TimeoutLayer`, 408).
+    pub request: Duration,
+}
+
+impl Default for Limits {
+    /// GitHub sends a delivery at once and gives up after 10 seconds: nothing legitimate waits
+    /// longer.
+    fn default() -> Self {
+        Self { headers: Duration::from_secs(10), body_idle: Duration::from_secs(10), request: Duration::from_secs(30) }
+    }
+}
+
+/// The receiver: `POST /trigger?t=…&v=1` against `registry`. It needs `ConnectInfo<SocketAddr>`
+/// in each request's extensions, as [`serve`] puts it there.
+pub fn app(registry: Arc<Registry>, limits: Limits) -> Router {
     Router::new()
         .route("/trigger", post(trigger))
-        .layer(DefaultBodyLimit::max(DEFAULT_MAX_BODY_BYTES))
+        .layer(RequestBodyTimeoutLayer::new(limits.body_idle))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request))
         .with_state(registry)
+}
+
+/// Serves [`app`] on `listener`, one hyper HTTP/1 connection per client, with the header read
+/// timeout of `limits`. Runs until accepting fails.
+pub async fn serve(listener: tokio::net::TcpListener, registry: Arc<Registry>, limits: Limits) -> std::io::Result<()> {
+    let app = app(registry, limits);
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let service = TowerToHyperService::new(app.clone().layer(Extension(ConnectInfo(peer))));
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new()).header_read_timeout(limits.headers);
+            if let Err(error) = http.serve_connection(TokioIo::new(stream), service).await {
+                eprintln!("{peer} connection: {error}");
+            }
+        });
+    }
 }
 
 async fn trigger(
     State(registry): State<Arc<Registry>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> StatusCode {
-    let token = query.get("t").map(String::as_str).unwrap_or_default();
-    let request = Request::from_headers(&headers, &body).source_ip(peer);
-    match registry.trigger_token(token, &request) {
+    let (parts, body) = request.into_parts();
+    let url = parts.uri.path_and_query().map_or("", |p| p.as_str());
+    // The token first: a stranger's body is never read.
+    let limit = match registry.max_body_bytes(url) {
+        Ok(limit) => limit,
+        Err(error) => {
+            eprintln!("{peer} {error}");
+            return StatusCode::FORBIDDEN;
+        }
+    };
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        eprintln!("{peer} body of {} bytes declared; the limit is {limit}", declared.unwrap_or_default());
+        return StatusCode::PAYLOAD_TOO_LARGE;
+    }
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            // Over the limit, or stalled past Limits::body_idle.
+            eprintln!("{peer} body not read: {error}");
+            return if error.is::<http_body_util::LengthLimitError>() {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::REQUEST_TIMEOUT
+            };
+        }
+    };
+    let request = Request::from_parts(&parts, &body).source_ip(peer);
+    match registry.trigger(url, &request) {
         Ok(verdict) => {
             eprintln!("{peer} {verdict}");
             if verdict.is_trigger() { StatusCode::ACCEPTED } else { StatusCode::FORBIDDEN }
@@ -88,6 +166,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let registry = Arc::new(demo_registry()?);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("listening on http://{}/trigger?t={DEMO_TOKEN}&v=1", listener.local_addr()?);
-    axum::serve(listener, app(registry).into_make_service_with_connect_info::<SocketAddr>()).await?;
+    serve(listener, registry, Limits::default()).await?;
     Ok(())
 }

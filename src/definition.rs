@@ -3,14 +3,16 @@
 //! Field names are the ones on the wire (`targetPipeline`, `AllowedIPRange`, ...). Unknown fields are
 //! refused, because a silently ignored misspelling (`matchEqual`) is a filter that never runs.
 //! [`WebhookDefinition::validate`] checks the model constraints of botocore's
-//! `codepipeline/2015-07-09/service-2.json` and reports them as AWS does:
-//! `1 validation error detected: Value 'x' at 'webhook.name' failed to satisfy constraint: ...`.
+//! `codepipeline/2015-07-09/service-2.json` with the checker of `constraints.rs`, which reports them
+//! as AWS does: `1 validation error detected: Value 'x' at 'webhook.name' failed to satisfy
+//! constraint: ...`.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, ErrorCode};
+pub(crate) use crate::constraints::Violations;
+use crate::error::{Error, ErrorCode, escape};
 
 /// The input of `PutWebhook`, as `aws codepipeline put-webhook --cli-input-json` takes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,7 +21,7 @@ pub struct PutWebhookInput {
     /// The webhook to create or replace.
     pub webhook: WebhookDefinition,
     /// Tags for the webhook resource.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub tags: Vec<Tag>,
 }
 
@@ -93,7 +95,12 @@ pub struct WebhookAuthConfiguration {
     #[serde(rename = "AllowedIPRange", default, skip_serializing_if = "Option::is_none")]
     pub allowed_ip_range: Option<String>,
     /// For `GITHUB_HMAC`: the secret the sender signs the body with.
-    #[serde(rename = "SecretToken", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "SecretToken",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "secret_token"
+    )]
     pub secret_token: Option<String>,
 }
 
@@ -206,7 +213,9 @@ impl WebhookDefinition {
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Error> {
-    serde_json::from_str(json).map_err(|e| Error::validation(None, format!("the document is not a valid input: {e}")))
+    serde_json::from_str(json).map_err(|e| {
+        Error::validation(None, format!("the document is not a valid input: {}", crate::error::serde_message(&e)))
+    })
 }
 
 fn collect_tag_violations(tags: &[Tag], field: &str, v: &mut Violations) {
@@ -227,67 +236,53 @@ pub(crate) fn validate_tags(tags: &[Tag]) -> Result<(), Error> {
         ));
     }
     for (i, tag) in tags.iter().enumerate() {
-        if tag.key.starts_with("aws:") {
+        // Reserved whatever its case: `AWS:x` and `Aws:x` are refused as `aws:x` is.
+        if tag.key.get(..4).is_some_and(|prefix| prefix.eq_ignore_ascii_case("aws:")) {
             return Err(Error::new(
                 ErrorCode::InvalidTagsException,
                 Some(format!("tags[{i}].key")),
-                format!("tag key '{}' starts with 'aws:', which is reserved for AWS", tag.key),
+                format!("tag key '{}' starts with 'aws:', which is reserved for AWS", escape(&tag.key)),
             ));
         }
         if let Some(j) = tags[..i].iter().position(|t| t.key == tag.key) {
             return Err(Error::new(
                 ErrorCode::InvalidTagsException,
                 Some(format!("tags[{i}].key")),
-                format!("tag key '{}' is given twice (tags[{j}] and tags[{i}])", tag.key),
+                format!("tag key '{}' is given twice (tags[{j}] and tags[{i}])", escape(&tag.key)),
             ));
         }
     }
     Ok(())
 }
 
-/// Model-constraint violations, gathered so that one error reports them all, as AWS does.
-#[derive(Default)]
-pub(crate) struct Violations {
-    items: Vec<(String, String)>,
+/// For `deserialize_with` on an optional member that is not an `Option`: JSON `null` means absent
+/// (the default), as AWS's deserialiser reads it. (`Option` members read `null` as `None` already.)
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
-impl Violations {
-    pub(crate) fn push(&mut self, field: String, message: String) {
-        self.items.push((field, message));
-    }
-
-    pub(crate) fn length(&mut self, field: &str, value: &str, min: usize, max: usize, secret: bool) {
-        // AWS counts characters, not bytes.
-        let len = value.chars().count();
-        let shown = if secret { REDACTED } else { value };
-        if len < min {
-            self.push(
-                field.to_owned(),
-                format!("Value '{shown}' at '{field}' failed to satisfy constraint: Member must have length greater than or equal to {min}"),
-            );
-        } else if len > max {
-            self.push(
-                field.to_owned(),
-                format!("Value '{shown}' at '{field}' failed to satisfy constraint: Member must have length less than or equal to {max}"),
-            );
+/// `SecretToken`: a string, or `null` / absent. Any other type is refused without its value: serde's
+/// own message (`invalid type: integer `12345678`, expected a string`) would show the secret.
+fn secret_token<'de, D>(deserializer: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(secret)) => Ok(Some(secret)),
+        Some(other) => {
+            let kind = match other {
+                serde_json::Value::Bool(_) => "a boolean",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::Array(_) => "an array",
+                _ => "an object",
+            };
+            Err(D::Error::custom(format!("invalid type: SecretToken is {kind} (value not shown), expected a string")))
         }
-    }
-
-    pub(crate) fn name_pattern(&mut self, field: &str, value: &str) {
-        let ok = value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '@' | '-' | '_'));
-        if !ok || value.is_empty() {
-            self.push(
-                field.to_owned(),
-                format!("Value '{value}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: [A-Za-z0-9.@\\-_]+"),
-            );
-        }
-    }
-
-    pub(crate) fn into_result(self) -> Result<(), Error> {
-        let Some((field, _)) = self.items.first() else { return Ok(()) };
-        let n = self.items.len();
-        let plural = if n == 1 { "error" } else { "errors" };
-        let details: Vec<&str> = self.items.iter().map(|(_, m)| m.as_str()).collect();
-        Err(Error::validation(Some(field.clone()), format!("{n} validation {plural} detected: {}", details.join("; "))))
     }
 }

@@ -1,5 +1,6 @@
 //! The one error type: an AWS exception name, the field at fault and a message a person can act on.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The AWS exception a failed operation maps to, as CodePipeline names it.
@@ -65,8 +66,26 @@ pub struct Error {
 }
 
 impl Error {
+    /// Control characters in `message` other than the line feeds the crate lays out multi-line
+    /// messages with (a JsonPath and its caret) are escaped here, whatever put them there; values
+    /// quoted from a definition are escaped in full, line feeds included, where they are quoted
+    /// ([`escape`]).
     pub(crate) fn new(code: ErrorCode, field: impl Into<Option<String>>, message: impl Into<String>) -> Self {
-        Self { code, field: field.into(), message: message.into() }
+        let message = message.into();
+        let message = if message.contains(|c: char| c != '\n' && hidden(c)) {
+            let mut out = String::with_capacity(message.len() + 8);
+            for c in message.chars() {
+                if c != '\n' && hidden(c) {
+                    out.extend(c.escape_debug());
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        } else {
+            message
+        };
+        Self { code, field: field.into().map(|f| escape(&f).into_owned()), message }
     }
 
     pub(crate) fn validation(field: impl Into<Option<String>>, message: impl Into<String>) -> Self {
@@ -93,4 +112,54 @@ impl Error {
     pub fn message(&self) -> &str {
         &self.message
     }
+}
+
+/// Characters that split or disguise a line of text: control characters, the Unicode line and
+/// paragraph separators, and the bidirectional embeddings, overrides and isolates.
+fn hidden(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with control characters (and the Unicode line separators and bidirectional overrides)
+/// escaped as Rust writes them (`\n`, `\0`, `\u{202e}`): a value quoted in a message can then
+/// neither split a log line nor disguise what follows it.
+pub(crate) fn escape(text: &str) -> Cow<'_, str> {
+    if !text.contains(hidden) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if hidden(c) {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// serde_json's message for a document that does not deserialise, without the offending value:
+/// `invalid type: integer `12345678`, expected a string` becomes `invalid type: integer, expected
+/// a string`, so that a secret given with the wrong type (or a credential in a pipeline's
+/// configuration) is never echoed. Field names, the expectation and the position are kept.
+pub(crate) fn serde_message(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = ["invalid type: ", "invalid value: ", "invalid length "]
+        .iter()
+        .filter_map(|p| rest.find(p).map(|i| (i, p.len())))
+        .min()
+    {
+        let (i, len) = at;
+        out.push_str(&rest[..i + len]);
+        rest = &rest[i + len..];
+        // The value's description ends at ", expected"; keep its kind (`integer`, `string`, ...).
+        let end = rest.find(", expected").unwrap_or(rest.len());
+        let kind = rest[..end].split([' ', '`', '"']).next().unwrap_or_default();
+        out.push_str(kind);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    escape(&out).into_owned()
 }

@@ -5,6 +5,7 @@
 mod action_configuration;
 mod auth;
 mod body;
+mod constraints;
 mod definition;
 mod error;
 mod filter;

@@ -4,16 +4,40 @@
 //! Exit codes: 0 the pipeline would start (or the definition is valid), 1 the delivery is rejected,
 //! 2 the definition or the command line is invalid.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use codepipeline_webhooks::registry::PipelineDeclaration;
 use codepipeline_webhooks::{ActionConfiguration, PutWebhookInput, Request, Webhook, WebhookDefinition, github};
 
+/// The environment variable `sign` reads the secret from when neither `--secret` nor
+/// `--secret-file` is given.
+const SECRET_ENV: &str = "CODEPIPELINE_WEBHOOK_SECRET";
+
+const EXIT_CODES: &str = "Exit codes:
+  0  the delivery would start the pipeline (check), the definition is valid (validate), signed (sign)
+  1  the delivery is rejected (check); the verdict says which step refused it and why
+  2  the definition, a file or the command line is invalid; stderr starts with the AWS exception
+     name (ValidationException: ...) or 'error:'";
+
+const EXAMPLES: &str = "Examples:
+  codepipeline-webhooks check --webhook examples/webhook.json \\
+      --action-config examples/action-configuration.json --payload examples/push.json \\
+      --header 'X-Hub-Signature-256: sha256=0a52b69e17a2474bdd8ae791f3eaf7ad3770999a3070ae6152fbb5e136191f25'
+  aws codepipeline get-pipeline --name app > pipeline.json
+  codepipeline-webhooks validate --webhook webhook.json --action-config pipeline.json
+  CODEPIPELINE_WEBHOOK_SECRET=s3cr3t codepipeline-webhooks sign --payload push.json";
+
 #[derive(Parser)]
-#[command(name = "codepipeline-webhooks", version, about = "AWS CodePipeline webhooks, evaluated locally")]
+#[command(
+    name = "codepipeline-webhooks",
+    version,
+    about = "AWS CodePipeline webhooks, evaluated locally",
+    after_help = format!("{EXAMPLES}\n\n{EXIT_CODES}")
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,10 +46,26 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Decide whether a delivery would start the pipeline (exit 0), or why not (exit 1).
+    #[command(after_help = "Examples:
+  codepipeline-webhooks check --webhook webhook.json --action-config pipeline.json \\
+      --payload push.json --header \"X-Hub-Signature-256: sha256=...\" --header 'X-GitHub-Event: push'
+  codepipeline-webhooks check --json --webhook ip-webhook.json --payload - --source-ip 192.0.2.10 < push.json
+
+Exit codes: 0 trigger, 1 reject, 2 invalid definition or command line.")]
     Check(CheckArgs),
     /// Validate a definition as PutWebhook would (exit 0 valid, 2 invalid).
+    #[command(after_help = "Examples:
+  codepipeline-webhooks validate --webhook webhook.json
+  codepipeline-webhooks validate --webhook webhook.json --action-config pipeline.json
+
+Exit codes: 0 valid, 2 invalid (stderr starts with the AWS exception name).")]
     Validate(DefinitionArgs),
     /// Print the signature headers GitHub would send for a payload.
+    #[command(after_help = "Examples:
+  codepipeline-webhooks sign --secret-file secret.txt --payload push.json
+  CODEPIPELINE_WEBHOOK_SECRET=s3cr3t codepipeline-webhooks sign --payload - < push.json
+
+Exit codes: 0 signed, 2 no secret or unreadable payload.")]
     Sign(SignArgs),
 }
 
@@ -34,12 +74,10 @@ struct DefinitionArgs {
     /// The put-webhook input document ({"webhook": ..., "tags": ...}) or a bare webhook definition.
     #[arg(long, value_name = "FILE")]
     webhook: PathBuf,
-    /// The target action's configuration, a JSON object of strings, for {Key} placeholders.
+    /// The target action's configuration for {Key} placeholders: a JSON object of strings, or
+    /// `aws codepipeline get-pipeline` output (the definition's targetAction in the first stage).
     #[arg(long, value_name = "FILE")]
     action_config: Option<PathBuf>,
-    /// Refuse deliveries that carry only the legacy SHA-1 signature.
-    #[arg(long)]
-    require_sha256: bool,
 }
 
 #[derive(Args)]
@@ -55,6 +93,9 @@ struct CheckArgs {
     /// The source address of the delivery (the TCP peer), for IP webhooks.
     #[arg(long, value_name = "ADDR")]
     source_ip: Option<String>,
+    /// Refuse deliveries that carry only the legacy SHA-1 signature.
+    #[arg(long)]
+    require_sha256: bool,
     /// Print the verdict as one JSON object.
     #[arg(long)]
     json: bool,
@@ -62,9 +103,13 @@ struct CheckArgs {
 
 #[derive(Args)]
 struct SignArgs {
-    /// The webhook's secret token.
-    #[arg(long)]
-    secret: String,
+    /// The webhook's secret token. Visible to other users in the process list: prefer
+    /// --secret-file or the CODEPIPELINE_WEBHOOK_SECRET environment variable.
+    #[arg(long, conflicts_with = "secret_file")]
+    secret: Option<String>,
+    /// A file holding the secret token (one trailing newline is not part of it).
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
     /// The payload, read as exact bytes; `-` reads standard input.
     #[arg(long, value_name = "FILE|-")]
     payload: String,
@@ -84,25 +129,37 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => check(args),
-        Command::Validate(args) => compile(&args).map(|w| {
-            println!(
-                "valid: webhook '{}' targets pipeline '{}', action '{}'",
+        Command::Validate(args) => compile(&args, false).and_then(|w| {
+            print(&format!(
+                "valid: webhook '{}' targets pipeline '{}', action '{}'\n",
                 w.name(),
                 w.target_pipeline(),
                 w.target_action()
-            );
-            ExitCode::SUCCESS
+            ))?;
+            Ok(ExitCode::SUCCESS)
         }),
         Command::Sign(args) => sign(args),
     };
     result.unwrap_or_else(|Usage(message)| {
-        eprintln!("{message}");
+        // Standard error closed too: nothing more can be said.
+        let _ = writeln!(std::io::stderr(), "{message}");
         ExitCode::from(2)
     })
 }
 
+/// Writes to standard output. A reader that has gone (`sign ... | head -1`) is not an error: the
+/// rest of the output is simply not wanted, so the command ends quietly with its own exit code.
+fn print(text: &str) -> Result<(), Usage> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Usage(format!("error: cannot write to standard output: {e}"))),
+    }
+}
+
 fn check(args: CheckArgs) -> Result<ExitCode, Usage> {
-    let webhook = compile(&args.definition)?;
+    let webhook = compile(&args.definition, args.require_sha256)?;
     let body = read_input(&args.payload)?;
     let headers = args.headers.iter().map(|h| parse_header(h)).collect::<Result<Vec<_>, _>>()?;
     let mut request = Request::new(&body);
@@ -114,39 +171,76 @@ fn check(args: CheckArgs) -> Result<ExitCode, Usage> {
     }
     let verdict = webhook.evaluate(&request);
     if args.json {
-        println!("{}", serde_json::to_string(&verdict).expect("a verdict serialises"));
+        let json = serde_json::to_string(&verdict).map_err(|e| Usage(format!("error: {e}")))?;
+        print(&format!("{json}\n"))?;
     } else {
-        println!("{verdict}");
+        print(&format!("{verdict}\n"))?;
     }
     Ok(if verdict.is_trigger() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn sign(args: SignArgs) -> Result<ExitCode, Usage> {
+    let secret = match (args.secret, &args.secret_file) {
+        (Some(secret), _) => secret,
+        (None, Some(path)) => {
+            let text = read_text(path)?;
+            let text = text.strip_suffix('\n').map_or(text.as_str(), |t| t.strip_suffix('\r').unwrap_or(t));
+            text.to_owned()
+        }
+        (None, None) => std::env::var(SECRET_ENV).map_err(|_| {
+            Usage(format!(
+                "error: sign needs the secret: --secret-file FILE, the {SECRET_ENV} environment variable, or --secret"
+            ))
+        })?,
+    };
+    if secret.is_empty() {
+        // A webhook's SecretToken is 1 to 100 characters: an empty one is a mistake (an unset
+        // variable, an empty file), not a secret.
+        return Err(Usage("error: the secret is empty".to_owned()));
+    }
     let body = read_input(&args.payload)?;
-    println!("X-Hub-Signature-256: {}", github::signature_256(args.secret.as_bytes(), &body));
-    println!("X-Hub-Signature: {}", github::signature_1(args.secret.as_bytes(), &body));
+    print(&format!(
+        "X-Hub-Signature-256: {}\nX-Hub-Signature: {}\n",
+        github::signature_256(secret.as_bytes(), &body),
+        github::signature_1(secret.as_bytes(), &body)
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn compile(args: &DefinitionArgs) -> Result<Webhook, Usage> {
+fn compile(args: &DefinitionArgs, require_sha256: bool) -> Result<Webhook, Usage> {
     let text = read_text(&args.webhook)?;
     let definition = parse_definition(&text)?;
     let config = match &args.action_config {
         None => ActionConfiguration::new(),
-        Some(path) => serde_json::from_str(&read_text(path)?).map_err(|e| {
-            Usage(format!(
-                "error: {}: the action configuration must be a JSON object of strings, such as {{\"Branch\": \"main\"}}: {e}",
-                path.display()
-            ))
-        })?,
+        Some(path) => action_configuration(path, &read_text(path)?, &definition.target_action)?,
     };
-    Webhook::builder(&definition, &config).require_sha256(args.require_sha256).build().map_err(|e| {
+    Webhook::builder(&definition, &config).require_sha256(require_sha256).build().map_err(|e| {
         let no_config = args.action_config.is_none() && e.field().is_some_and(|f| f.ends_with(".matchEquals"));
         let Usage(mut message) = Usage::from(e);
         if no_config {
             message.push_str("\nhint: pass the target action's configuration with --action-config FILE");
         }
         Usage(message)
+    })
+}
+
+/// The `--action-config` file: `aws codepipeline get-pipeline` output (whole, or its `pipeline`
+/// object), whose first stage's action named by the definition's `targetAction` gives the
+/// configuration, as the registry takes it; or that configuration alone, a JSON object of strings.
+fn action_configuration(path: &Path, text: &str, target_action: &str) -> Result<ActionConfiguration, Usage> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Usage(format!("error: {}: the action configuration is not JSON: {e}", path.display())))?;
+    let is_pipeline = value.get("pipeline").is_some_and(serde_json::Value::is_object)
+        || value.get("stages").is_some_and(serde_json::Value::is_array);
+    if is_pipeline {
+        let pipeline = PipelineDeclaration::from_json(text)?;
+        return Ok(pipeline.first_stage_configuration(target_action)?.clone());
+    }
+    serde_json::from_value(value).map_err(|_| {
+        Usage(format!(
+            "error: {}: the action configuration must be a JSON object of strings, such as {{\"Branch\": \"main\"}}, or aws codepipeline get-pipeline output",
+            path.display()
+        ))
     })
 }
 

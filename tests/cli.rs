@@ -7,7 +7,18 @@ const BIN: &str = env!("CARGO_BIN_EXE_codepipeline-webhooks");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(BIN)
+    run_env(args, stdin, None)
+}
+
+/// As `run`, with `CODEPIPELINE_WEBHOOK_SECRET` set to `secret` (and unset otherwise, whatever the
+/// test's own environment holds).
+fn run_env(args: &[&str], stdin: Option<&[u8]>, secret: Option<&str>) -> Output {
+    let mut command = Command::new(BIN);
+    match secret {
+        Some(secret) => command.env("CODEPIPELINE_WEBHOOK_SECRET", secret),
+        None => command.env_remove("CODEPIPELINE_WEBHOOK_SECRET"),
+    };
+    let mut child = command
         .args(args)
         .current_dir(ROOT)
         .stdin(Stdio::piped())
@@ -197,4 +208,150 @@ fn invalid_definitions_exit_2_with_the_exception_name_first() {
     assert_eq!(out.status.code(), Some(2));
     let out = run(&["frobnicate"], None);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn action_config_takes_get_pipeline_output() {
+    let dir = std::env::temp_dir().join(format!("cpw-cli-pipeline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{ROOT}/examples/action-configuration.json")).unwrap())
+            .unwrap();
+    let declaration = serde_json::json!({
+        "name": "hello-world-pipeline",
+        "roleArn": "arn:aws:iam::111111111111:role/cp",
+        "stages": [
+            {"name": "Source", "actions": [
+                {"name": "Other", "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+                 "configuration": {"Branch": "wrong"}},
+                {"name": "Source", "actionTypeId": {"category": "Source", "owner": "ThirdParty", "provider": "GitHub", "version": "1"},
+                 "configuration": config}
+            ]},
+            {"name": "Deploy", "actions": [{"name": "Deploy", "configuration": {"Branch": "wrong"}}]}
+        ],
+        "version": 3
+    });
+    let whole = serde_json::json!({"pipeline": declaration, "metadata": {"pipelineArn": "arn:aws:codepipeline:us-east-1:111111111111:hello-world-pipeline", "created": 1.5, "updated": 2.5}});
+    let header = sign("examples/push.json");
+    for (file, doc) in [("whole.json", &whole), ("bare.json", &declaration)] {
+        let path = dir.join(file);
+        std::fs::write(&path, doc.to_string()).unwrap();
+        let path = path.to_str().unwrap();
+        let out = run(
+            &[
+                "check",
+                "--webhook",
+                "examples/webhook.json",
+                "--action-config",
+                path,
+                "--payload",
+                "examples/push.json",
+                "--header",
+                &header,
+            ],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(0), "{file}: {} {}", stdout(&out), stderr(&out));
+        let out = run(&["validate", "--webhook", "examples/webhook.json", "--action-config", path], None);
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", stderr(&out));
+    }
+    // The target action only in a later stage: the registry's error.
+    let mut later = declaration.clone();
+    later["stages"][0]["actions"].as_array_mut().unwrap().remove(1);
+    let path = dir.join("later.json");
+    std::fs::write(&path, later.to_string()).unwrap();
+    let out = run(&["validate", "--webhook", "examples/webhook.json", "--action-config", path.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with(
+            "ValidationException: Action with name Source was not found in the first stage of the pipeline"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// `sign ... | head -1`: the reader goes away before the output is written. That is a quiet exit
+/// with the command's own code, not a panic ("failed printing to stdout: Broken pipe", exit 101).
+#[test]
+fn output_into_a_closed_pipe_is_a_quiet_exit() {
+    for args in [
+        &["sign", "--secret", "s", "--payload", "-"][..],
+        &[
+            "check",
+            "--webhook",
+            "examples/webhook.json",
+            "--action-config",
+            "examples/action-configuration.json",
+            "--payload",
+            "-",
+        ][..],
+    ] {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(ROOT)
+            .env_remove("CODEPIPELINE_WEBHOOK_SECRET")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end of the stdout pipe first: the child reads all of stdin before it
+        // writes, so every write it makes meets a pipe with no reader.
+        drop(child.stdout.take());
+        child.stdin.take().unwrap().write_all(b"{}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let expected = if args[0] == "sign" { 0 } else { 1 };
+        assert_eq!(out.status.code(), Some(expected), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{args:?}");
+    }
+}
+
+#[test]
+fn sign_takes_the_secret_from_a_file_or_the_environment() {
+    let expected = stdout(&run(&["sign", "--secret", "file-secret", "--payload", "examples/push.json"], None));
+    assert!(expected.starts_with("X-Hub-Signature-256: sha256="), "{expected}");
+    let dir = std::env::temp_dir().join(format!("cpw-cli-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, content) in [("plain", "file-secret"), ("newline", "file-secret\n"), ("crlf", "file-secret\r\n")] {
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        let out = run(&["sign", "--secret-file", path.to_str().unwrap(), "--payload", "examples/push.json"], None);
+        assert_eq!((out.status.code(), stdout(&out)), (Some(0), expected.clone()), "{name}: {}", stderr(&out));
+    }
+    let out = run_env(&["sign", "--payload", "examples/push.json"], None, Some("file-secret"));
+    assert_eq!((out.status.code(), stdout(&out)), (Some(0), expected.clone()), "{}", stderr(&out));
+    // --secret wins over the environment.
+    let out = run_env(&["sign", "--secret", "file-secret", "--payload", "examples/push.json"], None, Some("other"));
+    assert_eq!(stdout(&out), expected);
+
+    let out = run(&["sign", "--payload", "examples/push.json"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("CODEPIPELINE_WEBHOOK_SECRET"), "{}", stderr(&out));
+    let out = run_env(&["sign", "--payload", "examples/push.json"], None, Some(""));
+    assert_eq!(out.status.code(), Some(2), "an empty secret is a mistake");
+    let path = dir.join("plain");
+    let out = run(&["sign", "--secret", "a", "--secret-file", path.to_str().unwrap(), "--payload", "-"], None);
+    assert_eq!(out.status.code(), Some(2), "--secret and --secret-file together");
+    let out = run(&["sign", "--secret-file", "no-such-file", "--payload", "-"], None);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn help_has_examples_exit_codes_and_only_options_that_act() {
+    let top = run(&["--help"], None);
+    assert_eq!(top.status.code(), Some(0));
+    let top = stdout(&top);
+    assert!(top.contains("Examples:") && top.contains("codepipeline-webhooks check --webhook"), "{top}");
+    for code in ["  0  ", "  1  ", "  2  "] {
+        assert!(top.contains(code), "exit code {code:?} in: {top}");
+    }
+    let validate = stdout(&run(&["validate", "--help"], None));
+    assert!(!validate.contains("--require-sha256"), "{validate}");
+    assert!(validate.contains("Examples:"), "{validate}");
+    assert!(stdout(&run(&["check", "--help"], None)).contains("--require-sha256"));
+    let sign = stdout(&run(&["sign", "--help"], None));
+    assert!(sign.contains("--secret-file") && sign.contains("CODEPIPELINE_WEBHOOK_SECRET"), "{sign}");
+    let out = run(&["validate", "--webhook", "examples/webhook.json", "--require-sha256"], None);
+    assert_eq!(out.status.code(), Some(2), "validate has no --require-sha256");
 }

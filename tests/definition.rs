@@ -214,3 +214,89 @@ fn debug_and_redacted_never_show_the_secret() {
     assert!(shown.contains(r#""SecretToken":"****""#), "{shown}");
     assert!(!shown.contains("hunter2"));
 }
+
+/// The value of a secret member is never shown, whatever its type, by `from_json` (the
+/// `ValidationException` the CLI and the registry print) or by serde itself.
+#[test]
+fn a_secret_of_the_wrong_type_is_never_echoed() {
+    for secret in [
+        json!(12345678),
+        json!(12345678.5),
+        json!(true),
+        json!(["hunter2-in-array"]),
+        json!({"k": "hunter2-in-object"}),
+    ] {
+        let doc = json!({"webhook": {"name": "n", "targetPipeline": "p", "targetAction": "a", "filters": [],
+            "authentication": "GITHUB_HMAC", "authenticationConfiguration": {"SecretToken": secret}}});
+        let err = PutWebhookInput::from_json(&doc.to_string()).unwrap_err();
+        assert_eq!(err.code(), "ValidationException");
+        let shown = format!("{err} {err:?}");
+        for needle in ["12345678", "true", "hunter2"] {
+            assert!(!shown.contains(needle), "{secret}: {shown}");
+        }
+        assert!(err.message().contains("SecretToken"), "{err}");
+        let direct = serde_json::from_value::<PutWebhookInput>(doc).unwrap_err().to_string();
+        assert!(!direct.contains("12345678") && !direct.contains("hunter2"), "{direct}");
+    }
+    // Other members keep serde's message, value kind included but not the value.
+    let doc = r#"{"webhook": {"name": 42, "targetPipeline": "p", "targetAction": "a", "filters": [],
+        "authentication": "UNAUTHENTICATED", "authenticationConfiguration": {}}}"#;
+    let err = PutWebhookInput::from_json(doc).unwrap_err();
+    assert!(err.message().contains("invalid type: integer, expected a string"), "{err}");
+}
+
+/// Control characters from a definition are escaped in every message: a value cannot split the
+/// log line its error is written to, nor hide in it.
+#[test]
+fn control_characters_in_values_are_escaped_in_messages() {
+    let ip = |range: &str| {
+        Webhook::new(
+            &definition_with(json!([]), |v| {
+                v["authentication"] = json!("IP");
+                v["authenticationConfiguration"] = json!({"AllowedIPRange": range});
+            }),
+            &config(),
+        )
+        .unwrap_err()
+    };
+    let err = ip("1.2.3.4\n");
+    assert_eq!(err.code(), "InvalidWebhookAuthenticationParametersException");
+    assert!(err.message().contains(r"'1.2.3.4\n'"), "{err}");
+    for bad in ["1.2.3.4\n", "1.2.3.4\0", "1.2.3.4\r\nFAKE: log line", "\u{1b}[31m1.2.3.4", "1.2.3.4\u{202e}"] {
+        let shown = ip(bad).to_string();
+        assert!(!shown.contains(|c: char| c.is_control() || c == '\u{202e}'), "{bad:?}: {shown:?}");
+    }
+    // Model constraints quote the value: escaped there too.
+    let err = model_error(|v| v["name"] = json!("bad\nname\0"));
+    assert!(err.message().contains(r"Value 'bad\nname\0' at 'webhook.name'"), "{err}");
+    assert!(!err.to_string().contains(|c: char| c.is_control()), "{err:?}");
+    // An unknown member's name, as serde reports it.
+    let err = PutWebhookInput::from_json(r#"{"webhook": {}, "ta\ngs": []}"#).unwrap_err();
+    assert!(!err.to_string().contains(|c: char| c.is_control()), "{err:?}");
+    let tags = input(json!([{"key": "aws:\u{7}", "value": ""}])).validate().unwrap_err();
+    assert!(!tags.to_string().contains(|c: char| c.is_control()), "{tags:?}");
+}
+
+#[test]
+fn ip_prefixes_with_leading_zeros_are_refused() {
+    for range in ["10.0.0.0/08", "10.0.0.0/008", "10.0.0.0/00", "2001:db8::/032"] {
+        let d = definition_with(json!([]), |v| {
+            v["authentication"] = json!("IP");
+            v["authenticationConfiguration"] = json!({"AllowedIPRange": range});
+        });
+        let err = Webhook::new(&d, &config()).unwrap_err();
+        assert_eq!(err.code(), "InvalidWebhookAuthenticationParametersException", "{range}");
+        assert!(err.message().contains("leading zero"), "{err}");
+    }
+}
+
+#[test]
+fn reserved_tag_keys_whatever_their_case() {
+    for key in ["aws:x", "AWS:x", "Aws:x", "aWs:", "AWS:"] {
+        let err = input(json!([{"key": key, "value": ""}])).validate().unwrap_err();
+        assert_eq!(err.code(), "InvalidTagsException", "{key}");
+    }
+    for key in ["aws", "awsx:", "x-aws:", "é:aws:"] {
+        input(json!([{"key": key, "value": ""}])).validate().unwrap();
+    }
+}

@@ -1,7 +1,7 @@
 //! DESIGN.md §4: the webhook API's state as pure logic.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak, mpsc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use codepipeline_webhooks::registry::{
@@ -173,9 +173,17 @@ fn placeholders_resolve_from_the_target_action_and_trigger_by_url() {
     let err = deliver(&f.registry, "https://eu-west-1.webhooks.aws/trigger?t=token0&v=1", MAIN).unwrap_err();
     assert_eq!(err.code(), "WebhookNotFoundException");
     assert_eq!(deliver(&f.registry, "not a url", MAIN).unwrap_err().code(), "WebhookNotFoundException");
-    for near in [&url.replace("&v=1", "&v=2"), &url.replace("https://", "http://"), &format!("{url}&x=1")] {
+    for near in [
+        &url.replace("&v=1", "&v=2"),
+        &url.replace("https://", "http://"),
+        &format!("{url}&t=token0"),
+        &url.replace("t=token0", "t="),
+        &url.replace("t=token0", "t=token"),
+    ] {
         assert_eq!(deliver(&f.registry, near, MAIN).unwrap_err().code(), "WebhookNotFoundException", "{near}");
     }
+    // Parameters the registry does not use are ignored, as an HTTP server would.
+    assert!(deliver(&f.registry, &format!("{url}&x=1"), MAIN).unwrap());
     let (body, sig) = signed(MAIN);
     assert!(
         f.registry
@@ -309,9 +317,11 @@ fn list_pages_in_name_order() {
         let err = f.registry.list_webhooks(ListWebhooksInput { next_token: None, max_results: Some(bad) }).unwrap_err();
         assert_eq!(err.code(), "ValidationException");
     }
-    let err =
-        f.registry.list_webhooks(ListWebhooksInput { next_token: Some("%%%".into()), max_results: None }).unwrap_err();
-    assert_eq!(err.code(), "InvalidNextTokenException");
+    for forged in ["%%%", "Yg", "Yw", "YQ"] {
+        // Not base64, and the base64 of a name: neither was issued by this registry.
+        let input = ListWebhooksInput { next_token: Some(forged.into()), max_results: None };
+        assert_eq!(f.registry.list_webhooks(input).unwrap_err().code(), "InvalidNextTokenException", "{forged}");
+    }
     let wire: ListWebhooksInput = serde_json::from_str(r#"{"NextToken":"YQ","MaxResults":10}"#).unwrap();
     assert_eq!(wire.max_results, Some(10));
 }
@@ -458,4 +468,382 @@ fn concurrent_triggers_with_puts_and_deletes() {
     assert!(writer.join().unwrap() > 0);
     assert!(SystemTime::now() > UNIX_EPOCH);
     assert_eq!(registry.list_webhooks(Default::default()).unwrap().webhooks.len(), 1);
+}
+
+fn registry_at(base: &str) -> Registry {
+    let counter = Arc::new(AtomicU64::new(0));
+    let registry = Registry::builder()
+        .region("us-east-1")
+        .account_id("111111111111")
+        .base_url(base)
+        .token_source(move || format!("tok{}", counter.fetch_add(1, Ordering::SeqCst)))
+        .build()
+        .unwrap();
+    put_pipeline(&registry, "main");
+    registry
+}
+
+#[test]
+fn base_url_sets_the_webhook_urls() {
+    for (base, url) in [
+        ("https://hooks.example.com", "https://hooks.example.com/trigger?t=tok0&v=1"),
+        ("https://hooks.example.com/", "https://hooks.example.com/trigger?t=tok0&v=1"),
+        ("http://127.0.0.1:3000", "http://127.0.0.1:3000/trigger?t=tok0&v=1"),
+        ("https://example.com:8443/ci/codepipeline/", "https://example.com:8443/ci/codepipeline/trigger?t=tok0&v=1"),
+    ] {
+        let registry = registry_at(base);
+        let out = registry.put_webhook(input("hook", |_| {})).unwrap();
+        assert_eq!(out.webhook.url, url, "{base}");
+        assert!(deliver(&registry, url, MAIN).unwrap(), "{url}");
+    }
+    for bad in ["", "hooks.example.com", "ftp://hooks.example.com", "https://h/x?y=1", "https://h/x#y"] {
+        let err = Registry::builder().region("us-east-1").account_id("111111111111").base_url(bad).build().unwrap_err();
+        assert_eq!(err.code(), "ValidationException", "{bad}");
+    }
+}
+
+#[test]
+fn trigger_takes_urls_and_paths_with_queries_in_any_order() {
+    let registry = registry_at("http://127.0.0.1:8080/cp/");
+    registry.put_webhook(input("hook", |_| {})).unwrap();
+    for ok in [
+        "http://127.0.0.1:8080/cp/trigger?t=tok0&v=1",
+        "http://127.0.0.1:8080/cp/trigger?v=1&t=tok0",
+        "http://127.0.0.1:8080/cp/trigger?t=tok0",
+        "HTTP://127.0.0.1:8080/cp/trigger?t=tok0",
+        "/cp/trigger?t=tok0&v=1",
+        "/cp/trigger?v=1&t=tok0",
+        "/cp/trigger?t=tok0",
+        "/cp/trigger?%74=%74ok0&v=%31",
+        "/cp/trigger?t=tok0&v=1#fragment",
+        "/cp/trigger?&t=tok0&&v=1&",
+    ] {
+        assert!(deliver(&registry, ok, MAIN).unwrap(), "{ok}");
+    }
+    for unknown in [
+        "http://127.0.0.1:8081/cp/trigger?t=tok0&v=1",
+        "http://localhost:8080/cp/trigger?t=tok0&v=1",
+        "https://127.0.0.1:8080/cp/trigger?t=tok0&v=1",
+        "https://us-east-1.webhooks.aws/trigger?t=tok0&v=1",
+        "/trigger?t=tok0&v=1",
+        "/cp/trigger/?t=tok0",
+        "/cp/trigger",
+        "/cp/trigger?v=1",
+        "/cp/trigger?t=&v=1",
+        "/cp/trigger?t&v=1",
+        "/cp/trigger?t=tok0&v=2",
+        "/cp/trigger?t=tok0&t=tok0",
+        "/cp/trigger?t=tok1",
+        "/cp/trigger?t=%ZZ",
+        "",
+    ] {
+        assert_eq!(deliver(&registry, unknown, MAIN).unwrap_err().code(), "WebhookNotFoundException", "{unknown}");
+    }
+    // An empty token is unknown through trigger_token too.
+    let err = registry.trigger_token("", &Request::new(MAIN)).unwrap_err();
+    assert_eq!(err.code(), "WebhookNotFoundException");
+}
+
+type Probe = (Arc<Registry>, Arc<OnceLock<Weak<Registry>>>, Arc<Mutex<Vec<bool>>>);
+
+/// A registry whose token source, once `hook` is filled, runs `during_put` on another thread and
+/// waits (at most 5 s) for it, recording whether it finished in time. The token source is called
+/// in the same unlocked phase of `put_webhook` as the compile.
+fn registry_with_probe(during_put: impl Fn(&Registry) -> bool + Send + Sync + 'static) -> Probe {
+    let hook: Arc<OnceLock<Weak<Registry>>> = Arc::default();
+    let finished = Arc::new(Mutex::new(Vec::new()));
+    let counter = AtomicU64::new(0);
+    let during_put = Arc::new(during_put);
+    let source = {
+        let (hook, finished) = (hook.clone(), finished.clone());
+        move || {
+            if let Some(registry) = hook.get().and_then(Weak::upgrade) {
+                let (tx, rx) = mpsc::channel();
+                let during_put = during_put.clone();
+                std::thread::spawn(move || tx.send(during_put(&registry)).unwrap_or(()));
+                finished.lock().unwrap().push(rx.recv_timeout(Duration::from_secs(5)) == Ok(true));
+            }
+            format!("token{}", counter.fetch_add(1, Ordering::SeqCst))
+        }
+    };
+    let registry = Arc::new(
+        Registry::builder().region("us-east-1").account_id("111111111111").token_source(source).build().unwrap(),
+    );
+    put_pipeline(&registry, "main");
+    (registry, hook, finished)
+}
+
+/// Deliveries are not held up by a put: while `put_webhook` prepares a new webhook (compiles it,
+/// draws its URL token), a delivery to another webhook completes from another thread. When the
+/// put held the write lock throughout, that delivery waited for the whole put and this failed.
+#[test]
+fn a_delivery_completes_while_a_put_webhook_is_compiling() {
+    let (registry, hook, finished) = registry_with_probe(|registry| {
+        deliver(registry, "https://us-east-1.webhooks.aws/trigger?t=token0&v=1", MAIN).unwrap_or(false)
+    });
+    registry.put_webhook(input("stable", |_| {})).unwrap();
+    hook.set(Arc::downgrade(&registry)).unwrap();
+    registry.put_webhook(input("new", |_| {})).unwrap();
+    assert_eq!(*finished.lock().unwrap(), [true], "the delivery finished while the put was under way");
+    assert_eq!(registry.list_webhooks(Default::default()).unwrap().webhooks.len(), 2);
+}
+
+/// A pipeline that changes while a put compiles against its old version: the put notices at
+/// insert time and compiles again, so the webhook ends up compiled against the pipeline in force.
+#[test]
+fn a_put_webhook_racing_a_put_pipeline_compiles_against_the_pipeline_in_force() {
+    let (registry, hook, finished) = registry_with_probe(|registry| {
+        let release: PipelineDeclaration = serde_json::from_value(pipeline("release")).unwrap();
+        registry.put_pipeline(release).is_ok()
+    });
+    hook.set(Arc::downgrade(&registry)).unwrap();
+    let url = registry.put_webhook(input("hook", |_| {})).unwrap().webhook.url;
+    assert!(finished.lock().unwrap()[0], "put_pipeline ran while put_webhook compiled");
+    assert!(deliver(&registry, &url, r#"{"ref":"refs/heads/release"}"#).unwrap());
+    assert!(!deliver(&registry, &url, MAIN).unwrap());
+}
+
+fn page_after(
+    registry: &Registry,
+    next_token: Option<String>,
+) -> Result<ListWebhooksOutput, codepipeline_webhooks::Error> {
+    registry.list_webhooks(ListWebhooksInput { next_token, max_results: Some(1) })
+}
+
+#[test]
+fn next_tokens_are_opaque_and_verified() {
+    let f = fixture();
+    for name in ["a", "b", "c"] {
+        f.registry.put_webhook(input(name, |_| {})).unwrap();
+    }
+    let first = page_after(&f.registry, None).unwrap();
+    let token = first.next_token.unwrap();
+    assert!(token.len() <= 2048);
+    assert_eq!(page_after(&f.registry, Some(token.clone())).unwrap().webhooks[0].definition.name, "b");
+    // Another registry with the same webhooks has another key: the token is not its.
+    let other = Registry::builder().region("us-east-1").account_id("111111111111").build().unwrap();
+    put_pipeline(&other, "main");
+    for name in ["a", "b", "c"] {
+        other.put_webhook(input(name, |_| {})).unwrap();
+    }
+    assert_eq!(page_after(&other, Some(token.clone())).unwrap_err().code(), "InvalidNextTokenException");
+    // Instances that load the same state (or restart from it) share the key, and the tokens.
+    let state = f.registry.export_state();
+    assert!(state.next_token_key.is_some());
+    assert!(!format!("{state:?}").contains(state.next_token_key.as_deref().unwrap()), "Debug hides the key");
+    other.import_state(state.clone()).unwrap();
+    assert_eq!(page_after(&other, Some(token.clone())).unwrap().webhooks[0].definition.name, "b");
+    let restarted = Registry::builder().region("us-east-1").account_id("111111111111").state(state).build().unwrap();
+    assert_eq!(page_after(&restarted, Some(token)).unwrap().webhooks[0].definition.name, "b");
+    // The model bounds NextToken to 1..=2048 characters.
+    for bad in [String::new(), "A".repeat(2049)] {
+        assert_eq!(page_after(&f.registry, Some(bad)).unwrap_err().code(), "ValidationException");
+    }
+}
+
+/// An exported state with `edit` applied to its JSON, imported into a fresh registry.
+fn import_edited(edit: impl FnOnce(&mut Value)) -> Result<Registry, codepipeline_webhooks::Error> {
+    let f = fixture();
+    f.registry.put_webhook(input("a", |_| {})).unwrap();
+    f.registry.put_webhook(input("b", |_| {})).unwrap();
+    let mut state = serde_json::to_value(f.registry.export_state()).unwrap();
+    edit(&mut state);
+    let state: RegistryState = serde_json::from_value(state).unwrap();
+    let registry = Registry::builder().region("us-east-1").account_id("111111111111").webhook_quota(2).build().unwrap();
+    put_pipeline(&registry, "main");
+    registry.put_webhook(input("before", |_| {})).unwrap();
+    registry.import_state(state).map(|()| registry)
+}
+
+#[test]
+fn import_refuses_what_put_webhook_could_never_have_produced() {
+    let ok = import_edited(|_| {}).unwrap();
+    assert_eq!(ok.list_webhooks(Default::default()).unwrap().webhooks.len(), 2);
+    let code = |edit: fn(&mut Value)| import_edited(edit).map(|_| ()).unwrap_err().code();
+    // An empty token would make a URL without `t=` the webhook's; a malformed one no URL at all.
+    assert_eq!(code(|s| s["webhooks"][0]["token"] = json!("")), "ValidationException");
+    assert_eq!(code(|s| s["webhooks"][0]["token"] = json!("a b")), "ValidationException");
+    assert_eq!(code(|s| s["webhooks"][0]["token"] = json!("a&t=b")), "ValidationException");
+    assert_eq!(code(|s| s["webhooks"][1]["token"] = s["webhooks"][0]["token"].clone()), "ValidationException");
+    assert_eq!(code(|s| s["webhooks"][1]["definition"]["name"] = json!("a")), "ValidationException");
+    assert_eq!(code(|s| s["webhooks"][0]["lastTriggered"] = json!(-1.0)), "ValidationException");
+    assert_eq!(code(|s| s["nextTokenKey"] = json!("c2hvcnQ")), "ValidationException");
+    assert_eq!(code(|s| s["pipelines"][0]["name"] = json!("bad name")), "ValidationException");
+    // More webhooks than the quota (2 here).
+    assert_eq!(
+        code(|s| {
+            let mut third = s["webhooks"][0].clone();
+            third["definition"]["name"] = json!("c");
+            third["token"] = json!("token9");
+            s["webhooks"].as_array_mut().unwrap().push(third);
+        }),
+        "LimitExceededException"
+    );
+    // A definition PutWebhook refuses, whatever the state says about it.
+    assert_eq!(
+        code(|s| s["webhooks"][0]["definition"]["filters"][0]["jsonPath"] = json!("$[")),
+        "InvalidWebhookFilterPatternException"
+    );
+    assert_eq!(
+        code(|s| {
+            s["webhooks"][0]["definition"]["filters"][0]["jsonPath"] = json!("$[");
+            s["webhooks"][0]["errorCode"] = json!("ValidationException");
+        }),
+        "InvalidWebhookFilterPatternException"
+    );
+    assert_eq!(
+        code(|s| s["webhooks"][0]["definition"]["targetAction"] = json!("CodePipelineDemoFleet")),
+        "ValidationException"
+    );
+}
+
+#[test]
+fn import_keeps_a_webhook_that_recorded_its_error() {
+    let f = fixture();
+    let url = f.registry.put_webhook(input("hook", |_| {})).unwrap().webhook.url;
+    let mut moved = pipeline("main");
+    moved["stages"][0]["actions"][0]["name"] = json!("GitHubSource");
+    f.registry.put_pipeline(serde_json::from_value(moved).unwrap()).unwrap();
+    let state = f.registry.export_state();
+    assert_eq!(state.webhooks[0].error_code.as_deref(), Some("ValidationException"));
+    let other =
+        Registry::builder().region("us-east-1").account_id("111111111111").state(state.clone()).build().unwrap();
+    let item = other.list_webhooks(Default::default()).unwrap().webhooks.remove(0);
+    assert_eq!(item.error_code.as_deref(), Some("ValidationException"));
+    assert_eq!(deliver(&other, &url, MAIN).unwrap_err().code(), "ValidationException");
+    // Without its errorCode the same webhook is refused: it does not compile.
+    let mut bare = state;
+    bare.webhooks[0].error_code = None;
+    bare.webhooks[0].error_message = None;
+    assert_eq!(other.import_state(bare).unwrap_err().code(), "ValidationException");
+    assert_eq!(deliver(&other, &url, MAIN).unwrap_err().code(), "ValidationException", "nothing changed");
+}
+
+#[test]
+fn a_failed_import_changes_nothing() {
+    let f = fixture();
+    let url = f.registry.put_webhook(input("hook", |_| {})).unwrap().webhook.url;
+    let mut state = f.registry.export_state();
+    state.webhooks[0].token = String::new();
+    assert!(f.registry.import_state(state).is_err());
+    assert!(deliver(&f.registry, &url, MAIN).unwrap());
+    assert_eq!(
+        deliver(&f.registry, "https://us-east-1.webhooks.aws/trigger?v=1", MAIN).unwrap_err().code(),
+        "WebhookNotFoundException"
+    );
+}
+
+#[test]
+fn webhook_name_members_have_the_model_constraints_of_put_webhooks_name() {
+    let f = fixture();
+    let long = "a".repeat(101);
+    for bad in ["", "bad name", "a/b", long.as_str()] {
+        let err = f.registry.delete_webhook(DeleteWebhookInput { name: bad.into() }).unwrap_err();
+        assert_eq!((err.code(), err.field()), ("ValidationException", Some("name")), "{bad}");
+        assert!(err.message().contains(" at 'name' failed to satisfy constraint: Member must "), "{err}");
+        let input = RegisterWebhookWithThirdPartyInput { webhook_name: bad.into() };
+        let err = f.registry.register_webhook_with_third_party(input).unwrap_err();
+        assert_eq!((err.code(), err.field()), ("ValidationException", Some("webhookName")), "{bad}");
+        let input = DeregisterWebhookWithThirdPartyInput { webhook_name: bad.into() };
+        let err = f.registry.deregister_webhook_with_third_party(input).unwrap_err();
+        assert_eq!((err.code(), err.field()), ("ValidationException", Some("webhookName")), "{bad}");
+    }
+    let err = f.registry.delete_webhook(DeleteWebhookInput { name: "bad name".into() }).unwrap_err();
+    assert_eq!(
+        err.message(),
+        "1 validation error detected: Value 'bad name' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: [A-Za-z0-9.@\\-_]+"
+    );
+    let err = f.registry.list_webhooks(ListWebhooksInput { next_token: None, max_results: Some(0) }).unwrap_err();
+    assert!(err.message().contains("Value '0' at 'MaxResults' failed to satisfy constraint"), "{err}");
+}
+
+#[test]
+fn null_means_absent_in_inputs_and_state() {
+    let f = fixture();
+    let with_nulls = json!({"webhook": {
+        "name": "hook", "targetPipeline": "MyFirstPipeline", "targetAction": "Source",
+        "filters": [{"jsonPath": "$.ref", "matchEquals": null}],
+        "authentication": "IP", "authenticationConfiguration": {"AllowedIPRange": "192.0.2.0/24", "SecretToken": null}
+    }, "tags": null});
+    let input = PutWebhookInput::from_json(&with_nulls.to_string()).unwrap();
+    assert!(input.tags.is_empty());
+    f.registry.put_webhook(input).unwrap();
+    let list: ListWebhooksInput = serde_json::from_str(r#"{"NextToken": null, "MaxResults": null}"#).unwrap();
+    assert_eq!(f.registry.list_webhooks(list).unwrap().webhooks.len(), 1);
+    let mut state = serde_json::to_value(f.registry.export_state()).unwrap();
+    state["webhooks"][0]["tags"] = Value::Null;
+    state["webhooks"][0]["registeredWithThirdParty"] = Value::Null;
+    state["webhooks"][0]["lastTriggered"] = Value::Null;
+    state["nextTokenKey"] = Value::Null;
+    let state: RegistryState = serde_json::from_value(state).unwrap();
+    f.registry.import_state(state).unwrap();
+    let mut declared = pipeline("main");
+    declared["stages"][1]["actions"][0]["configuration"] = Value::Null;
+    let declared: PipelineDeclaration = serde_json::from_value(declared).unwrap();
+    assert!(declared.stages[1].actions[0].configuration.is_empty());
+}
+
+/// `aws codepipeline get-pipeline` output as the CLI prints it: the declaration under `pipeline`,
+/// and `metadata`.
+fn get_pipeline_output(branch: &str) -> Value {
+    json!({
+        "pipeline": pipeline(branch),
+        "metadata": {
+            "pipelineArn": "arn:aws:codepipeline:us-east-1:111111111111:MyFirstPipeline",
+            "created": 1573573251.294,
+            "updated": 1573573251.294
+        }
+    })
+}
+
+#[test]
+fn put_pipeline_takes_get_pipeline_output_as_it_is() {
+    let whole = PipelineDeclaration::from_json(&get_pipeline_output("release").to_string()).unwrap();
+    let bare = PipelineDeclaration::from_json(&pipeline("release").to_string()).unwrap();
+    assert_eq!(whole, bare);
+    assert_eq!(serde_json::to_value(&whole).unwrap(), pipeline("release"), "metadata is not part of the pipeline");
+    let f = fixture();
+    let url = f.registry.put_webhook(input("hook", |_| {})).unwrap().webhook.url;
+    f.registry.put_pipeline(whole).unwrap();
+    assert!(deliver(&f.registry, &url, r#"{"ref":"refs/heads/release"}"#).unwrap());
+    assert_eq!(whole_config(&bare, "Source").get("Branch"), Some("release"));
+    let err = bare.first_stage_configuration("CodePipelineDemoFleet").unwrap_err();
+    assert_eq!(
+        err.message(),
+        "Action with name CodePipelineDemoFleet was not found in the first stage of the pipeline"
+    );
+
+    for bad in [
+        json!({"pipeline": pipeline("main"), "metadata": {}, "extra": 1}),
+        json!({"pipeline": {"name": "p"}}),
+        json!([]),
+        json!({"name": "p", "stages": "no"}),
+    ] {
+        let err = PipelineDeclaration::from_json(&bad.to_string()).unwrap_err();
+        assert_eq!(err.code(), "ValidationException", "{bad}");
+    }
+    // A credential in a configuration given with the wrong type is not echoed.
+    let mut leaky = pipeline("main");
+    leaky["stages"][0]["actions"][0]["configuration"]["OAuthToken"] = json!(987654321);
+    let err = PipelineDeclaration::from_json(&leaky.to_string()).unwrap_err();
+    assert!(!err.to_string().contains("987654321"), "{err}");
+}
+
+fn whole_config<'p>(p: &'p PipelineDeclaration, action: &str) -> &'p codepipeline_webhooks::ActionConfiguration {
+    p.first_stage_configuration(action).unwrap()
+}
+
+#[test]
+fn max_body_bytes_answers_before_a_body_is_read() {
+    let f = fixture();
+    let url = f.registry.put_webhook(input("hook", |_| {})).unwrap().webhook.url;
+    assert_eq!(f.registry.max_body_bytes(&url).unwrap(), codepipeline_webhooks::DEFAULT_MAX_BODY_BYTES);
+    assert_eq!(f.registry.max_body_bytes("/trigger?t=token0").unwrap(), codepipeline_webhooks::DEFAULT_MAX_BODY_BYTES);
+    for unknown in ["/trigger?t=nope", "/trigger?t=", "/trigger"] {
+        assert_eq!(f.registry.max_body_bytes(unknown).unwrap_err().code(), "WebhookNotFoundException");
+    }
+    let mut moved = pipeline("main");
+    moved["stages"][0]["actions"][0]["name"] = json!("GitHubSource");
+    f.registry.put_pipeline(serde_json::from_value(moved).unwrap()).unwrap();
+    assert_eq!(f.registry.max_body_bytes(&url).unwrap_err().code(), "ValidationException", "cannot compile");
 }

@@ -9,6 +9,8 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 
+use crate::error::escape;
+
 /// A parsed, normalised allowed range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct AllowedIpRange(IpNetwork);
@@ -17,28 +19,43 @@ impl AllowedIpRange {
     /// Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address (a single host of its family).
     /// Host bits are masked off; zone ids, short forms (`10/8`) and spaces are refused.
     pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        // Quoted in every message with its control characters escaped: `'1.2.3.4\n'` must not
+        // split the log line the error is written to.
+        let shown = escape(text);
         let (addr, prefix) = match text.split_once('/') {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (text, None),
         };
         let addr: IpAddr = addr.parse().map_err(|_| {
             if addr.contains('%') {
-                format!("'{text}' has a zone id; a range is a plain IPv4 or IPv6 CIDR such as 10.0.0.0/8")
+                format!("'{shown}' has a zone id; a range is a plain IPv4 or IPv6 CIDR such as 10.0.0.0/8")
             } else {
-                format!("'{text}' is not an IPv4 or IPv6 address or CIDR range, such as 192.0.2.0/24 or 2001:db8::/32")
+                format!("'{shown}' is not an IPv4 or IPv6 address or CIDR range, such as 192.0.2.0/24 or 2001:db8::/32")
             }
         })?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
+            // A leading zero (`/08`, `/008`) is refused as the address parser refuses `010.0.0.0`:
+            // a prefix is written one way only.
+            Some(p) if p.len() > 1 && p.starts_with('0') && p.bytes().all(|b| b.is_ascii_digit()) => {
+                let digits = p.trim_start_matches('0');
+                let written = if digits.is_empty() { "0" } else { digits };
+                return Err(format!("'{shown}' has prefix length /{p}, with a leading zero; write it as /{written}"));
+            }
             Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => {
                 p.parse::<u8>().ok().filter(|&p| p <= max).ok_or_else(|| {
-                    format!("'{text}' has prefix length /{p}; an {} prefix is at most /{max}", family(addr))
+                    format!("'{shown}' has prefix length /{p}; an {} prefix is at most /{max}", family(addr))
                 })?
             }
-            Some(p) => return Err(format!("'{text}' has prefix length '/{p}', which is not a number from 0 to {max}")),
+            Some(p) => {
+                return Err(format!(
+                    "'{shown}' has prefix length '/{}', which is not a number from 0 to {max}",
+                    escape(p)
+                ));
+            }
         };
-        let network = IpNetwork::new(addr, prefix).map_err(|e| format!("'{text}': {e}"))?;
+        let network = IpNetwork::new(addr, prefix).map_err(|e| format!("'{shown}': {e}"))?;
         Ok(Self(normalise(network)))
     }
 
@@ -119,10 +136,23 @@ mod tests {
             "10.0.0.0/0x8",
             "example.com",
             "10.0.0.0/1000",
+            "10.0.0.0/08",
+            "10.0.0.0/008",
+            "10.0.0.0/00",
+            "2001:db8::/032",
+            "1.2.3.4\n",
+            "1.2.3.4/\n8",
         ] {
             assert!(AllowedIpRange::parse(bad).is_err(), "{bad:?}");
         }
         assert!(AllowedIpRange::parse("fe80::1%eth0").unwrap_err().contains("zone id"));
+        assert!(AllowedIpRange::parse("10.0.0.0/08").unwrap_err().contains("leading zero; write it as /8"));
+        assert!(AllowedIpRange::parse("10.0.0.0/00").unwrap_err().contains("write it as /0"));
+        for bad in ["1.2.3.4\n", "1.2.3.4/\n8", "1.2.3.4/8\0", "1.2.3.4\r/8"] {
+            let message = AllowedIpRange::parse(bad).unwrap_err();
+            assert!(!message.contains(|c: char| c.is_control()), "{message:?}");
+        }
+        assert_eq!(AllowedIpRange::parse("10.0.0.0/0").unwrap().to_string(), "0.0.0.0/0");
     }
 
     #[test]

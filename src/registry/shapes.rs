@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::action_configuration::ActionConfiguration;
 use crate::definition::{Tag, WebhookDefinition};
+use crate::error::Error;
 
 /// A pipeline as `aws codepipeline get-pipeline` returns it under `pipeline`. Only the names and
 /// the actions' `configuration` are read; every other field (`roleArn`, `artifactStore`,
@@ -18,6 +19,59 @@ pub struct PipelineDeclaration {
     /// Every other field, unchanged.
     #[serde(flatten)]
     pub other: Map<String, Value>,
+}
+
+impl PipelineDeclaration {
+    /// Parses a pipeline as `aws codepipeline get-pipeline` prints it, whole (`{"pipeline": ...,
+    /// "metadata": ...}`, the `metadata` ignored) or its `pipeline` object alone.
+    /// `ValidationException` when the document is neither; the message never quotes a value (an
+    /// action's configuration can hold credentials).
+    pub fn from_json(json: &str) -> Result<Self, Error> {
+        let invalid = |e: serde_json::Error| {
+            Error::validation(
+                "pipeline".to_owned(),
+                format!(
+                    "the document is not a pipeline declaration or get-pipeline output: {}",
+                    crate::error::serde_message(&e)
+                ),
+            )
+        };
+        let value: Value = serde_json::from_str(json).map_err(invalid)?;
+        match value {
+            Value::Object(mut map) if map.contains_key("pipeline") && !map.contains_key("stages") => {
+                if let Some(other) = map.keys().find(|k| *k != "pipeline" && *k != "metadata") {
+                    return Err(Error::validation(
+                        "pipeline".to_owned(),
+                        format!(
+                            "the get-pipeline output has an unknown member `{}`; it has `pipeline` and `metadata`",
+                            crate::error::escape(other)
+                        ),
+                    ));
+                }
+                serde_json::from_value(map.remove("pipeline").unwrap_or_default()).map_err(invalid)
+            }
+            value => serde_json::from_value(value).map_err(invalid),
+        }
+    }
+
+    /// The configuration of `action` in the first stage, the one a webhook that targets `action`
+    /// fills its placeholders from (`ValidationException` "Action with name X was not found in the
+    /// first stage of the pipeline" when there is none, as `PutWebhook` says).
+    pub fn first_stage_configuration(&self, action: &str) -> Result<&ActionConfiguration, Error> {
+        self.stages
+            .first()
+            .and_then(|stage| stage.actions.iter().find(|a| a.name == action))
+            .map(|a| &a.configuration)
+            .ok_or_else(|| {
+                Error::validation(
+                    Some("webhook.targetAction".to_owned()),
+                    format!(
+                        "Action with name {} was not found in the first stage of the pipeline",
+                        crate::error::escape(action)
+                    ),
+                )
+            })
+    }
 }
 
 /// One stage of a pipeline.
@@ -38,7 +92,7 @@ pub struct ActionDeclaration {
     /// The action's name, which a webhook's `targetAction` names.
     pub name: String,
     /// The configuration that fills `{Key}` placeholders.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::definition::null_as_default")]
     pub configuration: ActionConfiguration,
     /// Every other field, unchanged.
     #[serde(flatten)]
@@ -125,15 +179,31 @@ pub struct DeregisterWebhookWithThirdPartyInput {
     pub webhook_name: String,
 }
 
-/// A registry's whole state, for a host to persist and load. It holds the secret tokens and the URL
-/// tokens in clear: store it as a secret.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// A registry's whole state, for a host to persist and load. It holds the secret tokens, the URL
+/// tokens and the key that signs `NextToken`s in clear: store it as a secret. `Debug` shows none of
+/// them.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RegistryState {
     /// Every pipeline put.
     pub pipelines: Vec<PipelineDeclaration>,
     /// Every webhook, with what the API does not show.
     pub webhooks: Vec<WebhookState>,
+    /// The key (32 bytes, base64url) that signs and checks `ListWebhooks`' `NextToken`. Part of the
+    /// state so that every instance that loads it, and one that restarts, accepts the tokens the
+    /// others issued. Absent: the registry keeps its own (random) key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token_key: Option<String>,
+}
+
+impl std::fmt::Debug for RegistryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryState")
+            .field("pipelines", &self.pipelines)
+            .field("webhooks", &self.webhooks)
+            .field("next_token_key", &self.next_token_key.as_ref().map(|_| crate::definition::REDACTED))
+            .finish()
+    }
 }
 
 /// One webhook in a [`RegistryState`]. `Debug` shows neither the secret nor the URL token.
@@ -143,16 +213,25 @@ pub struct WebhookState {
     /// The definition, secret included.
     pub definition: WebhookDefinition,
     /// The webhook's tags.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::definition::null_as_default")]
     pub tags: Vec<Tag>,
     /// The URL token (`t=`).
     pub token: String,
     /// Whether it was registered with the third party.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::definition::null_as_default")]
     pub registered_with_third_party: bool,
     /// Seconds since the Unix epoch of the last trigger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_triggered: Option<f64>,
+    /// The AWS exception name of the error the webhook had when exported (its target action had
+    /// left the first stage, say). A webhook that does not compile against its pipeline loads only
+    /// with the `errorCode` of the error it gives: a definition `PutWebhook` would refuse never
+    /// slips in through a state file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// That error's message (informative; recomputed on import).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
 }
 
 impl std::fmt::Debug for WebhookState {
@@ -163,6 +242,8 @@ impl std::fmt::Debug for WebhookState {
             .field("token", &crate::definition::REDACTED)
             .field("registered_with_third_party", &self.registered_with_third_party)
             .field("last_triggered", &self.last_triggered)
+            .field("error_code", &self.error_code)
+            .field("error_message", &self.error_message)
             .finish()
     }
 }

@@ -1,0 +1,146 @@
+//! Export and import of a registry's whole state, for hosts that persist it or run several
+//! instances.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::UNIX_EPOCH;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::{
+    Entry, PipelineDeclaration, Registry, RegistryState, State, WebhookState, check_pipeline, compile, is_url_token,
+    last_triggered, pipeline_not_found,
+};
+use crate::definition::PutWebhookInput;
+use crate::error::{Error, ErrorCode};
+
+impl Registry {
+    /// The whole state, secrets, URL tokens and the `NextToken` key included, for a host to
+    /// persist.
+    pub fn export_state(&self) -> RegistryState {
+        let state = self.read();
+        RegistryState {
+            pipelines: state.pipelines.values().map(|p| PipelineDeclaration::clone(p)).collect(),
+            webhooks: state
+                .webhooks
+                .values()
+                .map(|e| WebhookState {
+                    definition: e.definition.clone(),
+                    tags: e.tags.clone(),
+                    token: e.token.clone(),
+                    registered_with_third_party: e.registered,
+                    last_triggered: last_triggered(e),
+                    error_code: e.compiled.as_ref().err().map(|e| e.code().to_owned()),
+                    error_message: e.compiled.as_ref().err().map(|e| e.message().to_owned()),
+                })
+                .collect(),
+            next_token_key: Some(URL_SAFE_NO_PAD.encode(state.next_token_key)),
+        }
+    }
+
+    /// Replaces the whole state with an exported one, all or nothing: the state must be one that
+    /// this API could have produced. Refused, and nothing changes:
+    /// - a pipeline that `put_pipeline` refuses, or one named twice (`ValidationException`);
+    /// - more webhooks than the quota (`LimitExceededException`);
+    /// - a webhook that `PutWebhook` refuses (its own error), a name or URL token given twice, a
+    ///   token that is empty or not URL-safe, a negative `lastTriggered` (`ValidationException`);
+    /// - a webhook that does not compile against its pipeline, unless the state records that
+    ///   error's code in `errorCode` (it then loads with that error, as after `put_pipeline`);
+    /// - a `nextTokenKey` that is not 32 bytes of base64url (`ValidationException`).
+    ///
+    /// Everything is checked and compiled before the write lock is taken.
+    pub fn import_state(&self, imported: RegistryState) -> Result<(), Error> {
+        let key = match &imported.next_token_key {
+            None => self.read().next_token_key,
+            Some(text) => {
+                URL_SAFE_NO_PAD.decode(text).ok().and_then(|bytes| <[u8; 32]>::try_from(bytes).ok()).ok_or_else(
+                    || Error::validation("nextTokenKey".to_owned(), "nextTokenKey is not 32 bytes of base64url"),
+                )?
+            }
+        };
+        let mut next = State::new(key);
+        for pipeline in imported.pipelines {
+            check_pipeline(&pipeline)?;
+            if next.pipelines.insert(pipeline.name.clone(), Arc::new(pipeline)).is_some() {
+                return Err(Error::validation("pipelines".to_owned(), "the state names a pipeline twice"));
+            }
+        }
+        if imported.webhooks.len() > self.quota {
+            return Err(Error::new(
+                ErrorCode::LimitExceededException,
+                None,
+                format!(
+                    "the state holds {} webhooks; the number of webhooks is limited to {}",
+                    imported.webhooks.len(),
+                    self.quota
+                ),
+            ));
+        }
+        for w in imported.webhooks {
+            let input = PutWebhookInput { webhook: w.definition, tags: w.tags };
+            input.validate()?;
+            let name = input.webhook.name.clone();
+            let shown = crate::error::escape(&name).into_owned();
+            let compiled = match next.pipelines.get(&input.webhook.target_pipeline) {
+                Some(pipeline) => compile(&input.webhook, pipeline).map(Arc::new),
+                None => Err(pipeline_not_found(&input.webhook.target_pipeline)),
+            };
+            if let Err(e) = &compiled
+                && w.error_code.as_deref() != Some(e.code())
+            {
+                return Err(Error::new(
+                    e.kind(),
+                    e.field().map(str::to_owned),
+                    format!(
+                        "webhook '{shown}' in the state does not compile and records no such error: {}",
+                        e.message()
+                    ),
+                ));
+            }
+            if !is_url_token(&w.token) {
+                return Err(Error::validation(
+                    "webhooks".to_owned(),
+                    format!("webhook '{shown}' has a URL token that is empty or not URL-safe ([A-Za-z0-9_-])"),
+                ));
+            }
+            if next.tokens.insert(w.token.clone(), name.clone()).is_some() {
+                return Err(Error::validation(
+                    "webhooks".to_owned(),
+                    format!("webhook '{shown}' reuses another's URL token"),
+                ));
+            }
+            let last = match w.last_triggered {
+                None => None,
+                Some(secs) => Some(
+                    std::time::Duration::try_from_secs_f64(secs)
+                        .ok()
+                        .and_then(|d| UNIX_EPOCH.checked_add(d))
+                        .ok_or_else(|| {
+                            Error::validation(
+                                "webhooks".to_owned(),
+                                format!("webhook '{shown}' has lastTriggered {secs}, which is not a time after 1970"),
+                            )
+                        })?,
+                ),
+            };
+            let entry = Entry {
+                revision: self.revisions.fetch_add(1, Ordering::Relaxed),
+                definition: input.webhook,
+                tags: input.tags,
+                token: w.token,
+                registered: w.registered_with_third_party,
+                compiled,
+                last_triggered: Arc::new(Mutex::new(last)),
+            };
+            if next.webhooks.insert(name, entry).is_some() {
+                return Err(Error::validation(
+                    "webhooks".to_owned(),
+                    format!("the state names webhook '{shown}' twice"),
+                ));
+            }
+        }
+        *self.write() = next;
+        Ok(())
+    }
+}
