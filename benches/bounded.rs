@@ -35,7 +35,12 @@ fn cases() -> Vec<(&'static str, &'static str, String, bool)> {
         ("descendants_2x_nested_256B", "$..*..*", nested.clone(), true),
         ("nested_filters_nested_256B", "$..[?@..[?@..*]]", nested, false),
         ("match_per_node_1MB", "$[?match(@.a, 'y')]", many(r#"{"a":"x"}"#, 110_000), true),
-        ("dom_tiny_objects_1MB", "$.commits[*].modified[*]", format!("{{\"commits\":{}}}", many(r#"{"":0}"#, 150_000)), true),
+        (
+            "dom_tiny_objects_1MB",
+            "$.commits[*].modified[*]",
+            format!("{{\"commits\":{}}}", many(r#"{"":0}"#, 150_000)),
+            true,
+        ),
         ("wildcard_1MB", "$[*]", many(r#""a""#, 250_000), true),
     ]
 }
@@ -67,7 +72,9 @@ fn bench(c: &mut Criterion) {
     // The set attack: 1,000 members `$[*]` = `a` or `b` against 1 MB of ["a","a",...].
     let body = many(r#""a""#, 250_000);
     let members: Vec<Webhook> = (0..1000)
-        .map(|i| Webhook::new(&definition(&format!("h{i}"), "$[*]", if i % 2 == 0 { "a" } else { "b" }), &config).unwrap())
+        .map(|i| {
+            Webhook::new(&definition(&format!("h{i}"), "$[*]", if i % 2 == 0 { "a" } else { "b" }), &config).unwrap()
+        })
         .collect();
     let one = members[1].clone();
     let set = WebhookSet::new(members);

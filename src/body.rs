@@ -10,21 +10,20 @@ use std::borrow::Cow;
 use percent_encoding::percent_decode;
 
 use crate::request::Request;
-use crate::verdict::Rejection;
+use crate::verdict::{PayloadProblem, Rejection};
 
 /// The JSON text of the delivery, borrowed from the body unless it came in a form.
 pub(crate) fn json_text<'a>(request: &Request<'a>) -> Result<Cow<'a, str>, Rejection> {
     let body = request.body();
     match request.is_form() {
-        None => Err(malformed("the Content-Type header is repeated".to_owned())),
+        None => Err(malformed(PayloadProblem::ContentTypeRepeated)),
         Some(false) => utf8(body).map(Cow::Borrowed),
         Some(true) => form_payload(body).map(Cow::Owned),
     }
 }
 
 fn utf8(bytes: &[u8]) -> Result<&str, Rejection> {
-    std::str::from_utf8(bytes)
-        .map_err(|e| malformed(format!("it is not UTF-8 (invalid byte at offset {})", e.valid_up_to())))
+    std::str::from_utf8(bytes).map_err(|e| malformed(PayloadProblem::NotUtf8 { offset: e.valid_up_to() }))
 }
 
 /// The decoded `payload` field of a form body: exactly one, strictly UTF-8.
@@ -39,15 +38,14 @@ fn form_payload(body: &[u8]) -> Result<String, Rejection> {
             continue;
         }
         if payload.is_some() {
-            return Err(malformed("the form has more than one payload field".to_owned()));
+            return Err(malformed(PayloadProblem::FormPayloadRepeated));
         }
         payload = Some(value);
     }
-    let value = payload.ok_or_else(|| malformed("the form has no payload field".to_owned()))?;
+    let value = payload.ok_or(malformed(PayloadProblem::FormWithoutPayload))?;
     let decoded = decode_component(value);
-    String::from_utf8(decoded).map_err(|e| {
-        malformed(format!("the form's payload is not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()))
-    })
+    String::from_utf8(decoded)
+        .map_err(|e| malformed(PayloadProblem::FormPayloadNotUtf8 { offset: e.utf8_error().valid_up_to() }))
 }
 
 /// Form decoding of one name or value: `+` is a space, then percent-decoding.
@@ -56,8 +54,23 @@ fn decode_component(raw: &[u8]) -> Vec<u8> {
     percent_decode(&plus_as_space).collect()
 }
 
-pub(crate) fn malformed(problem: String) -> Rejection {
-    Rejection::PayloadMalformed { problem }
+pub(crate) fn malformed(problem: PayloadProblem) -> Rejection {
+    Rejection::PayloadMalformed(problem)
+}
+
+/// The payload reject for a JSON error from either lane: our depth limit, typed, or serde_json's
+/// own description and position.
+pub(crate) fn invalid_json(e: serde_json::Error) -> Rejection {
+    let text = e.to_string();
+    let reason = match text.rfind(" at line ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    };
+    let (line, column) = (e.line(), e.column());
+    malformed(match crate::json::depth_limit_of(&reason) {
+        Some(limit) => PayloadProblem::TooDeep { limit, line, column },
+        None => PayloadProblem::InvalidJson { reason, line, column },
+    })
 }
 
 #[cfg(test)]

@@ -28,6 +28,9 @@ pub enum ErrorCode {
     WebhookNotFoundException,
     /// The `NextToken` of a list call was not issued by this registry.
     InvalidNextTokenException,
+    /// Not an AWS exception: the host's own options are out of range (for example a nesting
+    /// limit of 0). Nothing the API's caller sent is at fault.
+    InvalidOptions,
 }
 
 impl ErrorCode {
@@ -43,6 +46,7 @@ impl ErrorCode {
             Self::LimitExceededException => "LimitExceededException",
             Self::WebhookNotFoundException => "WebhookNotFoundException",
             Self::InvalidNextTokenException => "InvalidNextTokenException",
+            Self::InvalidOptions => "InvalidOptions",
         }
     }
 }
@@ -55,14 +59,23 @@ impl fmt::Display for ErrorCode {
 
 /// Why a definition, an input document or an API call was refused.
 ///
-/// `Display` is `Code: message`, the form the AWS CLI prints. The message never contains a secret
-/// token: where AWS would echo a value of a sensitive field, it shows `****`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// `Display` is `Code: message`, the form the AWS CLI prints; `Debug` is the same text, so that
+/// an `unwrap()` shows a JsonPath error's caret diagram as it is meant to be read. The message
+/// never contains a secret token: where AWS would echo a value of a sensitive field, it shows
+/// `****`.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct Error {
     code: ErrorCode,
     field: Option<String>,
     message: String,
+    position: Option<usize>,
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 impl Error {
@@ -85,7 +98,12 @@ impl Error {
         } else {
             message
         };
-        Self { code, field: field.into().map(|f| escape(&f).into_owned()), message }
+        Self { code, field: field.into().map(|f| escape(&f).into_owned()), message, position: None }
+    }
+
+    pub(crate) fn at(mut self, position: usize) -> Self {
+        self.position = Some(position);
+        self
     }
 
     pub(crate) fn validation(field: impl Into<Option<String>>, message: impl Into<String>) -> Self {
@@ -111,6 +129,12 @@ impl Error {
     /// The message alone, without the code.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// For a JsonPath that does not compile: the character position (from 0) of the fault,
+    /// where the message's caret points.
+    pub fn position(&self) -> Option<usize> {
+        self.position
     }
 }
 

@@ -14,13 +14,16 @@ use serde_json::Number;
 #[cfg(test)]
 use serde_json::{Map, Value};
 
+const TOO_DEEP: &str = "nesting depth exceeds the limit of ";
+
 /// Checks the nesting level of a container about to be entered.
 pub(crate) fn enter<E: de::Error>(level: usize, max_depth: usize) -> Result<(), E> {
-    if level > max_depth {
-        Err(E::custom(format_args!("nesting depth exceeds the limit of {max_depth}")))
-    } else {
-        Ok(())
-    }
+    if level > max_depth { Err(E::custom(format_args!("{TOO_DEEP}{max_depth}"))) } else { Ok(()) }
+}
+
+/// The limit named by an error [`enter`] raised (serde_json's description, position removed).
+pub(crate) fn depth_limit_of(reason: &str) -> Option<usize> {
+    reason.strip_prefix(TOO_DEEP)?.parse().ok()
 }
 
 /// Runs `seed` over the whole of `text` and requires nothing but whitespace after it.

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod action_configuration;
 mod auth;
@@ -15,6 +16,7 @@ mod request;
 mod set;
 mod template;
 mod verdict;
+mod warning;
 mod webhook;
 
 pub use action_configuration::ActionConfiguration;
@@ -32,5 +34,6 @@ pub use filter::tape::touches as tape_touches;
 pub use filter::{MAX_DESCENDANT_SEGMENTS, MAX_PATH_NESTING, WORK_MINIMUM, WORK_PER_BODY_BYTE, work_budget};
 pub use request::{CONTENT_TYPE, IntoSourceIp, Request, X_HUB_SIGNATURE, X_HUB_SIGNATURE_256};
 pub use set::{SetMatches, WebhookSet};
-pub use verdict::{FilterFailure, Found, Rejection, Step, Trigger, Verdict};
-pub use webhook::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT, Webhook, WebhookBuilder};
+pub use verdict::{FilterFailure, Found, PayloadProblem, Rejection, SignatureError, SignatureHeader, Step, Verdict};
+pub use warning::Warning;
+pub use webhook::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT, Webhook, WebhookOptions};

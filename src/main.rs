@@ -78,6 +78,10 @@ struct DefinitionArgs {
     /// `aws codepipeline get-pipeline` output (the definition's targetAction in the first stage).
     #[arg(long, value_name = "FILE")]
     action_config: Option<PathBuf>,
+    /// Treat compile warnings (placeholders left literal, filter traps, weak secrets) as errors:
+    /// exit 2 with the exception they name.
+    #[arg(long)]
+    deny_warnings: bool,
 }
 
 #[derive(Args)]
@@ -214,14 +218,31 @@ fn compile(args: &DefinitionArgs, require_sha256: bool) -> Result<Webhook, Usage
         None => ActionConfiguration::new(),
         Some(path) => action_configuration(path, &read_text(path)?, &definition.target_action)?,
     };
-    Webhook::builder(&definition, &config).require_sha256(require_sha256).build().map_err(|e| {
-        let no_config = args.action_config.is_none() && e.field().is_some_and(|f| f.ends_with(".matchEquals"));
-        let Usage(mut message) = Usage::from(e);
-        if no_config {
-            message.push_str("\nhint: pass the target action's configuration with --action-config FILE");
-        }
-        Usage(message)
-    })
+    const HINT: &str = "hint: pass the target action's configuration with --action-config FILE";
+    let placeholder =
+        |field: Option<&str>| args.action_config.is_none() && field.is_some_and(|f| f.ends_with(".matchEquals"));
+    let webhook = Webhook::options()
+        .require_sha256(require_sha256)
+        .deny_warnings(args.deny_warnings)
+        .build(&definition, &config)
+        .map_err(|e| {
+            let hint = placeholder(e.field());
+            let Usage(mut message) = Usage::from(e);
+            if hint {
+                message.push('\n');
+                message.push_str(HINT);
+            }
+            Usage(message)
+        })?;
+    // Warnings go to standard error, so that stdout stays the verdict (or `--json`).
+    let mut stderr = std::io::stderr().lock();
+    for warning in webhook.warnings() {
+        let _ = writeln!(stderr, "warning: {warning}");
+    }
+    if webhook.warnings().iter().any(|w| placeholder(Some(w.field()))) {
+        let _ = writeln!(stderr, "{HINT}");
+    }
+    Ok(webhook)
 }
 
 /// The `--action-config` file: `aws codepipeline get-pipeline` output (whole, or its `pipeline`

@@ -1,72 +1,114 @@
-//! The outcome of one evaluation: the pipeline starts, or a reason that names the failing step.
+//! The outcome of one evaluation: the pipeline starts, or a typed reason that names the failing
+//! step. Every verdict names its webhook, pipeline and action.
 //!
-//! Every part of a verdict is safe to log: no secret, no expected MAC, no header value.
+//! Every part of a verdict is safe to log: no secret, no expected MAC, no header value, and a
+//! `matchEquals` that used a secret of the action shows its placeholder, not the value.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::Serialize;
+use serde::ser::SerializeMap;
 
-/// Whether the pipeline starts, and if not, why.
+/// The webhook a verdict is about: its name, the pipeline it starts and its source action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub(crate) webhook: Box<str>,
+    pub(crate) pipeline: Box<str>,
+    pub(crate) action: Box<str>,
+}
+
+/// Whether the pipeline starts, and if not, why; always naming the webhook.
+///
+/// ```
+/// use codepipeline_webhooks::{ActionConfiguration, Request, Step, Webhook, WebhookDefinition};
+/// let definition: WebhookDefinition = serde_json::from_str(r#"{
+///     "name": "app-main", "targetPipeline": "app", "targetAction": "Source",
+///     "filters": [{"jsonPath": "$.ref", "matchEquals": "refs/heads/main"}],
+///     "authentication": "UNAUTHENTICATED", "authenticationConfiguration": {}
+/// }"#).unwrap();
+/// let webhook = Webhook::new(&definition, &ActionConfiguration::new()).unwrap();
+/// let verdict = webhook.evaluate(&Request::new(r#"{"ref":"refs/heads/dev"}"#));
+/// assert!(!verdict.is_trigger());
+/// assert_eq!(verdict.webhook_name(), "app-main");
+/// assert_eq!(verdict.target_pipeline(), "app");
+/// assert_eq!(verdict.step(), Some(Step::Filter));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use]
-pub enum Verdict {
-    /// Authentication and every filter passed: the pipeline starts.
-    Trigger(Trigger),
-    /// The delivery was refused.
-    Reject(Rejection),
+pub struct Verdict {
+    target: Arc<Target>,
+    outcome: Result<Secret, Rejection>,
+}
+
+/// Which secret verified a trigger's signature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Secret {
+    /// The current one, or none (IP and UNAUTHENTICATED webhooks).
+    Current,
+    /// One accepted for key rotation.
+    Previous,
 }
 
 impl Verdict {
+    pub(crate) fn new(target: Arc<Target>, outcome: Result<Secret, Rejection>) -> Self {
+        Self { target, outcome }
+    }
+
     /// Whether the pipeline starts.
     pub fn is_trigger(&self) -> bool {
-        matches!(self, Verdict::Trigger(_))
+        self.outcome.is_ok()
     }
 
     /// The reason for a reject.
     pub fn rejection(&self) -> Option<&Rejection> {
-        match self {
-            Verdict::Reject(r) => Some(r),
-            Verdict::Trigger(_) => None,
-        }
+        self.outcome.as_ref().err()
     }
 
-    /// What starts, for a trigger.
-    pub fn trigger(&self) -> Option<&Trigger> {
-        match self {
-            Verdict::Trigger(t) => Some(t),
-            Verdict::Reject(_) => None,
-        }
+    /// The step that refused the delivery, for a reject.
+    pub fn step(&self) -> Option<Step> {
+        self.rejection().map(Rejection::step)
     }
-}
 
-/// The pipeline and action a delivery starts.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Trigger {
-    pub(crate) webhook: Arc<str>,
-    pub(crate) pipeline: Arc<str>,
-    pub(crate) action: Arc<str>,
-}
-
-impl Trigger {
     /// The webhook's name.
-    pub fn webhook(&self) -> &str {
-        &self.webhook
+    pub fn webhook_name(&self) -> &str {
+        &self.target.webhook
     }
-    /// The pipeline that starts.
-    pub fn pipeline(&self) -> &str {
-        &self.pipeline
+
+    /// The pipeline the webhook starts.
+    pub fn target_pipeline(&self) -> &str {
+        &self.target.pipeline
     }
+
     /// The source action the webhook targets.
-    pub fn action(&self) -> &str {
-        &self.action
+    pub fn target_action(&self) -> &str {
+        &self.target.action
+    }
+
+    /// This trigger, signed with a previous secret whose grace period is over, as the mismatch it
+    /// now is (the header the check read: SHA-256 when sent, else SHA-1).
+    pub(crate) fn previous_secret_expired(self, request: &crate::Request<'_>) -> Self {
+        let header = if request.sha256 == crate::request::HeaderSlot::Absent {
+            SignatureHeader::Sha1
+        } else {
+            SignatureHeader::Sha256
+        };
+        Self { target: self.target, outcome: Err(Rejection::Signature(SignatureError::Mismatch(header))) }
+    }
+
+    /// Whether the signature verified with a previous secret (key rotation), not the current
+    /// one: the sender still signs with the old secret. Once no verdict says so, the host may
+    /// drop it.
+    pub fn used_previous_secret(&self) -> bool {
+        self.outcome == Ok(Secret::Previous)
     }
 }
 
 /// The step at which a delivery was refused, in evaluation order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Step {
     /// The source address (`IP` webhooks).
     SourceIp,
@@ -109,26 +151,8 @@ pub enum Rejection {
         /// The allowed range, normalised (host bits masked).
         allowed_range: Arc<str>,
     },
-    /// No signature header (or, when SHA-256 is required, no `X-Hub-Signature-256`).
-    SignatureMissing {
-        /// Whether the webhook was compiled to require `X-Hub-Signature-256`.
-        sha256_required: bool,
-    },
-    /// A signature header was sent more than once.
-    SignatureRepeated {
-        /// The header's name.
-        header: &'static str,
-    },
-    /// A signature header is not `sha256=` + 64 hex digits (or `sha1=` + 40).
-    SignatureMalformed {
-        /// The header's name.
-        header: &'static str,
-    },
-    /// The signature is well-formed but is not the HMAC of the body with the secret.
-    SignatureMismatch {
-        /// The header's name.
-        header: &'static str,
-    },
+    /// The GitHub signature did not verify.
+    Signature(SignatureError),
     /// The body is larger than the limit.
     PayloadTooLarge {
         /// The body's size in bytes.
@@ -138,10 +162,7 @@ pub enum Rejection {
     },
     /// The body is not what a webhook delivery must be: UTF-8 JSON (or a form with a `payload`
     /// field holding it), nested no deeper than the limit.
-    PayloadMalformed {
-        /// What is wrong, with serde_json's line and column where it applies.
-        problem: String,
-    },
+    PayloadMalformed(PayloadProblem),
     /// A filter rule did not pass.
     FilterFailed(FilterFailure),
     /// Evaluating the filters needed more work than the budget of this body allows (see
@@ -163,11 +184,8 @@ impl Rejection {
     pub fn step(&self) -> Step {
         match self {
             Rejection::SourceIpMissing | Rejection::SourceIpNotAllowed { .. } => Step::SourceIp,
-            Rejection::SignatureMissing { .. }
-            | Rejection::SignatureRepeated { .. }
-            | Rejection::SignatureMalformed { .. }
-            | Rejection::SignatureMismatch { .. } => Step::Signature,
-            Rejection::PayloadTooLarge { .. } | Rejection::PayloadMalformed { .. } => Step::Payload,
+            Rejection::Signature(_) => Step::Signature,
+            Rejection::PayloadTooLarge { .. } | Rejection::PayloadMalformed(_) => Step::Payload,
             Rejection::FilterFailed(_) | Rejection::WorkBudgetExhausted { .. } => Step::Filter,
         }
     }
@@ -177,6 +195,135 @@ impl Rejection {
         match self {
             Rejection::FilterFailed(f) => Some(f),
             _ => None,
+        }
+    }
+}
+
+/// A GitHub signature header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SignatureHeader {
+    /// `X-Hub-Signature-256`: `sha256=` and 64 hex digits.
+    Sha256,
+    /// `X-Hub-Signature`, the legacy one: `sha1=` and 40 hex digits.
+    Sha1,
+}
+
+impl SignatureHeader {
+    /// The header's name as GitHub writes it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            SignatureHeader::Sha256 => crate::X_HUB_SIGNATURE_256,
+            SignatureHeader::Sha1 => crate::X_HUB_SIGNATURE,
+        }
+    }
+}
+
+impl fmt::Display for SignatureHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a GitHub signature did not verify: from [`github::verify`](crate::github::verify) and in
+/// [`Rejection::Signature`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignatureError {
+    /// No signature header (or, when SHA-256 is required, no `X-Hub-Signature-256`).
+    Missing {
+        /// Whether SHA-256 was required.
+        sha256_required: bool,
+    },
+    /// A signature header was sent more than once.
+    Repeated(SignatureHeader),
+    /// A signature header is not `sha256=` + 64 hex digits (or `sha1=` + 40).
+    Malformed(SignatureHeader),
+    /// The signature is well-formed but is not the HMAC of the body with the secret (nor with
+    /// any previous secret the webhook accepts).
+    Mismatch(SignatureHeader),
+}
+
+impl fmt::Display for SignatureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignatureError::Missing { sha256_required: true } => {
+                f.write_str("no X-Hub-Signature-256 header, and this webhook requires SHA-256")
+            }
+            SignatureError::Missing { sha256_required: false } => {
+                f.write_str("no X-Hub-Signature-256 or X-Hub-Signature header")
+            }
+            SignatureError::Repeated(header) => write!(f, "the {header} header is repeated"),
+            SignatureError::Malformed(header) => {
+                let form = if *header == SignatureHeader::Sha1 { "sha1= and 40" } else { "sha256= and 64" };
+                write!(f, "the {header} header is malformed: expected {form} hex digits")
+            }
+            SignatureError::Mismatch(header) => write!(f, "the {header} signature does not match the payload"),
+        }
+    }
+}
+
+impl std::error::Error for SignatureError {}
+
+/// What is wrong with a body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PayloadProblem {
+    /// The body (a JSON delivery) is not UTF-8.
+    NotUtf8 {
+        /// The offset of the first invalid byte.
+        offset: usize,
+    },
+    /// `Content-Type` was sent more than once.
+    ContentTypeRepeated,
+    /// A form delivery without a `payload` field.
+    FormWithoutPayload,
+    /// A form delivery with more than one `payload` field.
+    FormPayloadRepeated,
+    /// A form delivery whose decoded `payload` is not UTF-8.
+    FormPayloadNotUtf8 {
+        /// The offset of the first invalid byte in the decoded payload.
+        offset: usize,
+    },
+    /// The JSON does not parse.
+    InvalidJson {
+        /// serde_json's description, without the position.
+        reason: String,
+        /// 1-based line of the fault.
+        line: usize,
+        /// 1-based column of the fault.
+        column: usize,
+    },
+    /// Arrays and objects nest deeper than the webhook's limit.
+    TooDeep {
+        /// The limit.
+        limit: usize,
+        /// 1-based line where the limit was passed.
+        line: usize,
+        /// 1-based column where the limit was passed.
+        column: usize,
+    },
+}
+
+impl fmt::Display for PayloadProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PayloadProblem::NotUtf8 { offset } => write!(f, "it is not UTF-8 (invalid byte at offset {offset})"),
+            PayloadProblem::ContentTypeRepeated => f.write_str("the Content-Type header is repeated"),
+            PayloadProblem::FormWithoutPayload => f.write_str("the form has no payload field"),
+            PayloadProblem::FormPayloadRepeated => f.write_str("the form has more than one payload field"),
+            PayloadProblem::FormPayloadNotUtf8 { offset } => {
+                write!(f, "the form's payload is not UTF-8 (invalid byte at offset {offset})")
+            }
+            PayloadProblem::InvalidJson { reason, line, column } => {
+                write!(f, "it is not valid JSON: {reason} at line {line} column {column}")
+            }
+            PayloadProblem::TooDeep { limit, line, column } => {
+                write!(
+                    f,
+                    "it is not valid JSON: nesting depth exceeds the limit of {limit} at line {line} column {column}"
+                )
+            }
         }
     }
 }
@@ -199,7 +346,8 @@ impl FilterFailure {
     pub fn json_path(&self) -> &str {
         &self.json_path
     }
-    /// `matchEquals` with its placeholders resolved; `None` for a rule that only needs a match.
+    /// `matchEquals` with its placeholders resolved (a placeholder whose key is a secret of the
+    /// action is shown as `{Key}`); `None` for a rule that only needs a match.
     pub fn expected(&self) -> Option<&str> {
         self.expected.as_deref()
     }
@@ -209,36 +357,41 @@ impl FilterFailure {
     }
 }
 
-/// What a failed filter's path selected. Values are shown as JSON, cut to
-/// [`Found::MAX_SHOWN`] characters.
+/// What a failed filter's path selected. Strings are cut to [`Found::MAX_SHOWN`] characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Found {
     /// The path selected nothing.
     Nothing,
-    /// One scalar, as JSON (`"refs/heads/dev"`, `42`, `true`, `null`).
-    Value(String),
+    /// One scalar (a string, a number, `true`, `false` or `null`).
+    Value(serde_json::Value),
     /// An object, which never equals a string.
     Object,
     /// An array, which never equals a string.
     Array,
-    /// An indefinite path selected several nodes, none equal.
+    /// A path that is not singular selected several nodes, none equal.
     Values {
         /// How many nodes were selected.
         count: usize,
-        /// The first one, shown as [`Found::Value`] would show it.
-        first: Box<Found>,
+        /// The first ones (at most [`Found::FIRST_SHOWN`]), in the order selected.
+        first: Vec<Found>,
     },
 }
 
 impl Found {
-    /// At most this many characters of a found value are kept.
+    /// At most this many characters of a found string are kept.
     pub const MAX_SHOWN: usize = 100;
+    /// At most this many of several selected values are kept.
+    pub const FIRST_SHOWN: usize = 3;
 
-    pub(crate) fn value(json: String) -> Self {
-        match json.char_indices().nth(Self::MAX_SHOWN) {
-            Some((cut, _)) => Found::Value(format!("{}…", &json[..cut])),
-            None => Found::Value(json),
+    /// A scalar, strings cut to `MAX_SHOWN` characters (with `…` after the cut).
+    pub(crate) fn scalar(value: serde_json::Value) -> Self {
+        match value {
+            serde_json::Value::String(s) => match s.char_indices().nth(Self::MAX_SHOWN) {
+                Some((cut, _)) => Found::Value(format!("{}…", &s[..cut]).into()),
+                None => Found::Value(s.into()),
+            },
+            other => Found::Value(other),
         }
     }
 }
@@ -247,10 +400,41 @@ impl fmt::Display for Found {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Found::Nothing => f.write_str("nothing"),
-            Found::Value(v) => f.write_str(v),
+            Found::Value(v) => write!(f, "{v}"),
             Found::Object => f.write_str("an object"),
             Found::Array => f.write_str("an array"),
-            Found::Values { count, first } => write!(f, "{count} values (first: {first})"),
+            Found::Values { count, first } => {
+                write!(f, "{count} values (first: ")?;
+                for (i, value) in first.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    value.fmt(f)?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+/// `null` for nothing, the value itself, `{"type": "object"}` / `{"type": "array"}`, or
+/// `{"count": n, "first": [...]}`.
+impl Serialize for Found {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Found::Nothing => s.serialize_none(),
+            Found::Value(v) => v.serialize(s),
+            Found::Object | Found::Array => {
+                let mut map = s.serialize_map(Some(1))?;
+                map.serialize_entry("type", if matches!(self, Found::Object) { "object" } else { "array" })?;
+                map.end()
+            }
+            Found::Values { count, first } => {
+                let mut map = s.serialize_map(Some(2))?;
+                map.serialize_entry("count", count)?;
+                map.serialize_entry("first", first)?;
+                map.end()
+            }
         }
     }
 }
@@ -264,22 +448,11 @@ impl fmt::Display for Rejection {
             Rejection::SourceIpNotAllowed { source_ip, allowed_range } => {
                 write!(f, "source address {source_ip} is not in the allowed range {allowed_range}")
             }
-            Rejection::SignatureMissing { sha256_required: true } => {
-                f.write_str("no X-Hub-Signature-256 header, and this webhook requires SHA-256")
-            }
-            Rejection::SignatureMissing { sha256_required: false } => {
-                f.write_str("no X-Hub-Signature-256 or X-Hub-Signature header")
-            }
-            Rejection::SignatureRepeated { header } => write!(f, "the {header} header is repeated"),
-            Rejection::SignatureMalformed { header } => {
-                let form = if *header == crate::X_HUB_SIGNATURE { "sha1= and 40" } else { "sha256= and 64" };
-                write!(f, "the {header} header is malformed: expected {form} hex digits")
-            }
-            Rejection::SignatureMismatch { header } => write!(f, "the {header} signature does not match the payload"),
+            Rejection::Signature(e) => e.fmt(f),
             Rejection::PayloadTooLarge { size, limit } => {
                 write!(f, "the payload is {size} bytes, over the limit of {limit}")
             }
-            Rejection::PayloadMalformed { problem } => write!(f, "the payload is malformed: {problem}"),
+            Rejection::PayloadMalformed(problem) => write!(f, "the payload is malformed: {problem}"),
             Rejection::FilterFailed(failure) => failure.fmt(f),
             Rejection::WorkBudgetExhausted { filter, json_path, budget } => write!(
                 f,
@@ -301,11 +474,16 @@ impl fmt::Display for FilterFailure {
 
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Verdict::Trigger(t) => {
-                write!(f, "trigger: webhook '{}' starts pipeline '{}' (action '{}')", t.webhook, t.pipeline, t.action)
+        let t = &self.target;
+        match &self.outcome {
+            Ok(secret) => {
+                write!(f, "trigger: webhook '{}' starts pipeline '{}' (action '{}')", t.webhook, t.pipeline, t.action)?;
+                if *secret == Secret::Previous {
+                    f.write_str(", signed with a previous secret")?;
+                }
+                Ok(())
             }
-            Verdict::Reject(r) => write!(f, "reject at {}: {r}", r.step()),
+            Err(r) => write!(f, "reject: webhook '{}' at {}: {r}", t.webhook, r.step()),
         }
     }
 }
@@ -314,12 +492,11 @@ impl fmt::Display for Verdict {
 #[derive(Serialize)]
 struct VerdictJson<'a> {
     decision: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    webhook: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pipeline: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    action: Option<&'a str>,
+    webhook: &'a str,
+    pipeline: &'a str,
+    action: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    used_previous_secret: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     step: Option<Step>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -330,44 +507,31 @@ struct VerdictJson<'a> {
     json_path: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     expected: Option<&'a str>,
+    /// Present (possibly `null`) for a filter reject.
     #[serde(skip_serializing_if = "Option::is_none")]
-    found: Option<String>,
+    found: Option<&'a Found>,
 }
 
-/// `{"decision":"trigger","webhook":..,"pipeline":..,"action":..}` or
-/// `{"decision":"reject","step":..,"reason":..}`, plus `filter_index`, `json_path`, `expected`
-/// and `found` for a filter reject.
+/// `{"decision":"trigger"|"reject","webhook":..,"pipeline":..,"action":..}`, plus for a reject
+/// `step` and `reason`, and for a filter reject `filter_index`, `json_path`, `expected` and
+/// `found` (typed: see [`Found`]'s serialisation).
 impl Serialize for Verdict {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut out = VerdictJson {
+        let rejection = self.rejection();
+        let failure = rejection.and_then(Rejection::filter);
+        VerdictJson {
             decision: if self.is_trigger() { "trigger" } else { "reject" },
-            webhook: None,
-            pipeline: None,
-            action: None,
-            step: None,
-            reason: None,
-            filter_index: None,
-            json_path: None,
-            expected: None,
-            found: None,
-        };
-        match self {
-            Verdict::Trigger(t) => {
-                out.webhook = Some(&t.webhook);
-                out.pipeline = Some(&t.pipeline);
-                out.action = Some(&t.action);
-            }
-            Verdict::Reject(r) => {
-                out.step = Some(r.step());
-                out.reason = Some(r.to_string());
-                if let Some(failure) = r.filter() {
-                    out.filter_index = Some(failure.index);
-                    out.json_path = Some(&failure.json_path);
-                    out.expected = failure.expected.as_deref();
-                    out.found = Some(failure.found.to_string());
-                }
-            }
+            webhook: &self.target.webhook,
+            pipeline: &self.target.pipeline,
+            action: &self.target.action,
+            used_previous_secret: self.used_previous_secret(),
+            step: rejection.map(Rejection::step),
+            reason: rejection.map(ToString::to_string),
+            filter_index: failure.map(|f| f.index),
+            json_path: failure.map(|f| &*f.json_path),
+            expected: failure.and_then(|f| f.expected.as_deref()),
+            found: failure.map(|f| &f.found),
         }
-        out.serialize(s)
+        .serialize(s)
     }
 }

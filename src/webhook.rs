@@ -7,12 +7,13 @@ use std::sync::Arc;
 use crate::action_configuration::ActionConfiguration;
 use crate::auth::Auth;
 use crate::body;
-use crate::definition::{WebhookAuthenticationType, WebhookDefinition};
-use crate::error::{Error, ErrorCode};
+use crate::definition::{REDACTED, WebhookAuthenticationType, WebhookDefinition};
+use crate::error::{Error, ErrorCode, escape};
 use crate::filter::{Filter, FilterPath, Filters};
 use crate::request::Request;
-use crate::template::{self, UnknownKey};
-use crate::verdict::{Rejection, Trigger, Verdict};
+use crate::template;
+use crate::verdict::{Rejection, Secret, Target, Verdict};
+use crate::warning::Warning;
 
 /// GitHub's cap on a delivery, the default body limit: 25 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
@@ -39,32 +40,77 @@ pub const MAX_DEPTH_LIMIT: usize = 512;
 /// let verdict = webhook.evaluate(&Request::new(r#"{"ref":"refs/heads/dev"}"#));
 /// assert_eq!(
 ///     verdict.to_string(),
-///     r#"reject at filter: filter 0 ($.ref) expected "refs/heads/main", found "refs/heads/dev""#
+///     r#"reject: webhook 'app-main' at filter: filter 0 ($.ref) expected "refs/heads/main", found "refs/heads/dev""#
 /// );
 /// ```
 #[derive(Clone)]
 pub struct Webhook {
-    name: Arc<str>,
-    pipeline: Arc<str>,
-    action: Arc<str>,
+    target: Arc<Target>,
     auth: Auth,
     filters: Filters,
     max_body_bytes: usize,
     max_depth: usize,
+    warnings: Vec<Warning>,
 }
 
-/// Options for compiling a [`Webhook`]; from [`Webhook::builder`].
-#[derive(Clone, Debug)]
+/// Options for compiling a [`Webhook`], in the style of `jsonschema`'s options: from
+/// [`Webhook::options`], then [`build`](Self::build). `Debug` never shows a secret.
+///
+/// ```
+/// use codepipeline_webhooks::{ActionConfiguration, Webhook, WebhookDefinition};
+/// # let definition: WebhookDefinition = serde_json::from_str(r#"{
+/// #     "name": "app-main", "targetPipeline": "app", "targetAction": "Source", "filters": [],
+/// #     "authentication": "GITHUB_HMAC", "authenticationConfiguration": {"SecretToken": "new-secret"}
+/// # }"#).unwrap();
+/// let webhook = Webhook::options()
+///     .require_sha256(true)
+///     .max_body_bytes(1 << 20)
+///     .accept_previous_secret("old-secret")
+///     .deny_warnings(true)
+///     .build(&definition, &ActionConfiguration::new())?;
+/// # Ok::<(), codepipeline_webhooks::Error>(())
+/// ```
+#[derive(Clone)]
 #[must_use]
-pub struct WebhookBuilder<'d> {
-    definition: &'d WebhookDefinition,
-    config: &'d ActionConfiguration,
+pub struct WebhookOptions {
     require_sha256: bool,
     max_body_bytes: usize,
     max_depth: usize,
+    previous_secrets: Vec<String>,
+    deny_warnings: bool,
+    secret_keys: Vec<String>,
 }
 
-impl WebhookBuilder<'_> {
+impl Default for WebhookOptions {
+    fn default() -> Self {
+        Self {
+            require_sha256: false,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_depth: DEFAULT_MAX_DEPTH,
+            previous_secrets: Vec::new(),
+            deny_warnings: false,
+            secret_keys: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for WebhookOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookOptions")
+            .field("require_sha256", &self.require_sha256)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_depth", &self.max_depth)
+            .field("previous_secrets", &self.previous_secrets.iter().map(|_| REDACTED).collect::<Vec<_>>())
+            .field("deny_warnings", &self.deny_warnings)
+            .field("secret_keys", &self.secret_keys)
+            .finish()
+    }
+}
+
+/// Configuration keys whose values are secrets in every CodePipeline source action that has them.
+const SECRET_KEYS: &[&str] = &["OAuthToken"];
+
+impl WebhookOptions {
     /// Refuse deliveries without `X-Hub-Signature-256` instead of accepting the legacy SHA-1
     /// `X-Hub-Signature` (default: SHA-1 is accepted when no SHA-256 header is sent).
     pub fn require_sha256(mut self, yes: bool) -> Self {
@@ -85,21 +131,56 @@ impl WebhookBuilder<'_> {
         self
     }
 
-    /// Validates the definition as `PutWebhook` does and compiles it.
+    /// Key rotation: also accept signatures made with `secret`, a webhook's previous
+    /// `SecretToken` (call once per secret). Each is checked in constant time, after the current
+    /// one, with the same header rules; [`Verdict::used_previous_secret`] tells when one verified,
+    /// so the host can see when the sender has moved to the new secret. Only `GITHUB_HMAC`
+    /// webhooks have secrets; for others this does nothing.
+    pub fn accept_previous_secret(mut self, secret: impl Into<String>) -> Self {
+        self.previous_secrets.push(secret.into());
+        self
+    }
+
+    /// Turn compile warnings ([`Webhook::warnings`]) into errors: the first one is returned as
+    /// the exception it names (`InvalidWebhookFilterPatternException` for a filter,
+    /// `InvalidWebhookAuthenticationParametersException` for a secret). Default: off, as AWS.
+    pub fn deny_warnings(mut self, yes: bool) -> Self {
+        self.deny_warnings = yes;
+        self
+    }
+
+    /// Marks a key of the target action's configuration as a secret (`OAuthToken` always is): a
+    /// `{Key}` placeholder of it is resolved, but verdicts and warnings show `{Key}`, never the
+    /// value.
+    pub fn secret_key(mut self, key: impl Into<String>) -> Self {
+        self.secret_keys.push(key.into());
+        self
+    }
+
+    fn is_secret(&self, key: &str) -> bool {
+        SECRET_KEYS.contains(&key) || self.secret_keys.iter().any(|k| k == key)
+    }
+
+    /// Validates `definition` as `PutWebhook` does and compiles it, filling `{Key}` placeholders
+    /// from `config` (the target action's configuration).
     ///
-    /// Errors, in this order: `ValidationException` (model constraints),
+    /// Errors, in this order: `InvalidOptions` (these options, not the definition, are out of
+    /// range), `ValidationException` (model constraints),
     /// `InvalidWebhookAuthenticationParametersException`, `InvalidWebhookFilterPatternException`
-    /// (per filter, its `jsonPath` then its `matchEquals`).
-    pub fn build(self) -> Result<Webhook, Error> {
-        let d = self.definition;
-        d.validate()?;
+    /// (per filter, its `jsonPath`), then with `deny_warnings` the first warning.
+    pub fn build(&self, definition: &WebhookDefinition, config: &ActionConfiguration) -> Result<Webhook, Error> {
         if !(1..=MAX_DEPTH_LIMIT).contains(&self.max_depth) {
-            return Err(Error::validation(
-                None,
+            return Err(Error::new(
+                ErrorCode::InvalidOptions,
+                "max_depth".to_owned(),
                 format!("max_depth is {}; it must be from 1 to {MAX_DEPTH_LIMIT}", self.max_depth),
             ));
         }
-        let auth = Auth::compile(d, self.require_sha256)?;
+        let d = definition;
+        d.validate()?;
+        let previous: Vec<&[u8]> = self.previous_secrets.iter().map(|s| s.as_bytes()).collect();
+        let auth = Auth::compile(d, self.require_sha256, &previous)?;
+        let mut warnings = crate::auth::warnings(d);
         let mut filters = Vec::with_capacity(d.filters.len());
         for (i, rule) in d.filters.iter().enumerate() {
             let path = FilterPath::parse(&rule.json_path).map_err(|e| {
@@ -108,70 +189,88 @@ impl WebhookBuilder<'_> {
                     format!("webhook.filters[{i}].jsonPath"),
                     e.message,
                 )
+                .at(e.column)
             })?;
-            let expected = match &rule.match_equals {
-                None => None,
-                Some(m) => Some(resolve(m, self.config, i, &d.target_action)?.into()),
+            let (expected, shown) = match &rule.match_equals {
+                None => (None, None),
+                Some(template) => {
+                    let resolved = template::resolve(template, config, &|key| self.is_secret(key));
+                    for text in &resolved.literal {
+                        warnings.push(literal_brace_warning(i, template, text, config));
+                    }
+                    (Some(resolved.value.into()), Some(resolved.shown.into()))
+                }
             };
-            filters.push(Filter { path, expected });
+            let filter = Filter { path, expected, shown };
+            warnings.extend(filter.warnings(i));
+            filters.push(filter);
+        }
+        if self.deny_warnings {
+            if let Some(first) = warnings.into_iter().next() {
+                return Err(first.into_error());
+            }
+            warnings = Vec::new();
         }
         Ok(Webhook {
-            name: d.name.as_str().into(),
-            pipeline: d.target_pipeline.as_str().into(),
-            action: d.target_action.as_str().into(),
+            target: Arc::new(Target {
+                webhook: d.name.as_str().into(),
+                pipeline: d.target_pipeline.as_str().into(),
+                action: d.target_action.as_str().into(),
+            }),
             auth,
             filters: Filters::new(filters),
             max_body_bytes: self.max_body_bytes,
             max_depth: self.max_depth,
+            warnings,
         })
     }
 }
 
-fn resolve(template: &str, config: &ActionConfiguration, i: usize, action: &str) -> Result<String, Error> {
-    template::resolve(template, config).map_err(|UnknownKey(key)| {
-        let keys: Vec<&str> = config.keys().collect();
-        let known = if keys.is_empty() { "it has no keys".to_owned() } else { format!("its keys are: {}", keys.join(", ")) };
-        Error::new(
-            ErrorCode::InvalidWebhookFilterPatternException,
-            format!("webhook.filters[{i}].matchEquals"),
-            format!(
-                "matchEquals '{template}' refers to {{{key}}}, but the configuration of action '{action}' has no key '{key}' (keys are case-sensitive); {known}"
-            ),
-        )
-    })
+/// The warning for brace text `text` that `matchEquals` keeps literally.
+fn literal_brace_warning(i: usize, template: &str, text: &str, config: &ActionConfiguration) -> Warning {
+    let keys: Vec<&str> = config.keys().collect();
+    let known = if keys.is_empty() { "it has no keys".to_owned() } else { format!("keys: {}", keys.join(", ")) };
+    let hint = match template::closest_key(text, config) {
+        Some(key) => format!("; did you mean `{{{key}}}`?"),
+        None => String::new(),
+    };
+    let what = if text.len() > 1 {
+        format!("`{text}` is not a key of the target action's configuration ({known})")
+    } else {
+        format!("a lone `{text}` is not part of a placeholder")
+    };
+    Warning::new(
+        ErrorCode::InvalidWebhookFilterPatternException,
+        format!("webhook.filters[{i}].matchEquals"),
+        format!("in '{}', {what}; it is matched literally{hint}", escape(template)),
+    )
 }
 
 impl Webhook {
     /// Validates and compiles `definition`, filling `{Key}` placeholders from `config` (the target
-    /// action's configuration), with the default options. See [`WebhookBuilder::build`].
+    /// action's configuration), with the default options. See [`WebhookOptions::build`].
     pub fn new(definition: &WebhookDefinition, config: &ActionConfiguration) -> Result<Self, Error> {
-        Self::builder(definition, config).build()
+        Self::options().build(definition, config)
     }
 
-    /// Compiles with options: see [`WebhookBuilder`].
-    pub fn builder<'d>(definition: &'d WebhookDefinition, config: &'d ActionConfiguration) -> WebhookBuilder<'d> {
-        WebhookBuilder {
-            definition,
-            config,
-            require_sha256: false,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            max_depth: DEFAULT_MAX_DEPTH,
-        }
+    /// The default options, to change and [`build`](WebhookOptions::build) with.
+    pub fn options() -> WebhookOptions {
+        WebhookOptions::default()
     }
 
     /// The webhook's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.target.webhook
     }
 
     /// The pipeline it starts.
     pub fn target_pipeline(&self) -> &str {
-        &self.pipeline
+        &self.target.pipeline
     }
 
     /// The source action it targets.
     pub fn target_action(&self) -> &str {
-        &self.action
+        &self.target.action
     }
 
     /// How deliveries authenticate.
@@ -184,14 +283,27 @@ impl Webhook {
     }
 
     /// The value each filter must equal, placeholders resolved (`None` for a rule without
-    /// `matchEquals`), in order.
+    /// `matchEquals`), in order. A secret key's placeholder is shown as `{Key}`.
     pub fn expected_values(&self) -> impl Iterator<Item = Option<&str>> {
-        self.filters.list().iter().map(|f| f.expected.as_deref())
+        self.filters.list().iter().map(|f| f.shown.as_deref())
+    }
+
+    /// What compiled but is likely a mistake: placeholders that stay literal, a filter on `$`
+    /// that reads members of each top-level value, wildcards in `matchEquals`, secrets that HMAC
+    /// treats as shorter ones. Empty under [`WebhookOptions::deny_warnings`] (they are errors).
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+
+    /// The largest body this webhook accepts, in bytes.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
     }
 
     /// Whether `evaluate` builds a compact document (the bounded lane, under the work budget):
     /// true when some filter's path is not singular in the common forms (`$.a`, `$['a']`,
-    /// `$.a[0]`). When false, a delivery is answered in one DOM-free pass over the body.
+    /// `$.a[0]`). A diagnostic, for tests and benchmarks.
+    #[doc(hidden)]
     pub fn builds_dom(&self) -> bool {
         self.filters.bounded_lane()
     }
@@ -202,25 +314,19 @@ impl Webhook {
     /// body size, the signature (GITHUB_HMAC webhooks), the body's JSON, then every filter in
     /// order. Nothing that fails authentication reaches the JSON parser.
     pub fn evaluate(&self, request: &Request<'_>) -> Verdict {
-        match self.check(request) {
-            Ok(()) => Verdict::Trigger(Trigger {
-                webhook: self.name.clone(),
-                pipeline: self.pipeline.clone(),
-                action: self.action.clone(),
-            }),
-            Err(rejection) => Verdict::Reject(rejection),
-        }
+        Verdict::new(self.target.clone(), self.check(request))
     }
 
-    fn check(&self, request: &Request<'_>) -> Result<(), Rejection> {
+    fn check(&self, request: &Request<'_>) -> Result<Secret, Rejection> {
         self.auth.check_source(request)?;
         let size = request.body().len();
         if size > self.max_body_bytes {
             return Err(Rejection::PayloadTooLarge { size, limit: self.max_body_bytes });
         }
-        self.auth.check_signature(request)?;
+        let secret = self.auth.check_signature(request)?;
         let text = body::json_text(request)?;
-        self.filters.check(&text, self.max_depth)
+        self.filters.check(&text, self.max_depth)?;
+        Ok(secret)
     }
 
     // The narrow view `WebhookSet` shares the core through.
@@ -237,10 +343,6 @@ impl Webhook {
         self.filters.bounded_lane()
     }
 
-    pub(crate) fn max_body_bytes(&self) -> usize {
-        self.max_body_bytes
-    }
-
     pub(crate) fn max_depth(&self) -> usize {
         self.max_depth
     }
@@ -249,16 +351,17 @@ impl Webhook {
 impl fmt::Debug for Webhook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Webhook")
-            .field("name", &self.name)
-            .field("target_pipeline", &self.pipeline)
-            .field("target_action", &self.action)
+            .field("name", &self.target.webhook)
+            .field("target_pipeline", &self.target.pipeline)
+            .field("target_action", &self.target.action)
             .field("auth", &self.auth)
             .field(
                 "filters",
-                &self.filters.list().iter().map(|f| (&*f.path.text, f.expected.as_deref())).collect::<Vec<_>>(),
+                &self.filters.list().iter().map(|f| (&*f.path.text, f.shown.as_deref())).collect::<Vec<_>>(),
             )
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_depth", &self.max_depth)
+            .field("warnings", &self.warnings)
             .finish()
     }
 }

@@ -150,7 +150,7 @@ fn a_dom_that_fits() {
     assert!(body.len() > 25_000_000);
     let webhook = {
         let d = definition_with(json!([{"jsonPath": "$.commits[*].modified[*]", "matchEquals": "x"}]), |_| {});
-        Webhook::builder(&d, &config()).max_body_bytes(body.len()).build().unwrap()
+        Webhook::options().max_body_bytes(body.len()).build(&d, &config()).unwrap()
     };
     let (v, peak, _) = meter::measure(|| webhook.evaluate(&Request::new(&body)));
     assert_eq!(v.rejection().map(Rejection::step), Some(Step::Filter), "{v}");

@@ -100,7 +100,7 @@ fn check_rejects_with_exit_1_and_json_names_the_step() {
     assert_eq!(verdict["decision"], "reject");
     assert_eq!(verdict["step"], "filter");
     assert_eq!(verdict["filter_index"], 0);
-    assert_eq!(verdict["found"], "\"refs/tags/simple-tag\"");
+    assert_eq!(verdict["found"], "refs/tags/simple-tag");
 
     let out = run(&[&base[..], &["--payload", "examples/push.json", "--json"]].concat(), None);
     assert_eq!(out.status.code(), Some(1));
@@ -147,7 +147,14 @@ fn check_ip_webhook_with_source_ip() {
 
 #[test]
 fn invalid_definitions_exit_2_with_the_exception_name_first() {
+    // Without the action's configuration, `{Branch}` stays literal: AWS accepts that, so it is a
+    // warning (exit 0), and an error with --deny-warnings (exit 2).
     let out = run(&["validate", "--webhook", "examples/webhook.json"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("warning: webhook.filters[0].matchEquals: "), "{}", stderr(&out));
+    assert!(stderr(&out).contains("`{Branch}` is not a key"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("hint: pass the target action's configuration with --action-config FILE"));
+    let out = run(&["validate", "--webhook", "examples/webhook.json", "--deny-warnings"], None);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).starts_with("InvalidWebhookFilterPatternException: "), "{}", stderr(&out));
     assert!(stderr(&out).contains("hint: pass the target action's configuration with --action-config FILE"));

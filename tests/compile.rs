@@ -69,17 +69,121 @@ fn placeholders_resolve_once_from_the_action_configuration() {
 }
 
 #[test]
-fn unknown_placeholder_keys_are_named_with_the_keys_that_exist() {
-    let err =
-        compile_err(json!([{"jsonPath": "$.a"}, {"jsonPath": "$.ref", "matchEquals": "refs/heads/{branch}"}]), |_| {});
+fn unknown_placeholder_keys_stay_literal_with_a_warning_naming_the_keys_that_exist() {
+    let filters = json!([{"jsonPath": "$.a"}, {"jsonPath": "$.ref", "matchEquals": "refs/heads/{branch}"}]);
+    let d = definition_with(filters, |_| {});
+    let webhook = Webhook::new(&d, &config()).unwrap();
+    assert_eq!(webhook.expected_values().collect::<Vec<_>>(), [None, Some("refs/heads/{branch}")]);
+    let [warning] = webhook.warnings() else { panic!("{:?}", webhook.warnings()) };
+    assert_eq!(warning.field(), "webhook.filters[1].matchEquals");
+    assert!(warning.message().contains("`{branch}` is not a key"), "{warning}");
+    assert!(warning.message().contains("keys: Branch, Owner, Repo"), "{warning}");
+    assert!(warning.message().contains("did you mean `{Branch}`?"), "{warning}");
+    // It is matched literally, as AWS's plain replacement leaves it.
+    let body = r#"{"a":1,"ref":"refs/heads/{branch}"}"#;
+    assert!(webhook.evaluate(&codepipeline_webhooks::Request::new(body)).is_trigger());
+    // deny_warnings makes it the exception AWS users would want.
+    let err = Webhook::options().deny_warnings(true).build(&d, &config()).unwrap_err();
     assert_eq!(err.code(), "InvalidWebhookFilterPatternException");
     assert_eq!(err.field(), Some("webhook.filters[1].matchEquals"));
-    assert!(err.message().contains("no key 'branch'"), "{err}");
-    assert!(err.message().contains("Branch, Owner, Repo"), "{err}");
+    assert!(err.message().contains("`{branch}` is not a key"), "{err}");
 
     let d = definition_with(json!([{"jsonPath": "$.ref", "matchEquals": "{Branch}"}]), |_| {});
-    let err = Webhook::new(&d, &ActionConfiguration::new()).unwrap_err();
-    assert!(err.message().contains("it has no keys"), "{err}");
+    let webhook = Webhook::new(&d, &ActionConfiguration::new()).unwrap();
+    assert!(webhook.warnings()[0].message().contains("it has no keys"), "{:?}", webhook.warnings());
+}
+
+#[test]
+fn github_url_templates_are_values_not_placeholders() {
+    let template = "https://api.github.com/users/octocat/starred{/owner}{/repo}";
+    let d = definition_with(json!([{"jsonPath": "$.sender.starred_url", "matchEquals": template}]), |_| {});
+    let webhook = Webhook::new(&d, &config()).unwrap();
+    let body = json!({"sender": {"starred_url": template}}).to_string();
+    assert!(webhook.evaluate(&codepipeline_webhooks::Request::new(&body)).is_trigger());
+    assert_eq!(webhook.warnings().len(), 2, "{:?}", webhook.warnings());
+    assert!(webhook.warnings()[0].message().contains("did you mean `{Owner}`?"), "{:?}", webhook.warnings());
+}
+
+#[test]
+fn secret_keys_of_the_action_are_resolved_but_never_shown() {
+    let config: ActionConfiguration =
+        [("OAuthToken", "gh0_s3cret"), ("ApiKey", "k3y"), ("Branch", "main")].into_iter().collect();
+    let filters = json!([
+        {"jsonPath": "$.token", "matchEquals": "{OAuthToken}"},
+        {"jsonPath": "$.key", "matchEquals": "key={ApiKey}"},
+        {"jsonPath": "$.ref", "matchEquals": "refs/heads/{Branch}"}
+    ]);
+    let d = definition_with(filters, |_| {});
+    let webhook = Webhook::options().secret_key("ApiKey").build(&d, &config).unwrap();
+    assert_eq!(
+        webhook.expected_values().collect::<Vec<_>>(),
+        [Some("{OAuthToken}"), Some("key={ApiKey}"), Some("refs/heads/main")]
+    );
+    fn request(body: &str) -> codepipeline_webhooks::Request<'_> {
+        codepipeline_webhooks::Request::new(body)
+    }
+    let ok = r#"{"token":"gh0_s3cret","key":"key=k3y","ref":"refs/heads/main"}"#;
+    assert!(webhook.evaluate(&request(ok)).is_trigger());
+    let v = webhook.evaluate(&request(r#"{"token":"x"}"#));
+    let shown = format!("{v} {v:?} {} {webhook:?}", serde_json::to_string(&v).unwrap());
+    assert!(shown.contains("{OAuthToken}"), "{shown}");
+    let v = webhook.evaluate(&request(r#"{"token":"gh0_s3cret","key":"nope"}"#));
+    let shown = format!("{shown} {v} {v:?} {}", serde_json::to_string(&v).unwrap());
+    assert!(shown.contains("key={ApiKey}"), "{shown}");
+    assert!(!shown.contains("gh0_s3cret") && !shown.contains("k3y"), "{shown}");
+}
+
+#[test]
+fn filter_traps_are_warnings() {
+    let d = definition_with(json!([{"jsonPath": "$[?@.ref == 'refs/heads/main']"}]), |_| {});
+    let webhook = Webhook::new(&d, &config()).unwrap();
+    let [warning] = webhook.warnings() else { panic!("{:?}", webhook.warnings()) };
+    assert_eq!(warning.field(), "webhook.filters[0].jsonPath");
+    assert!(warning.message().contains("each top-level value"), "{warning}");
+    assert!(warning.message().contains("`$.ref`"), "{warning}");
+    // A filter below the root, or on the root's own members through `$`, is not the trap.
+    for path in ["$.commits[?@.id == 'a']", "$[?$.ref == 'x']", "$..[?@.ref]"] {
+        let d = definition_with(json!([{ "jsonPath": path }]), |_| {});
+        assert!(Webhook::new(&d, &config()).unwrap().warnings().is_empty(), "{path}");
+    }
+    let d = definition_with(json!([{"jsonPath": "$.commits[*].modified[*]", "matchEquals": "services/api/*"}]), |_| {});
+    let webhook = Webhook::new(&d, &config()).unwrap();
+    let [warning] = webhook.warnings() else { panic!("{:?}", webhook.warnings()) };
+    assert_eq!(warning.field(), "webhook.filters[0].matchEquals");
+    assert!(warning.message().contains("search()"), "{warning}");
+    // On a singular path a `*` is just a character to compare.
+    let d = definition_with(json!([{"jsonPath": "$.ref", "matchEquals": "refs/heads/*"}]), |_| {});
+    assert!(Webhook::new(&d, &config()).unwrap().warnings().is_empty());
+}
+
+#[test]
+fn secrets_that_hmac_treats_as_shorter_ones_are_warned_about() {
+    for (secret, what) in
+        [("abc\u{0}", "ends with a NUL"), ("\u{0}", "only of control characters"), ("\u{1}\u{2}", "only of control")]
+    {
+        let d = definition_with(json!([]), |v| {
+            v["authentication"] = json!("GITHUB_HMAC");
+            v["authenticationConfiguration"] = json!({"SecretToken": secret});
+        });
+        let webhook = Webhook::new(&d, &config()).unwrap();
+        let [warning] = webhook.warnings() else { panic!("{secret:?}: {:?}", webhook.warnings()) };
+        assert_eq!(warning.field(), "webhook.authenticationConfiguration.SecretToken");
+        assert!(warning.message().contains(what), "{warning}");
+        let err = Webhook::options().deny_warnings(true).build(&d, &config()).unwrap_err();
+        assert_eq!(err.code(), "InvalidWebhookAuthenticationParametersException");
+        // Why it matters: HMAC pads keys with zeros, so "abc\0" also accepts MACs keyed "abc".
+        if secret == "abc\u{0}" {
+            let body = b"{}";
+            let forged = codepipeline_webhooks::github::signature_256(b"abc", body);
+            let request = codepipeline_webhooks::Request::new(body).header("X-Hub-Signature-256", &forged);
+            assert!(webhook.evaluate(&request).is_trigger());
+        }
+    }
+    let d = definition_with(json!([]), |v| {
+        v["authentication"] = json!("GITHUB_HMAC");
+        v["authenticationConfiguration"] = json!({"SecretToken": "a\u{0}b"});
+    });
+    assert!(Webhook::new(&d, &config()).unwrap().warnings().is_empty(), "a NUL inside is not the padding trap");
 }
 
 #[test]
@@ -96,10 +200,14 @@ fn jsonpath_that_does_not_parse_points_at_the_fault() {
 }
 
 #[test]
-fn jsonpath_error_comes_before_the_placeholder_of_the_same_rule() {
-    let err = compile_err(json!([{"jsonPath": "$[", "matchEquals": "{Nope}"}]), |_| {});
+fn jsonpath_errors_come_before_denied_warnings() {
+    let denied = |filters| Webhook::options().deny_warnings(true).build(&definition_with(filters, |_| {}), &config());
+    let err = denied(json!([{"jsonPath": "$[", "matchEquals": "{Nope}"}])).unwrap_err();
     assert_eq!(err.field(), Some("webhook.filters[0].jsonPath"));
-    let err = compile_err(json!([{"jsonPath": "$.a", "matchEquals": "{Nope}"}, {"jsonPath": "$["}]), |_| {});
+    // Every path compiles before any warning is denied.
+    let err = denied(json!([{"jsonPath": "$.a", "matchEquals": "{Nope}"}, {"jsonPath": "$["}])).unwrap_err();
+    assert_eq!(err.field(), Some("webhook.filters[1].jsonPath"));
+    let err = denied(json!([{"jsonPath": "$.a", "matchEquals": "{Nope}"}, {"jsonPath": "$.b"}])).unwrap_err();
     assert_eq!(err.field(), Some("webhook.filters[0].matchEquals"));
 }
 
@@ -112,9 +220,9 @@ fn authentication_is_checked_before_filters() {
 #[test]
 fn depth_option_is_bounded() {
     let d = definition_with(json!([]), |_| {});
-    assert_eq!(Webhook::builder(&d, &config()).max_depth(0).build().unwrap_err().code(), "ValidationException");
-    assert!(Webhook::builder(&d, &config()).max_depth(513).build().is_err());
-    assert!(Webhook::builder(&d, &config()).max_depth(512).build().is_ok());
+    assert_eq!(Webhook::options().max_depth(0).build(&d, &config()).unwrap_err().code(), "InvalidOptions");
+    assert!(Webhook::options().max_depth(513).build(&d, &config()).is_err());
+    assert!(Webhook::options().max_depth(512).build(&d, &config()).is_ok());
 }
 
 #[test]

@@ -4,7 +4,9 @@ mod common;
 
 use std::net::IpAddr;
 
-use codepipeline_webhooks::{Found, Rejection, Request, Step, Verdict, Webhook, github};
+use codepipeline_webhooks::{
+    Found, Rejection, Request, SignatureError, SignatureHeader, Step, Verdict, Webhook, github,
+};
 use common::*;
 use serde_json::json;
 
@@ -32,7 +34,10 @@ fn ip_allows_the_range_and_nothing_else() {
         v.rejection(),
         Some(&Rejection::SourceIpNotAllowed { source_ip: ip("11.1.2.3"), allowed_range: "10.0.0.0/8".into() })
     );
-    assert_eq!(v.to_string(), "reject at source_ip: source address 11.1.2.3 is not in the allowed range 10.0.0.0/8");
+    assert_eq!(
+        v.to_string(),
+        "reject: webhook 'hook' at source_ip: source address 11.1.2.3 is not in the allowed range 10.0.0.0/8"
+    );
 }
 
 #[test]
@@ -99,8 +104,11 @@ fn sha256_signature_over_the_raw_body() {
     // The same JSON with other bytes is another body.
     let spaced = r#"{ "ref": "refs/heads/main" }"#;
     let v = w.evaluate(&Request::new(spaced).header("X-Hub-Signature-256", &s));
-    assert_eq!(v.rejection(), Some(&Rejection::SignatureMismatch { header: "X-Hub-Signature-256" }));
-    assert_eq!(v.to_string(), "reject at signature: the X-Hub-Signature-256 signature does not match the payload");
+    assert_eq!(v.rejection(), Some(&Rejection::Signature(SignatureError::Mismatch(SignatureHeader::Sha256))));
+    assert_eq!(
+        v.to_string(),
+        "reject: webhook 'hook' at signature: the X-Hub-Signature-256 signature does not match the payload"
+    );
 }
 
 #[test]
@@ -120,18 +128,18 @@ fn sha1_is_accepted_only_without_a_sha256_header() {
     let wrong256 = sig256("other body");
     let v =
         w.evaluate(&Request::new(BODY).header("X-Hub-Signature-256", &wrong256).header("X-Hub-Signature", &sig1(BODY)));
-    assert_eq!(v.rejection(), Some(&Rejection::SignatureMismatch { header: "X-Hub-Signature-256" }));
+    assert_eq!(v.rejection(), Some(&Rejection::Signature(SignatureError::Mismatch(SignatureHeader::Sha256))));
     // Nor does a malformed one.
     let v =
         w.evaluate(&Request::new(BODY).header("X-Hub-Signature-256", "sha256=").header("X-Hub-Signature", &sig1(BODY)));
-    assert_eq!(v.rejection(), Some(&Rejection::SignatureMalformed { header: "X-Hub-Signature-256" }));
+    assert_eq!(v.rejection(), Some(&Rejection::Signature(SignatureError::Malformed(SignatureHeader::Sha256))));
     // A right SHA-256 with a wrong SHA-1 beside it passes: only the SHA-256 is checked.
     let v = w.evaluate(
         &Request::new(BODY).header("X-Hub-Signature-256", &sig256(BODY)).header("X-Hub-Signature", &sig1("x")),
     );
     assert!(v.is_trigger());
     let v = w.evaluate(&Request::new(BODY).header("X-Hub-Signature", &sig1("x")));
-    assert_eq!(v.rejection(), Some(&Rejection::SignatureMismatch { header: "X-Hub-Signature" }));
+    assert_eq!(v.rejection(), Some(&Rejection::Signature(SignatureError::Mismatch(SignatureHeader::Sha1))));
 }
 
 #[test]
@@ -140,9 +148,9 @@ fn require_sha256_refuses_sha1_alone() {
         v["authentication"] = json!("GITHUB_HMAC");
         v["authenticationConfiguration"] = json!({"SecretToken": SECRET});
     });
-    let w = Webhook::builder(&d, &config()).require_sha256(true).build().unwrap();
+    let w = Webhook::options().require_sha256(true).build(&d, &config()).unwrap();
     let v = w.evaluate(&Request::new(BODY).header("X-Hub-Signature", &sig1(BODY)));
-    assert_eq!(v.rejection(), Some(&Rejection::SignatureMissing { sha256_required: true }));
+    assert_eq!(v.rejection(), Some(&Rejection::Signature(SignatureError::Missing { sha256_required: true })));
     assert!(w.evaluate(&Request::new(BODY).header("X-Hub-Signature-256", &sig256(BODY))).is_trigger());
 }
 
@@ -150,7 +158,7 @@ fn require_sha256_refuses_sha1_alone() {
 fn missing_malformed_and_repeated_signatures() {
     let w = hmac_webhook(json!([]));
     let v = w.evaluate(&Request::new(BODY));
-    assert_eq!(v.rejection(), Some(&Rejection::SignatureMissing { sha256_required: false }));
+    assert_eq!(v.rejection(), Some(&Rejection::Signature(SignatureError::Missing { sha256_required: false })));
     let good = sig256(BODY);
     for bad in [
         "".to_owned(),
@@ -164,17 +172,21 @@ fn missing_malformed_and_repeated_signatures() {
         hex_only(&good),
     ] {
         let v = w.evaluate(&Request::new(BODY).header("X-Hub-Signature-256", &bad));
-        assert_eq!(v.rejection(), Some(&Rejection::SignatureMalformed { header: "X-Hub-Signature-256" }), "{bad:?}");
+        assert_eq!(
+            v.rejection(),
+            Some(&Rejection::Signature(SignatureError::Malformed(SignatureHeader::Sha256))),
+            "{bad:?}"
+        );
         assert!(
             !v.to_string().contains(&bad[bad.len().min(10)..]) || bad.len() <= 10,
             "verdict echoes the header: {v}"
         );
     }
     let v = w.evaluate(&Request::new(BODY).header("X-Hub-Signature-256", &good).header("x-hub-signature-256", &good));
-    assert_eq!(v.rejection(), Some(&Rejection::SignatureRepeated { header: "X-Hub-Signature-256" }));
+    assert_eq!(v.rejection(), Some(&Rejection::Signature(SignatureError::Repeated(SignatureHeader::Sha256))));
     let v =
         w.evaluate(&Request::new(BODY).header("X-Hub-Signature", &sig1(BODY)).header("X-Hub-Signature", &sig1(BODY)));
-    assert_eq!(v.rejection(), Some(&Rejection::SignatureRepeated { header: "X-Hub-Signature" }));
+    assert_eq!(v.rejection(), Some(&Rejection::Signature(SignatureError::Repeated(SignatureHeader::Sha1))));
     // HTTP's optional whitespace around a value is not part of it.
     assert!(w.evaluate(&Request::new(BODY).header("X-Hub-Signature-256", &format!(" {good}\t"))).is_trigger());
 }
@@ -267,7 +279,7 @@ fn duplicate_keys_last_one_wins() {
 #[test]
 fn body_size_limit() {
     let d = definition_with(json!([]), |_| {});
-    let w = Webhook::builder(&d, &config()).max_body_bytes(10).build().unwrap();
+    let w = Webhook::options().max_body_bytes(10).build(&d, &config()).unwrap();
     assert!(w.evaluate(&Request::new(r#"{"a":"12"}"#)).is_trigger());
     let v = w.evaluate(&Request::new(r#"{"a":"123"}"#));
     assert_eq!(v.rejection(), Some(&Rejection::PayloadTooLarge { size: 11, limit: 10 }));
@@ -287,7 +299,7 @@ fn nesting_depth_limit_in_both_lanes() {
         assert_eq!(step(&w.evaluate(&Request::new(&deep))), Some(Step::Payload));
     }
     let d = definition_with(json!([]), |_| {});
-    let w = Webhook::builder(&d, &config()).max_depth(2).build().unwrap();
+    let w = Webhook::options().max_depth(2).build(&d, &config()).unwrap();
     assert!(w.evaluate(&Request::new(r#"{"a":[1]}"#)).is_trigger());
     assert!(!w.evaluate(&Request::new(r#"{"a":[[1]]}"#)).is_trigger());
 }
@@ -352,7 +364,7 @@ fn rules_without_match_equals_need_a_selection() {
     assert!(w.evaluate(&Request::new(r#"{"pull_request":null,"labels":[{"name":"deploy"}]}"#)).is_trigger());
     let v = w.evaluate(&Request::new(r#"{"labels":[{"name":"deploy"}]}"#));
     assert_eq!(filter_found(&v), (0, Found::Nothing));
-    assert_eq!(v.to_string(), "reject at filter: filter 0 ($.pull_request) selected nothing");
+    assert_eq!(v.to_string(), "reject: webhook 'hook' at filter: filter 0 ($.pull_request) selected nothing");
     let v = w.evaluate(&Request::new(r#"{"pull_request":{},"labels":[{"name":"bug"}]}"#));
     assert_eq!(filter_found(&v), (1, Found::Nothing));
 }
@@ -371,9 +383,9 @@ fn every_filter_must_pass_and_the_first_failure_is_reported() {
     let v = w.evaluate(&Request::new(r#"{"ref":"refs/heads/main","repository":{"name":"other"},"deleted":true}"#));
     let failure = v.rejection().unwrap().filter().unwrap();
     assert_eq!((failure.index(), failure.json_path(), failure.expected()), (1, "$.repository.name", Some("app")));
-    assert_eq!(failure.found(), &Found::Value("\"other\"".into()));
+    assert_eq!(failure.found(), &Found::Value(json!("other")));
     let v = w.evaluate(&Request::new(r#"{"ref":"refs/heads/main","repository":{"name":"app"},"deleted":true}"#));
-    assert_eq!(v.to_string(), r#"reject at filter: filter 2 ($.deleted) expected "false", found true"#);
+    assert_eq!(v.to_string(), r#"reject: webhook 'hook' at filter: filter 2 ($.deleted) expected "false", found true"#);
 }
 
 #[test]
@@ -381,15 +393,19 @@ fn found_values_are_shown_as_json_and_truncated() {
     let w = unauthenticated(json!([{"jsonPath": "$.s", "matchEquals": "x"}]));
     let long = "y".repeat(500);
     let v = w.evaluate(&Request::new(&json!({"s": long}).to_string()));
-    let Found::Value(shown) = filter_found(&v).1 else { panic!("{v}") };
+    let Found::Value(serde_json::Value::String(shown)) = filter_found(&v).1 else { panic!("{v}") };
     assert_eq!(shown.chars().count(), Found::MAX_SHOWN + 1);
-    assert!(shown.starts_with("\"yyy") && shown.ends_with('…'));
+    assert!(shown.starts_with("yyy") && shown.ends_with('…'));
     let v = w.evaluate(&Request::new(r#"{"s":{"a":1}}"#));
     assert_eq!(filter_found(&v).1, Found::Object);
     let w = unauthenticated(json!([{"jsonPath": "$.a[*]", "matchEquals": "x"}]));
     let v = w.evaluate(&Request::new(r#"{"a":["p","q",3]}"#));
-    assert_eq!(filter_found(&v).1, Found::Values { count: 3, first: Box::new(Found::Value("\"p\"".into())) });
-    assert!(v.to_string().ends_with(r#"expected "x", found 3 values (first: "p")"#), "{v}");
+    let first = vec![Found::Value(json!("p")), Found::Value(json!("q")), Found::Value(json!(3))];
+    assert_eq!(filter_found(&v).1, Found::Values { count: 3, first });
+    assert!(v.to_string().ends_with(r#"expected "x", found 3 values (first: "p", "q", 3)"#), "{v}");
+    let w = unauthenticated(json!([{"jsonPath": "$[*]", "matchEquals": "x"}]));
+    let v = w.evaluate(&Request::new("[1,2,3,4,5]"));
+    assert!(v.to_string().ends_with("found 5 values (first: 1, 2, 3)"), "{v}");
 }
 
 #[test]
@@ -412,13 +428,22 @@ fn verdict_json_names_decision_step_and_filter_index() {
     assert_eq!(reject["step"], "filter");
     assert_eq!(reject["filter_index"], 1);
     assert_eq!(reject["expected"], "2");
-    assert_eq!(reject["found"], "3");
+    assert_eq!(reject["found"], 3, "found is typed JSON: the number itself");
+    assert_eq!((reject["webhook"].as_str(), reject["pipeline"].as_str()), (Some("hook"), Some("pipe")));
+    let nothing = serde_json::to_value(w.evaluate(&Request::new(r#"{"a":1}"#))).unwrap();
+    assert_eq!(nothing["found"], serde_json::Value::Null);
+    assert!(nothing.as_object().unwrap().contains_key("found"));
+    let several = unauthenticated(json!([{"jsonPath": "$.a[*]", "matchEquals": "x"}]));
+    let several = serde_json::to_value(several.evaluate(&Request::new(r#"{"a":["p",{"q":1},[2]]}"#))).unwrap();
+    assert_eq!(several["found"], json!({"count": 3, "first": ["p", {"type": "object"}, {"type": "array"}]}));
     let payload = serde_json::to_value(w.evaluate(&Request::new("x"))).unwrap();
     assert_eq!(payload["step"], "payload");
     assert!(payload.get("filter_index").is_none());
-    let trig = w.evaluate(&Request::new(r#"{"a":1,"b":2}"#));
-    let t = trig.trigger().unwrap();
-    assert_eq!((t.webhook(), t.pipeline(), t.action()), ("hook", "pipe", "Source"));
+    // Every verdict, trigger or reject, names its webhook.
+    for body in [r#"{"a":1,"b":2}"#, r#"{"a":1,"b":3}"#, "x"] {
+        let v = w.evaluate(&Request::new(body));
+        assert_eq!((v.webhook_name(), v.target_pipeline(), v.target_action()), ("hook", "pipe", "Source"), "{v}");
+    }
 }
 
 #[test]

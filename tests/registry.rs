@@ -1,4 +1,4 @@
-//! DESIGN.md §4: the webhook API's state as pure logic.
+//! The webhook API's state as pure logic (README: "The registry").
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak, mpsc};
@@ -148,8 +148,19 @@ fn target_checks() {
         err.message(),
         "Action with name CodePipelineDemoFleet was not found in the first stage of the pipeline"
     );
-    let err = f
-        .registry
+    // As in AWS, an unknown `{Key}` stays literal; with deny_warnings it is refused.
+    f.registry
+        .put_webhook(input("literal", |v| v["webhook"]["filters"][0]["matchEquals"] = json!("{NoSuchKey}")))
+        .unwrap();
+    f.registry.delete_webhook(serde_json::from_value(json!({"name": "literal"})).unwrap()).unwrap();
+    let strict = Registry::builder()
+        .region("us-east-1")
+        .account_id("111111111111")
+        .webhook_options(codepipeline_webhooks::Webhook::options().deny_warnings(true))
+        .build()
+        .unwrap();
+    put_pipeline(&strict, "main");
+    let err = strict
         .put_webhook(input("h", |v| v["webhook"]["filters"][0]["matchEquals"] = json!("{NoSuchKey}")))
         .unwrap_err();
     assert_eq!(err.code(), "InvalidWebhookFilterPatternException");
@@ -846,4 +857,106 @@ fn max_body_bytes_answers_before_a_body_is_read() {
     moved["stages"][0]["actions"][0]["name"] = json!("GitHubSource");
     f.registry.put_pipeline(serde_json::from_value(moved).unwrap()).unwrap();
     assert_eq!(f.registry.max_body_bytes(&url).unwrap_err().code(), "ValidationException", "cannot compile");
+}
+
+#[test]
+fn webhook_options_apply_to_every_webhook() {
+    let registry = Registry::builder()
+        .region("us-east-1")
+        .account_id("111111111111")
+        .base_url("https://hooks.example.com")
+        .webhook_options(codepipeline_webhooks::Webhook::options().require_sha256(true).max_body_bytes(64))
+        .build()
+        .unwrap();
+    put_pipeline(&registry, "main");
+    let url = registry.put_webhook(input("h", |_| {})).unwrap().webhook.url;
+    assert_eq!(registry.max_body_bytes(&url).unwrap(), 64);
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    let sha1 = github::signature_1(b"top-secret-token", body);
+    let v = registry.trigger(&url, &Request::new(body).header("X-Hub-Signature", &sha1)).unwrap();
+    assert_eq!(v.rejection().map(|r| r.step()), Some(codepipeline_webhooks::Step::Signature), "{v}");
+    let big = format!(r#"{{"ref":"refs/heads/main","pad":"{}"}}"#, "x".repeat(64));
+    let sig = github::signature_256(b"top-secret-token", big.as_bytes());
+    let v = registry.trigger(&url, &Request::new(&big).header("X-Hub-Signature-256", &sig)).unwrap();
+    assert!(v.to_string().contains("over the limit of 64"), "{v}");
+}
+
+#[test]
+fn rotation_keeps_the_previous_secret_for_the_grace_period() {
+    let now = Arc::new(AtomicU64::new(1_700_000_000));
+    let clock = now.clone();
+    let registry = Registry::builder()
+        .region("us-east-1")
+        .account_id("111111111111")
+        .clock(move || UNIX_EPOCH + Duration::from_secs(clock.load(Ordering::SeqCst)))
+        .rotation_grace(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    put_pipeline(&registry, "main");
+    let url = registry.put_webhook(input("h", |_| {})).unwrap().webhook.url;
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    let signed = |secret: &str| github::signature_256(secret.as_bytes(), body);
+    let deliver = |registry: &Registry, secret: &str| {
+        let sig = signed(secret);
+        registry.trigger(&url, &Request::new(body).header("X-Hub-Signature-256", &sig)).unwrap()
+    };
+    // Rotate: the new secret verifies; the old one too, and the verdict says so.
+    registry
+        .put_webhook(input("h", |v| v["webhook"]["authenticationConfiguration"]["SecretToken"] = json!("new-secret")))
+        .unwrap();
+    let v = deliver(&registry, "new-secret");
+    assert!(v.is_trigger() && !v.used_previous_secret(), "{v}");
+    let v = deliver(&registry, "top-secret-token");
+    assert!(v.is_trigger() && v.used_previous_secret(), "{v}");
+    assert!(!deliver(&registry, "never-a-secret").is_trigger());
+    // Re-putting with the same secret keeps the grace period running; export/import keeps it.
+    registry
+        .put_webhook(input("h", |v| v["webhook"]["authenticationConfiguration"]["SecretToken"] = json!("new-secret")))
+        .unwrap();
+    let state = registry.export_state();
+    assert!(format!("{state:?}").contains("previous_secret_token: Some(\"****\")"), "{state:?}");
+    let json = serde_json::to_value(&state).unwrap();
+    assert_eq!(json["webhooks"][0]["previousSecretToken"], "top-secret-token");
+    assert_eq!(json["webhooks"][0]["previousSecretValidUntil"], 1_700_003_600.0);
+    let copy = Registry::builder()
+        .region("us-east-1")
+        .account_id("111111111111")
+        .clock({
+            let now = now.clone();
+            move || UNIX_EPOCH + Duration::from_secs(now.load(Ordering::SeqCst))
+        })
+        .state(state)
+        .build()
+        .unwrap();
+    assert!(deliver(&copy, "top-secret-token").used_previous_secret());
+    // After the grace period: a mismatch, on both.
+    now.store(1_700_003_600, Ordering::SeqCst);
+    for r in [&registry, &copy] {
+        let v = deliver(r, "top-secret-token");
+        assert_eq!(
+            v.rejection(),
+            Some(&codepipeline_webhooks::Rejection::Signature(codepipeline_webhooks::SignatureError::Mismatch(
+                codepipeline_webhooks::SignatureHeader::Sha256
+            ))),
+            "{v}"
+        );
+        assert!(deliver(r, "new-secret").is_trigger());
+    }
+}
+
+#[test]
+fn without_a_grace_period_the_old_secret_stops_at_once() {
+    let f = fixture();
+    put_pipeline(&f.registry, "main");
+    let url = f.registry.put_webhook(input("h", |_| {})).unwrap().webhook.url;
+    f.registry
+        .put_webhook(input("h", |v| v["webhook"]["authenticationConfiguration"]["SecretToken"] = json!("new-secret")))
+        .unwrap();
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    let old = github::signature_256(b"top-secret-token", body);
+    let v = f.registry.trigger(&url, &Request::new(body).header("X-Hub-Signature-256", &old)).unwrap();
+    assert!(!v.is_trigger() && !v.used_previous_secret(), "{v}");
+    assert!(
+        serde_json::to_value(f.registry.export_state()).unwrap()["webhooks"][0].get("previousSecretToken").is_none()
+    );
 }

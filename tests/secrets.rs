@@ -56,7 +56,11 @@ fn no_output_shows_a_secret() {
             &config(),
         )
         .unwrap_err(),
-        Webhook::new(&input.webhook, &codepipeline_webhooks::ActionConfiguration::new()).unwrap_err(),
+        Webhook::options()
+            .deny_warnings(true)
+            .accept_previous_secret(TOKEN_SECRET)
+            .build(&input.webhook, &codepipeline_webhooks::ActionConfiguration::new())
+            .unwrap_err(),
     ] {
         show(err.to_string(), format!("{err:?}"));
     }
@@ -71,7 +75,19 @@ fn no_output_shows_a_secret() {
         Request::new(body).header("X-Hub-Signature-256", &good).header("X-Hub-Signature-256", &good),
         Request::new(r#"{"ref":"refs/heads/dev","commits":[]}"#).header("X-Hub-Signature-256", &good),
     ];
+    let rotating = Webhook::options()
+        .accept_previous_secret(TOKEN_SECRET)
+        .accept_previous_secret("another-old-secret")
+        .build(&input.webhook, &config())
+        .unwrap();
+    show(format!("{rotating:?}"), format!("{:?}", Webhook::options().accept_previous_secret(TOKEN_SECRET)));
+    for warning in Webhook::new(&input.webhook, &codepipeline_webhooks::ActionConfiguration::new()).unwrap().warnings()
+    {
+        show(warning.to_string(), format!("{warning:?}"));
+    }
     for request in &requests {
+        let verdict = rotating.evaluate(request);
+        show(verdict.to_string(), format!("{verdict:?}"));
         let verdict = webhook.evaluate(request);
         show(verdict.to_string(), format!("{verdict:?}"));
         show(serde_json::to_string(&verdict).unwrap(), format!("{request:?}"));

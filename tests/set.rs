@@ -49,14 +49,14 @@ fn member(
     }))
     .unwrap();
     let config = ActionConfiguration::new();
-    let mut b = Webhook::builder(&d, &config).require_sha256(require_sha256);
+    let mut b = Webhook::options().require_sha256(require_sha256);
     if let Some(n) = max_body {
         b = b.max_body_bytes(n);
     }
     if let Some(n) = max_depth {
         b = b.max_depth(n);
     }
-    b.build().unwrap()
+    b.build(&d, &config).unwrap()
 }
 
 fn bodies() -> Vec<String> {

@@ -30,7 +30,7 @@ fn webhook(path: &str, expected: Option<&str>) -> Option<Webhook> {
     }))
     .ok()?;
     // serde_json's own recursion limit refuses 128 nested containers; so does a limit of 127.
-    Webhook::builder(&d, &ActionConfiguration::new()).max_depth(127).build().ok()
+    Webhook::options().max_depth(127).build(&d, &ActionConfiguration::new()).ok()
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -24,7 +24,7 @@ fn webhook(auth: &str, config: serde_json::Value, filters: serde_json::Value, re
     }))
     .unwrap();
     let action: ActionConfiguration = [("Branch", "main")].into_iter().collect();
-    Webhook::builder(&d, &action).require_sha256(require_sha256).max_body_bytes(1 << 16).build().unwrap()
+    Webhook::options().require_sha256(require_sha256).max_body_bytes(1 << 16).build(&d, &action).unwrap()
 }
 
 fn webhooks() -> &'static (Vec<Webhook>, WebhookSet) {

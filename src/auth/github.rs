@@ -4,7 +4,8 @@
 //! The keyed HMAC states are built once at compile time and cloned per request, which saves the
 //! two key-block compressions. The comparison is `hmac`'s `verify_slice` (constant-time, through
 //! `subtle`). A present SHA-256 header is the only one checked: a wrong one never falls back to
-//! SHA-1, so an attacker cannot downgrade the check by adding a SHA-1 header.
+//! SHA-1, so an attacker cannot downgrade the check by adding a SHA-1 header. Previous secrets
+//! (key rotation) go through the same header rules and the same comparison, one after another.
 
 use std::fmt;
 
@@ -12,8 +13,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use crate::request::{HeaderSlot, Request, X_HUB_SIGNATURE, X_HUB_SIGNATURE_256};
-use crate::verdict::Rejection;
+use crate::request::{HeaderSlot, Request};
+use crate::verdict::{Secret, SignatureError, SignatureHeader};
 
 /// The `X-Hub-Signature-256` value GitHub sends for `body` signed with `secret`:
 /// `sha256=` and 64 lowercase hex digits.
@@ -36,14 +37,48 @@ pub fn signature_1(secret: &[u8], body: &[u8]) -> String {
     format!("sha1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The compiled GITHUB_HMAC check.
+/// Checks a delivery's GitHub signature against `secret`, with exactly the rules
+/// [`Webhook::evaluate`](crate::Webhook::evaluate) uses: `X-Hub-Signature-256` if present (a wrong
+/// one never falls back to SHA-1), else the legacy `X-Hub-Signature`; a repeated header is refused;
+/// the comparison is constant-time. For hosts that want only GitHub's check.
+///
+/// ```
+/// use codepipeline_webhooks::{Request, SignatureError, SignatureHeader, github};
+/// let body = br#"{"zen":"Design for failure."}"#;
+/// let signature = github::signature_256(b"s3cr3t", body);
+/// let request = Request::new(body).header("X-Hub-Signature-256", &signature);
+/// assert_eq!(github::verify(b"s3cr3t", &request), Ok(()));
+/// assert_eq!(github::verify(b"other", &request), Err(SignatureError::Mismatch(SignatureHeader::Sha256)));
+/// assert_eq!(github::verify(b"s3cr3t", &Request::new(body)), Err(SignatureError::Missing { sha256_required: false }));
+/// ```
+pub fn verify(secret: &[u8], request: &Request<'_>) -> Result<(), SignatureError> {
+    GithubHmac::new(secret, &[], false).verify(request).map(|_| ())
+}
+
+/// One secret's keyed HMAC states, built once.
 #[derive(Clone)]
-pub(crate) struct GithubHmac {
+struct Keys {
     sha256: Hmac<Sha256>,
     sha1: Hmac<Sha1>,
+}
+
+impl Keys {
+    fn new(key: &[u8]) -> Self {
+        Self {
+            sha256: Hmac::new_from_slice(key).expect("HMAC takes keys of any length"),
+            sha1: Hmac::new_from_slice(key).expect("HMAC takes keys of any length"),
+        }
+    }
+}
+
+/// The compiled GITHUB_HMAC check: the current secret and any previous ones still accepted.
+#[derive(Clone)]
+pub(crate) struct GithubHmac {
+    current: Keys,
+    previous: Vec<Keys>,
     require_sha256: bool,
-    /// SHA-256 of the secret: tells webhooks that share a secret apart from those that do not,
-    /// so that a `WebhookSet` verifies each distinct secret once. Never shown.
+    /// SHA-256 over every secret: tells webhooks that accept the same secrets apart from those
+    /// that do not, so that a `WebhookSet` verifies each distinct check once. Never shown.
     key_id: [u8; 32],
 }
 
@@ -51,19 +86,30 @@ impl fmt::Debug for GithubHmac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GithubHmac")
             .field("secret", &crate::definition::REDACTED)
+            .field("previous_secrets", &self.previous.len())
             .field("require_sha256", &self.require_sha256)
             .finish()
     }
 }
 
+/// A signature header's decoded MAC.
+enum Tag {
+    Sha256([u8; 32]),
+    Sha1([u8; 20]),
+}
+
 impl GithubHmac {
-    pub(crate) fn new(secret: &str, require_sha256: bool) -> Self {
-        let key = secret.as_bytes();
+    pub(crate) fn new(secret: &[u8], previous: &[&[u8]], require_sha256: bool) -> Self {
+        let mut id = Sha256::new();
+        for key in std::iter::once(secret).chain(previous.iter().copied()) {
+            id.update((key.len() as u64).to_be_bytes());
+            id.update(key);
+        }
         Self {
-            sha256: Hmac::new_from_slice(key).expect("HMAC takes keys of any length"),
-            sha1: Hmac::new_from_slice(key).expect("HMAC takes keys of any length"),
+            current: Keys::new(secret),
+            previous: previous.iter().map(|k| Keys::new(k)).collect(),
             require_sha256,
-            key_id: Sha256::digest(key).into(),
+            key_id: id.finalize().into(),
         }
     }
 
@@ -72,31 +118,49 @@ impl GithubHmac {
         (self.key_id, self.require_sha256)
     }
 
-    /// Checks the request's signature over its exact body.
-    pub(crate) fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+    /// Checks the request's signature over its exact body: the header rules first, then the
+    /// current secret, then each previous one, every comparison constant-time.
+    pub(crate) fn verify(&self, request: &Request<'_>) -> Result<Secret, SignatureError> {
+        let (header, tag) = self.tag(request)?;
         let body = request.body();
+        let verifies = |keys: &Keys| match &tag {
+            Tag::Sha256(tag) => {
+                let mut mac = keys.sha256.clone();
+                mac.update(body);
+                mac.verify_slice(tag).is_ok()
+            }
+            Tag::Sha1(tag) => {
+                let mut mac = keys.sha1.clone();
+                mac.update(body);
+                mac.verify_slice(tag).is_ok()
+            }
+        };
+        if verifies(&self.current) {
+            return Ok(Secret::Current);
+        }
+        if self.previous.iter().any(verifies) {
+            return Ok(Secret::Previous);
+        }
+        Err(SignatureError::Mismatch(header))
+    }
+
+    /// Which header is checked and the MAC it carries.
+    fn tag(&self, request: &Request<'_>) -> Result<(SignatureHeader, Tag), SignatureError> {
         match (request.sha256, request.sha1) {
-            (HeaderSlot::Repeated, _) => Err(Rejection::SignatureRepeated { header: X_HUB_SIGNATURE_256 }),
-            (_, HeaderSlot::Repeated) => Err(Rejection::SignatureRepeated { header: X_HUB_SIGNATURE }),
+            (HeaderSlot::Repeated, _) => Err(SignatureError::Repeated(SignatureHeader::Sha256)),
+            (_, HeaderSlot::Repeated) => Err(SignatureError::Repeated(SignatureHeader::Sha1)),
             (HeaderSlot::One(value), _) => {
                 let mut tag = [0u8; 32];
-                decode(value, "sha256=", &mut tag)
-                    .ok_or(Rejection::SignatureMalformed { header: X_HUB_SIGNATURE_256 })?;
-                let mut mac = self.sha256.clone();
-                mac.update(body);
-                mac.verify_slice(&tag).map_err(|_| Rejection::SignatureMismatch { header: X_HUB_SIGNATURE_256 })
+                decode(value, "sha256=", &mut tag).ok_or(SignatureError::Malformed(SignatureHeader::Sha256))?;
+                Ok((SignatureHeader::Sha256, Tag::Sha256(tag)))
             }
-            (HeaderSlot::Absent, _) if self.require_sha256 => {
-                Err(Rejection::SignatureMissing { sha256_required: true })
-            }
+            (HeaderSlot::Absent, _) if self.require_sha256 => Err(SignatureError::Missing { sha256_required: true }),
             (HeaderSlot::Absent, HeaderSlot::One(value)) => {
                 let mut tag = [0u8; 20];
-                decode(value, "sha1=", &mut tag).ok_or(Rejection::SignatureMalformed { header: X_HUB_SIGNATURE })?;
-                let mut mac = self.sha1.clone();
-                mac.update(body);
-                mac.verify_slice(&tag).map_err(|_| Rejection::SignatureMismatch { header: X_HUB_SIGNATURE })
+                decode(value, "sha1=", &mut tag).ok_or(SignatureError::Malformed(SignatureHeader::Sha1))?;
+                Ok((SignatureHeader::Sha1, Tag::Sha1(tag)))
             }
-            (HeaderSlot::Absent, HeaderSlot::Absent) => Err(Rejection::SignatureMissing { sha256_required: false }),
+            (HeaderSlot::Absent, HeaderSlot::Absent) => Err(SignatureError::Missing { sha256_required: false }),
         }
     }
 }

@@ -8,9 +8,29 @@ use std::sync::Arc;
 use crate::definition::{WebhookAuthenticationType, WebhookDefinition};
 use crate::error::{Error, ErrorCode};
 use crate::request::Request;
-use crate::verdict::Rejection;
+use crate::verdict::{Rejection, Secret};
+use crate::warning::Warning;
 use github::GithubHmac;
 use ip::AllowedIpRange;
+
+/// Secrets AWS accepts that HMAC treats as something else: it pads a key with zero bytes to its
+/// block size, so a secret ending in NUL also accepts MACs made without its trailing NULs, and
+/// `"\u0000"` behaves as the empty key. The secret itself is never quoted.
+pub(crate) fn warnings(d: &WebhookDefinition) -> Vec<Warning> {
+    let Some(secret) = d.authentication_configuration.secret_token.as_deref() else { return Vec::new() };
+    let problem = if secret.chars().all(char::is_control) {
+        "is made only of control characters; HMAC pads keys with zero bytes, so a secret of NULs is the empty key"
+    } else if secret.ends_with('\0') {
+        "ends with a NUL character; HMAC pads keys with zero bytes, so signatures made with the secret without its trailing NULs verify too"
+    } else {
+        return Vec::new();
+    };
+    vec![Warning::new(
+        ErrorCode::InvalidWebhookAuthenticationParametersException,
+        "webhook.authenticationConfiguration.SecretToken".to_owned(),
+        format!("the SecretToken {problem}"),
+    )]
+}
 
 /// A webhook's compiled authentication. One per webhook: the keyed HMAC states stay inline, next
 /// to the rest of the webhook.
@@ -24,7 +44,7 @@ pub(crate) enum Auth {
 
 impl Auth {
     /// Checks the authentication parameters as PutWebhook does and prepares the check.
-    pub(crate) fn compile(d: &WebhookDefinition, require_sha256: bool) -> Result<Self, Error> {
+    pub(crate) fn compile(d: &WebhookDefinition, require_sha256: bool, previous: &[&[u8]]) -> Result<Self, Error> {
         let config = &d.authentication_configuration;
         let err = |field: &str, message: String| {
             Error::new(
@@ -44,7 +64,7 @@ impl Auth {
                     .secret_token
                     .as_deref()
                     .ok_or_else(|| err("SecretToken", "GITHUB_HMAC authentication needs a SecretToken".into()))?;
-                Ok(Auth::GithubHmac(GithubHmac::new(secret, require_sha256)))
+                Ok(Auth::GithubHmac(GithubHmac::new(secret.as_bytes(), previous, require_sha256)))
             }
             WebhookAuthenticationType::Ip => {
                 if config.secret_token.is_some() {
@@ -82,11 +102,12 @@ impl Auth {
         Ok(())
     }
 
-    /// The signature over the exact body, for GITHUB_HMAC webhooks (after the size check).
-    pub(crate) fn check_signature(&self, request: &Request<'_>) -> Result<(), Rejection> {
+    /// The signature over the exact body, for GITHUB_HMAC webhooks (after the size check): which
+    /// secret verified it.
+    pub(crate) fn check_signature(&self, request: &Request<'_>) -> Result<Secret, Rejection> {
         match self {
-            Auth::GithubHmac(hmac) => hmac.verify(request),
-            _ => Ok(()),
+            Auth::GithubHmac(hmac) => hmac.verify(request).map_err(Rejection::Signature),
+            _ => Ok(Secret::Current),
         }
     }
 }

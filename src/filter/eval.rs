@@ -499,6 +499,7 @@ mod tests {
                 let filters = Filters::new(vec![Filter {
                     path: FilterPath::parse(path).unwrap_or_else(|e| panic!("{path}: {e:?}")),
                     expected: Some("no such value".into()),
+                    shown: Some("no such value".into()),
                 }]);
                 let before = touches();
                 let _ = filters.check(body, 128);

@@ -32,7 +32,9 @@ pub use limits::{MAX_DESCENDANT_SEGMENTS, MAX_PATH_NESTING, WORK_MINIMUM, WORK_P
 pub(crate) use query::Query;
 pub(crate) use singular::Step;
 
+use crate::error::{ErrorCode, escape};
 use crate::verdict::{FilterFailure, Found, Rejection};
+use crate::warning::Warning;
 use eval::{Eval, Exhausted, Flow};
 use tape::{Kind, Tape};
 
@@ -51,6 +53,8 @@ pub(crate) struct FilterPath {
 #[derive(Debug)]
 pub(crate) struct PathError {
     pub(crate) message: String,
+    /// The character position of the fault.
+    pub(crate) column: usize,
 }
 
 impl FilterPath {
@@ -63,14 +67,18 @@ impl FilterPath {
             let column = text.chars().count();
             return Err(PathError {
                 message: pointed(text, column, "does not parse", "the path ends inside a \\u escape"),
+                column,
             });
         }
         // Before serde_json_path sees it: its parser takes time exponential in filter nesting.
-        limits::check(text)
-            .map_err(|(column, problem)| PathError { message: pointed(text, column, "is refused", &problem) })?;
-        serde_json_path::JsonPath::parse(text).map_err(|e| PathError { message: describe(text, &e) })?;
-        let query =
-            query::parse(text).map_err(|r| PathError { message: pointed(text, r.column, "is refused", &r.message) })?;
+        limits::check(text).map_err(|(column, problem)| PathError {
+            message: pointed(text, column, "is refused", &problem),
+            column,
+        })?;
+        serde_json_path::JsonPath::parse(text)
+            .map_err(|e| PathError { message: describe(text, &e), column: char_column(text, e.position()) })?;
+        let query = query::parse(text)
+            .map_err(|r| PathError { message: pointed(text, r.column, "is refused", &r.message), column: r.column })?;
         Ok(Self { text: text.into(), query: Arc::new(query), singular: singular::parse(text) })
     }
 }
@@ -78,11 +86,18 @@ impl FilterPath {
 /// `JsonPath '…' does not parse at character N: problem` (or `is refused`, for a path valid in
 /// RFC 9535 that this crate's limits refuse), then the path with a caret under N.
 fn pointed(text: &str, column: usize, verdict: &str, problem: &str) -> String {
-    format!(
-        "JsonPath '{text}' {verdict} at character {column}: {problem}\n  {text}\n  {caret:>width$}",
-        caret = "^",
-        width = column + 1
-    )
+    // Control characters in the path are escaped, so that the message keeps its three lines; the
+    // caret goes under the escaped text.
+    let shown = escape(text);
+    let before: String = text.chars().take(column).collect();
+    let width = escape(&before).chars().count() + 1;
+    format!("JsonPath '{shown}' {verdict} at character {column}: {problem}\n  {shown}\n  {caret:>width$}", caret = "^")
+}
+
+/// serde_json_path reports a byte offset; the caret goes under the character.
+fn char_column(text: &str, byte: usize) -> usize {
+    let byte = byte.min(text.len());
+    text.char_indices().take_while(|&(i, _)| i < byte).count()
 }
 
 /// Whether `text` ends where a `\u` escape still needs its hex digits: right after `\u`, or
@@ -94,9 +109,7 @@ fn ends_inside_unicode_escape(text: &str) -> bool {
 /// A message that shows the path and points at the fault, with a hint for the Jayway forms that
 /// AWS documents and RFC 9535 does not have.
 fn describe(text: &str, e: &serde_json_path::ParseError) -> String {
-    // serde_json_path reports a byte offset; the caret goes under the character.
-    let byte = e.position().min(text.len());
-    let column = text.char_indices().take_while(|&(i, _)| i < byte).count();
+    let column = char_column(text, e.position());
     let mut message = pointed(text, column, "does not parse", e.message());
     if let Some(hint) = jayway_hint(text) {
         message.push_str("\n  hint: ");
@@ -132,7 +145,75 @@ fn jayway_hint(text: &str) -> Option<String> {
 #[derive(Clone, Debug)]
 pub(crate) struct Filter {
     pub(crate) path: FilterPath,
+    /// What selected values are compared with.
     pub(crate) expected: Option<Arc<str>>,
+    /// What verdicts show: `expected` with a secret key's placeholder left as `{Key}`.
+    pub(crate) shown: Option<Arc<str>>,
+}
+
+impl Filter {
+    /// Traps this rule falls into, as warnings about field `webhook.filters[index]`.
+    pub(crate) fn warnings(&self, index: usize) -> Vec<Warning> {
+        let mut warnings = Vec::new();
+        let field = |member: &str| format!("webhook.filters[{index}].{member}");
+        if let Some(member) = root_filter_member(&self.path.query) {
+            let text = &self.path.text;
+            warnings.push(Warning::new(
+                ErrorCode::InvalidWebhookFilterPatternException,
+                field("jsonPath"),
+                format!(
+                    "'{text}' tests each top-level value of the payload, not the payload itself: `@.{member}` is read from each of them; to test the payload's own {member}, use the path `$.{member}` (with matchEquals)"
+                ),
+            ));
+        }
+        if let (Some(shown), None) = (&self.shown, &self.path.singular) {
+            if shown.contains(['*', '?']) {
+                warnings.push(Warning::new(
+                    ErrorCode::InvalidWebhookFilterPatternException,
+                    field("matchEquals"),
+                    format!(
+                        "matchEquals '{}' is compared exactly: `*` and `?` are not wildcards; to match a pattern, select with search() or match() and leave matchEquals out, e.g. `$.commits[*].modified[?search(@, '^services/api/')]`",
+                        shown.escape_debug()
+                    ),
+                ));
+            }
+        }
+        warnings
+    }
+}
+
+/// For `$[?…@.member…]` (a filter directly on the root whose predicate reads a member of `@`):
+/// that member's name.
+fn root_filter_member(query: &Query) -> Option<&str> {
+    let first = query.segments.first().filter(|s| !s.descendant)?;
+    first.selectors.iter().find_map(|selector| match selector {
+        query::Selector::Filter(expr) => relative_member(expr),
+        _ => None,
+    })
+}
+
+fn relative_member(expr: &query::Expr) -> Option<&str> {
+    use query::{Comparable, Expr, Function};
+    fn of_query(q: &Query) -> Option<&str> {
+        match q.segments.first()?.selectors.first()? {
+            query::Selector::Name(name) if !q.absolute => Some(name),
+            _ => None,
+        }
+    }
+    fn of_comparable(c: &Comparable) -> Option<&str> {
+        match c {
+            Comparable::Query(q) => of_query(q),
+            _ => None,
+        }
+    }
+    match expr {
+        Expr::Or(terms) | Expr::And(terms) => terms.iter().find_map(relative_member),
+        Expr::Not(inner) => relative_member(inner),
+        Expr::Exists(q) => of_query(q),
+        Expr::Compare(l, _, r) => of_comparable(l).or_else(|| of_comparable(r)),
+        Expr::Test(Function::Match(arg, _) | Function::Search(arg, _)) => of_comparable(arg),
+        Expr::Test(_) => None,
+    }
 }
 
 /// A webhook's filters and the lane that answers them.
@@ -209,9 +290,7 @@ pub(crate) fn parse_tape(text: &str, max_depth: usize) -> Result<Tape<'_>, Rejec
     Tape::parse(text, max_depth).map_err(invalid_json)
 }
 
-pub(crate) fn invalid_json(e: serde_json::Error) -> Rejection {
-    crate::body::malformed(format!("it is not valid JSON: {e}"))
-}
+pub(crate) use crate::body::invalid_json;
 
 /// What one filter's path selected, as far as the decision needed to look.
 #[derive(Clone, Copy, Debug, Default)]
@@ -219,14 +298,18 @@ pub(crate) struct Selection {
     pub(crate) passed: bool,
     /// Nodes selected (all of them when the filter failed).
     pub(crate) count: usize,
-    pub(crate) first: Option<tape::Id>,
+    /// The first few selected.
+    pub(crate) first: [Option<tape::Id>; Found::FIRST_SHOWN],
 }
 
 impl Selection {
     fn found(&self, tape: &Tape<'_>) -> Found {
-        let Some(first) = self.first else { return Found::Nothing };
-        let first = found_kind(tape.kind(first));
-        if self.count == 1 { first } else { Found::Values { count: self.count, first: Box::new(first) } }
+        let mut first = self.first.iter().flatten().map(|&id| found_kind(tape.kind(id)));
+        match self.count {
+            0 => Found::Nothing,
+            1 => first.next().unwrap_or(Found::Nothing),
+            count => Found::Values { count, first: first.collect() },
+        }
     }
 }
 
@@ -245,7 +328,9 @@ pub(crate) fn select_filter(eval: &Eval<'_, '_>, filter: &Filter) -> Result<Sele
             selection.passed = true;
             return Ok(Flow::Break(()));
         }
-        selection.first.get_or_insert(id);
+        if let Some(slot) = selection.first.get_mut(selection.count - 1) {
+            *slot = Some(id);
+        }
         Ok(Flow::Continue(()))
     })?;
     Ok(selection)
@@ -255,7 +340,7 @@ fn failure(index: usize, filter: &Filter, found: Found) -> Rejection {
     Rejection::FilterFailed(FilterFailure {
         index,
         json_path: filter.path.text.clone(),
-        expected: filter.expected.clone(),
+        expected: filter.shown.clone(),
         found,
     })
 }
@@ -316,9 +401,11 @@ impl<'a> Scalar<'a> {
 
     /// As JSON, for a verdict.
     fn shown(&self) -> Found {
-        Found::value(match self {
-            Scalar::Str(s) => serde_json::Value::String((*s).to_owned()).to_string(),
-            other => other.text().into_owned(),
+        Found::scalar(match self {
+            Scalar::Str(s) => serde_json::Value::String((*s).to_owned()),
+            Scalar::Number(n) => serde_json::Value::Number(n.clone()),
+            Scalar::Bool(b) => serde_json::Value::Bool(*b),
+            Scalar::Null => serde_json::Value::Null,
         })
     }
 }

@@ -10,6 +10,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use super::urls::BaseUrl;
 use super::{Clock, DEFAULT_WEBHOOK_QUOTA, Registry, RegistryState, State, TokenSource};
 use crate::error::Error;
+use crate::webhook::WebhookOptions;
+use std::time::Duration;
 
 /// Options for a [`Registry`]; from [`Registry::builder`].
 #[must_use]
@@ -22,9 +24,45 @@ pub struct RegistryBuilder {
     clock: Clock,
     token_source: TokenSource,
     state: Option<RegistryState>,
+    options: WebhookOptions,
+    rotation_grace: Duration,
+}
+
+impl std::fmt::Debug for RegistryBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryBuilder")
+            .field("region", &self.region)
+            .field("account_id", &self.account_id)
+            .field("partition", &self.partition)
+            .field("base_url", &self.base_url)
+            .field("quota", &self.quota)
+            .field("webhook_options", &self.options)
+            .field("rotation_grace", &self.rotation_grace)
+            .field("state", &self.state.as_ref().map(|_| "(imported state)"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl RegistryBuilder {
+    /// The options every webhook of this registry is compiled with (require SHA-256, body and
+    /// nesting limits, deny warnings, secret keys); default [`WebhookOptions::default`].
+    /// Previous secrets given here are accepted by every webhook: for one webhook's rotation, see
+    /// [`rotation_grace`](Self::rotation_grace).
+    pub fn webhook_options(mut self, options: WebhookOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Key rotation: after a `PutWebhook` changes a webhook's `SecretToken`, its previous secret
+    /// stays valid for this long, by the registry's clock (default zero: the old secret stops at
+    /// once, as in AWS). The verdict says when the old one was used
+    /// ([`Verdict::used_previous_secret`](crate::Verdict::used_previous_secret)); export and
+    /// import keep the previous secret and its deadline.
+    pub fn rotation_grace(mut self, grace: Duration) -> Self {
+        self.rotation_grace = grace;
+        self
+    }
+
     /// The AWS region, for URLs and ARNs (required), e.g. `us-east-1`.
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.region = Some(region.into());
@@ -120,6 +158,8 @@ impl RegistryBuilder {
             token_source: self.token_source,
             revisions: AtomicU64::new(0),
             state: RwLock::new(State::new(random_key())),
+            options: self.options,
+            rotation_grace: self.rotation_grace,
         };
         if let Some(state) = self.state {
             registry.import_state(state)?;
@@ -140,6 +180,8 @@ impl Registry {
             clock: Box::new(SystemTime::now),
             token_source: Box::new(random_token),
             state: None,
+            options: WebhookOptions::default(),
+            rotation_grace: Duration::ZERO,
         }
     }
 }

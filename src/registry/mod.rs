@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use builder::RegistryBuilder;
 pub use shapes::{
@@ -33,7 +33,7 @@ pub use shapes::{
 
 use crate::definition::{Tag, Violations, WebhookDefinition};
 use crate::error::{Error, ErrorCode};
-use crate::webhook::Webhook;
+use crate::webhook::{Webhook, WebhookOptions};
 use urls::BaseUrl;
 
 /// The default quota of webhooks per registry (AWS: 300 per account and region).
@@ -84,6 +84,10 @@ pub struct Registry {
     token_source: TokenSource,
     revisions: AtomicU64,
     state: RwLock<State>,
+    /// What every webhook is compiled with.
+    options: WebhookOptions,
+    /// How long a replaced `SecretToken` stays valid.
+    rotation_grace: Duration,
 }
 
 struct State {
@@ -109,6 +113,15 @@ struct Entry {
     /// The compiled webhook, or why it cannot compile against its pipeline as it is now.
     compiled: Result<Arc<Webhook>, Error>,
     last_triggered: Arc<Mutex<Option<SystemTime>>>,
+    /// The secret a `PutWebhook` replaced, accepted until the deadline (`rotation_grace`).
+    previous: Option<Previous>,
+}
+
+/// A replaced `SecretToken` and when it stops being accepted.
+#[derive(Clone)]
+struct Previous {
+    secret: String,
+    until: SystemTime,
 }
 
 impl State {
@@ -208,10 +221,22 @@ fn is_url_token(token: &str) -> bool {
     !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Compiles `definition` against its pipeline: the target action must be in the first stage, and
-/// its configuration fills the placeholders.
-fn compile(definition: &WebhookDefinition, pipeline: &PipelineDeclaration) -> Result<Webhook, Error> {
-    Webhook::new(definition, pipeline.first_stage_configuration(&definition.target_action)?)
+impl Registry {
+    /// Compiles `definition` against its pipeline with the registry's options: the target action
+    /// must be in the first stage, and its configuration fills the placeholders. A previous secret
+    /// still in its grace period is accepted too.
+    fn compile(
+        &self,
+        definition: &WebhookDefinition,
+        pipeline: &PipelineDeclaration,
+        previous: Option<&Previous>,
+    ) -> Result<Webhook, Error> {
+        let config = pipeline.first_stage_configuration(&definition.target_action)?;
+        match previous {
+            None => self.options.build(definition, config),
+            Some(p) => self.options.clone().accept_previous_secret(p.secret.clone()).build(definition, config),
+        }
+    }
 }
 
 impl fmt::Debug for Registry {

@@ -10,9 +10,9 @@ use std::sync::{Arc, PoisonError};
 
 use super::{
     DeleteWebhookInput, DeregisterWebhookWithThirdPartyInput, Entry, ListWebhookItem, ListWebhooksInput,
-    ListWebhooksOutput, MAX_LIST_RESULTS, PipelineDeclaration, PutWebhookOutput, RegisterWebhookWithThirdPartyInput,
-    Registry, State, check_pipeline, check_webhook_name, compile, is_url_token, next_token, not_found,
-    pipeline_not_found, unknown_url,
+    ListWebhooksOutput, MAX_LIST_RESULTS, PipelineDeclaration, Previous, PutWebhookOutput,
+    RegisterWebhookWithThirdPartyInput, Registry, State, check_pipeline, check_webhook_name, is_url_token, next_token,
+    not_found, pipeline_not_found, unknown_url,
 };
 use crate::definition::{PutWebhookInput, WebhookDefinition};
 use crate::error::{Error, ErrorCode};
@@ -39,11 +39,11 @@ impl Registry {
             let locked = attempt == UNLOCKED_TRIES;
             let (mut state, compiled) = if locked {
                 let state = self.write();
-                let compiled = compile_targets(targets(&state, &pipeline.name), &pipeline);
+                let compiled = self.compile_targets(targets(&state, &pipeline.name), &pipeline);
                 (state, compiled)
             } else {
                 let targets = targets(&self.read(), &pipeline.name);
-                let compiled = compile_targets(targets, &pipeline);
+                let compiled = self.compile_targets(targets, &pipeline);
                 let state = self.write();
                 // The same webhooks, by name and revision, as when they were read.
                 let current = state.webhooks.iter().filter(|(_, e)| e.definition.target_pipeline == pipeline.name);
@@ -82,17 +82,24 @@ impl Registry {
         let mut token: Option<String> = None;
         for attempt in 0..=UNLOCKED_TRIES {
             let locked = attempt == UNLOCKED_TRIES;
-            let (mut state, compiled) = if locked {
+            let (mut state, compiled, previous) = if locked {
                 let state = self.write();
                 let pipeline = find_pipeline(&state, &definition)?;
-                let compiled = compile(&definition, pipeline)?;
-                (state, compiled)
+                let previous = self.rotation(state.webhooks.get(&definition.name), &definition);
+                let compiled = self.compile(&definition, pipeline, previous.as_ref())?;
+                (state, compiled, previous)
             } else {
-                let (pipeline, exists) = {
+                let (pipeline, exists, previous, seen) = {
                     let state = self.read();
-                    (find_pipeline(&state, &definition)?.clone(), state.webhooks.contains_key(&definition.name))
+                    let existing = state.webhooks.get(&definition.name);
+                    (
+                        find_pipeline(&state, &definition)?.clone(),
+                        existing.is_some(),
+                        self.rotation(existing, &definition),
+                        existing.map(|e| e.revision),
+                    )
                 };
-                let compiled = compile(&definition, &pipeline)?;
+                let compiled = self.compile(&definition, &pipeline, previous.as_ref())?;
                 if !exists && token.is_none() {
                     token = Some(self.draw_token()?);
                 }
@@ -100,7 +107,11 @@ impl Registry {
                 if !state.pipelines.get(&definition.target_pipeline).is_some_and(|p| Arc::ptr_eq(p, &pipeline)) {
                     continue;
                 }
-                (state, compiled)
+                // The previous secret was taken from the webhook as it was read.
+                if state.webhooks.get(&definition.name).map(|e| e.revision) != seen {
+                    continue;
+                }
+                (state, compiled, previous)
             };
             let name = definition.name.clone();
             let revision = self.revisions.fetch_add(1, Ordering::Relaxed);
@@ -109,6 +120,7 @@ impl Registry {
                 entry.definition = definition;
                 entry.tags = tags;
                 entry.compiled = Ok(Arc::new(compiled));
+                entry.previous = previous;
             } else {
                 if state.webhooks.len() >= self.quota {
                     return Err(Error::new(
@@ -133,6 +145,7 @@ impl Registry {
                     registered: false,
                     compiled: Ok(Arc::new(compiled)),
                     last_triggered: Arc::default(),
+                    previous: None,
                 };
                 state.webhooks.insert(name.clone(), entry);
             }
@@ -251,25 +264,29 @@ impl Registry {
     /// The most body bytes the webhook that `url` names will read (as [`trigger`](Self::trigger)
     /// finds it), for a host to check before it reads a delivery's body: an unknown URL
     /// (`WebhookNotFoundException`) or a webhook that cannot compile (its error) is refused without
-    /// reading a byte, and a body is read no further than this. Every webhook the registry compiles
-    /// has the default limit, [`DEFAULT_MAX_BODY_BYTES`](crate::DEFAULT_MAX_BODY_BYTES).
+    /// reading a byte, and a body is read no further than this: the limit of the registry's
+    /// [`webhook_options`](super::RegistryBuilder::webhook_options), by default
+    /// [`DEFAULT_MAX_BODY_BYTES`](crate::DEFAULT_MAX_BODY_BYTES).
     pub fn max_body_bytes(&self, url: &str) -> Result<usize, Error> {
         let token = self.base_url.token_in(url).ok_or_else(unknown_url)?;
         let state = self.read();
         let entry =
             state.tokens.get(token.as_ref()).and_then(|name| state.webhooks.get(name)).ok_or_else(unknown_url)?;
-        entry.compiled.as_ref().map_err(Error::clone)?;
-        Ok(crate::webhook::DEFAULT_MAX_BODY_BYTES)
+        Ok(entry.compiled.as_ref().map_err(Error::clone)?.max_body_bytes())
     }
 
     /// As [`trigger`](Self::trigger), for a host that routes by the URL's `t` parameter.
     pub fn trigger_token(&self, token: &str, request: &Request<'_>) -> Result<Verdict, Error> {
-        let (webhook, last_triggered) = {
+        let (webhook, last_triggered, previous_until) = {
             let state = self.read();
             let entry = state.tokens.get(token).and_then(|name| state.webhooks.get(name)).ok_or_else(unknown_url)?;
-            (entry.compiled.clone()?, entry.last_triggered.clone())
+            (entry.compiled.clone()?, entry.last_triggered.clone(), entry.previous.as_ref().map(|p| p.until))
         };
-        let verdict = webhook.evaluate(request);
+        let mut verdict = webhook.evaluate(request);
+        // Past its grace period the previous secret verifies nothing: as a mismatch.
+        if verdict.used_previous_secret() && previous_until.is_none_or(|until| (self.clock)() >= until) {
+            verdict = verdict.previous_secret_expired(request);
+        }
         if verdict.is_trigger() {
             *last_triggered.lock().unwrap_or_else(PoisonError::into_inner) = Some((self.clock)());
         }
@@ -281,21 +298,45 @@ fn find_pipeline<'s>(state: &'s State, definition: &WebhookDefinition) -> Result
     state.pipelines.get(&definition.target_pipeline).ok_or_else(|| pipeline_not_found(&definition.target_pipeline))
 }
 
-/// The webhooks that target `pipeline`, in name order: name, revision, definition.
-fn targets(state: &State, pipeline: &str) -> Vec<(String, u64, WebhookDefinition)> {
+/// A webhook to recompile: name, revision, definition, previous secret.
+type Target = (String, u64, WebhookDefinition, Option<Previous>);
+
+/// The webhooks that target `pipeline`, in name order.
+fn targets(state: &State, pipeline: &str) -> Vec<Target> {
     state
         .webhooks
         .iter()
         .filter(|(_, e)| e.definition.target_pipeline == pipeline)
-        .map(|(name, e)| (name.clone(), e.revision, e.definition.clone()))
+        .map(|(name, e)| (name.clone(), e.revision, e.definition.clone(), e.previous.clone()))
         .collect()
 }
 
 type Compiled = Result<Arc<Webhook>, Error>;
 
-fn compile_targets(
-    targets: Vec<(String, u64, WebhookDefinition)>,
-    pipeline: &PipelineDeclaration,
-) -> Vec<(String, u64, Compiled)> {
-    targets.into_iter().map(|(name, revision, d)| (name, revision, compile(&d, pipeline).map(Arc::new))).collect()
+impl Registry {
+    fn compile_targets(&self, targets: Vec<Target>, pipeline: &PipelineDeclaration) -> Vec<(String, u64, Compiled)> {
+        targets
+            .into_iter()
+            .map(|(name, revision, d, previous)| {
+                (name, revision, self.compile(&d, pipeline, previous.as_ref()).map(Arc::new))
+            })
+            .collect()
+    }
+
+    /// The previous secret a put of `definition` keeps valid: the one it replaces (when
+    /// `rotation_grace` is set and the secret changes), or the one already in its grace period
+    /// (when the secret stays).
+    fn rotation(&self, existing: Option<&Entry>, definition: &WebhookDefinition) -> Option<Previous> {
+        let existing = existing?;
+        let old = existing.definition.authentication_configuration.secret_token.as_deref()?;
+        let new = definition.authentication_configuration.secret_token.as_deref()?;
+        let now = (self.clock)();
+        if old == new {
+            return existing.previous.clone().filter(|p| p.until > now);
+        }
+        if self.rotation_grace.is_zero() {
+            return None;
+        }
+        Some(Previous { secret: old.to_owned(), until: now.checked_add(self.rotation_grace)? })
+    }
 }

@@ -232,6 +232,13 @@ pub struct WebhookState {
     /// That error's message (informative; recomputed on import).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+    /// The `SecretToken` a `PutWebhook` replaced, still accepted until `previousSecretValidUntil`
+    /// (the registry's `rotation_grace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_token: Option<String>,
+    /// Seconds since the Unix epoch until which `previousSecretToken` is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_valid_until: Option<f64>,
 }
 
 impl std::fmt::Debug for WebhookState {
@@ -244,6 +251,8 @@ impl std::fmt::Debug for WebhookState {
             .field("last_triggered", &self.last_triggered)
             .field("error_code", &self.error_code)
             .field("error_message", &self.error_message)
+            .field("previous_secret_token", &self.previous_secret_token.as_ref().map(|_| crate::definition::REDACTED))
+            .field("previous_secret_valid_until", &self.previous_secret_valid_until)
             .finish()
     }
 }

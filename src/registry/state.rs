@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::{
-    Entry, PipelineDeclaration, Registry, RegistryState, State, WebhookState, check_pipeline, compile, is_url_token,
+    Entry, PipelineDeclaration, Previous, Registry, RegistryState, State, WebhookState, check_pipeline, is_url_token,
     last_triggered, pipeline_not_found,
 };
 use crate::definition::PutWebhookInput;
@@ -33,6 +33,8 @@ impl Registry {
                     last_triggered: last_triggered(e),
                     error_code: e.compiled.as_ref().err().map(|e| e.code().to_owned()),
                     error_message: e.compiled.as_ref().err().map(|e| e.message().to_owned()),
+                    previous_secret_token: e.previous.as_ref().map(|p| p.secret.clone()),
+                    previous_secret_valid_until: e.previous.as_ref().map(|p| epoch_seconds(p.until)),
                 })
                 .collect(),
             next_token_key: Some(URL_SAFE_NO_PAD.encode(state.next_token_key)),
@@ -82,8 +84,30 @@ impl Registry {
             input.validate()?;
             let name = input.webhook.name.clone();
             let shown = crate::error::escape(&name).into_owned();
+            let previous = match (w.previous_secret_token, w.previous_secret_valid_until) {
+                (None, None) => None,
+                (Some(secret), Some(until)) => Some(Previous {
+                    secret,
+                    until: time_of(until).ok_or_else(|| {
+                        Error::validation(
+                            "webhooks".to_owned(),
+                            format!(
+                                "webhook '{shown}' has previousSecretValidUntil {until}, which is not a time after 1970"
+                            ),
+                        )
+                    })?,
+                }),
+                _ => {
+                    return Err(Error::validation(
+                        "webhooks".to_owned(),
+                        format!(
+                            "webhook '{shown}' needs both previousSecretToken and previousSecretValidUntil, or neither"
+                        ),
+                    ));
+                }
+            };
             let compiled = match next.pipelines.get(&input.webhook.target_pipeline) {
-                Some(pipeline) => compile(&input.webhook, pipeline).map(Arc::new),
+                Some(pipeline) => self.compile(&input.webhook, pipeline, previous.as_ref()).map(Arc::new),
                 None => Err(pipeline_not_found(&input.webhook.target_pipeline)),
             };
             if let Err(e) = &compiled
@@ -112,17 +136,12 @@ impl Registry {
             }
             let last = match w.last_triggered {
                 None => None,
-                Some(secs) => Some(
-                    std::time::Duration::try_from_secs_f64(secs)
-                        .ok()
-                        .and_then(|d| UNIX_EPOCH.checked_add(d))
-                        .ok_or_else(|| {
-                            Error::validation(
-                                "webhooks".to_owned(),
-                                format!("webhook '{shown}' has lastTriggered {secs}, which is not a time after 1970"),
-                            )
-                        })?,
-                ),
+                Some(secs) => Some(time_of(secs).ok_or_else(|| {
+                    Error::validation(
+                        "webhooks".to_owned(),
+                        format!("webhook '{shown}' has lastTriggered {secs}, which is not a time after 1970"),
+                    )
+                })?),
             };
             let entry = Entry {
                 revision: self.revisions.fetch_add(1, Ordering::Relaxed),
@@ -132,6 +151,7 @@ impl Registry {
                 registered: w.registered_with_third_party,
                 compiled,
                 last_triggered: Arc::new(Mutex::new(last)),
+                previous,
             };
             if next.webhooks.insert(name, entry).is_some() {
                 return Err(Error::validation(
@@ -143,4 +163,13 @@ impl Registry {
         *self.write() = next;
         Ok(())
     }
+}
+
+/// A time from seconds since the Unix epoch, as the wire gives `lastTriggered`.
+fn time_of(secs: f64) -> Option<std::time::SystemTime> {
+    std::time::Duration::try_from_secs_f64(secs).ok().and_then(|d| UNIX_EPOCH.checked_add(d))
+}
+
+fn epoch_seconds(time: std::time::SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
