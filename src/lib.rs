@@ -21,6 +21,7 @@ mod webhook;
 
 pub use action_configuration::ActionConfiguration;
 pub use auth::github;
+pub use auth::proxies::TrustedProxies;
 pub use definition::{
     MAX_FILTERS, MAX_TAGS, PutWebhookInput, REDACTED, Tag, WebhookAuthConfiguration, WebhookAuthenticationType,
     WebhookDefinition, WebhookFilterRule,
@@ -32,8 +33,10 @@ pub use error::{Error, ErrorCode};
 #[doc(hidden)]
 pub use filter::tape::touches as tape_touches;
 pub use filter::{MAX_DESCENDANT_SEGMENTS, MAX_PATH_NESTING, WORK_MINIMUM, WORK_PER_BODY_BYTE, work_budget};
-pub use request::{CONTENT_TYPE, IntoSourceIp, Request, X_HUB_SIGNATURE, X_HUB_SIGNATURE_256};
-pub use set::{SetMatches, WebhookSet};
+pub use request::{
+    CONTENT_TYPE, FORWARDED, IntoSourceIp, Request, X_FORWARDED_FOR, X_HUB_SIGNATURE, X_HUB_SIGNATURE_256,
+};
+pub use set::{SetMatches, SetMatchesIntoIter, SetMatchesIter, WebhookSet};
 pub use verdict::{FilterFailure, Found, PayloadProblem, Rejection, SignatureError, SignatureHeader, Step, Verdict};
 pub use warning::Warning;
 pub use webhook::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT, Webhook, WebhookOptions};

@@ -9,13 +9,18 @@ pub const X_HUB_SIGNATURE_256: &str = "X-Hub-Signature-256";
 pub const X_HUB_SIGNATURE: &str = "X-Hub-Signature";
 /// The header that tells JSON from GitHub's form delivery.
 pub const CONTENT_TYPE: &str = "Content-Type";
+/// The de-facto header proxies append the client address to.
+pub const X_FORWARDED_FOR: &str = "X-Forwarded-For";
+/// RFC 7239's header proxies append `for=` the client address to.
+pub const FORWARDED: &str = "Forwarded";
 
 /// One incoming delivery. It borrows everything; building it copies nothing.
 ///
 /// Only the headers the evaluation reads are kept (names are case-insensitive): the two GitHub
-/// signature headers and `Content-Type`. Any other header given to [`header`](Self::header) is
-/// ignored, so a host may pass all of them. A header given twice is remembered as repeated, and a
-/// repeated signature header is a reject.
+/// signature headers and `Content-Type`, plus `X-Forwarded-For` and `Forwarded` for
+/// [`TrustedProxies`](crate::TrustedProxies) (the last 8 instances of each). Any other header given to
+/// [`header`](Self::header) is ignored, so a host may pass all of them. A header given twice is
+/// remembered as repeated, and a repeated signature header is a reject.
 ///
 /// ```
 /// use codepipeline_webhooks::Request;
@@ -32,20 +37,52 @@ pub struct Request<'a> {
     pub(crate) sha256: HeaderSlot<'a>,
     pub(crate) sha1: HeaderSlot<'a>,
     pub(crate) content_type: HeaderSlot<'a>,
+    pub(crate) x_forwarded_for: ForwardingHeaders<'a>,
+    pub(crate) forwarded: ForwardingHeaders<'a>,
     source_ip: Option<IpAddr>,
 }
 
-/// What [`Request::source_ip`] takes: an address, or a socket address (its IP; the port is not
-/// used).
+/// The last instances of a forwarding header, in the order sent (the rightmost hops are the ones
+/// a trusted proxy wrote, so the earliest are the ones dropped).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct ForwardingHeaders<'a> {
+    values: [&'a [u8]; ForwardingHeaders::KEPT],
+    len: usize,
+}
+
+impl<'a> ForwardingHeaders<'a> {
+    const KEPT: usize = 8;
+
+    fn add(&mut self, value: &'a [u8]) {
+        if self.len == Self::KEPT {
+            self.values.rotate_left(1);
+            self.values[Self::KEPT - 1] = value;
+        } else {
+            self.values[self.len] = value;
+            self.len += 1;
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn iter(&self) -> std::iter::Copied<std::slice::Iter<'_, &'a [u8]>> {
+        self.values[..self.len].iter().copied()
+    }
+}
+
+/// What [`Request::source_ip`] takes: an address, a socket address (its IP; the port is not
+/// used), a reference to either, octets, or an `Option<IpAddr>` (`None`: no address).
 pub trait IntoSourceIp {
-    /// The IP address.
-    fn into_source_ip(self) -> IpAddr;
+    /// The IP address, if there is one.
+    fn into_source_ip(self) -> Option<IpAddr>;
 }
 
 macro_rules! source_ip_from {
     ($($t:ty => |$v:ident| $e:expr),* $(,)?) => {
         $(impl IntoSourceIp for $t {
-            fn into_source_ip(self) -> IpAddr {
+            fn into_source_ip(self) -> Option<IpAddr> {
                 let $v = self;
                 $e
             }
@@ -54,15 +91,18 @@ macro_rules! source_ip_from {
 }
 
 source_ip_from! {
-    IpAddr => |a| a,
-    Ipv4Addr => |a| a.into(),
-    Ipv6Addr => |a| a.into(),
-    [u8; 4] => |a| a.into(),
-    [u8; 16] => |a| a.into(),
-    [u16; 8] => |a| a.into(),
-    SocketAddr => |a| a.ip(),
-    SocketAddrV4 => |a| (*a.ip()).into(),
-    SocketAddrV6 => |a| (*a.ip()).into(),
+    IpAddr => |a| Some(a),
+    &IpAddr => |a| Some(*a),
+    Option<IpAddr> => |a| a,
+    Ipv4Addr => |a| Some(a.into()),
+    Ipv6Addr => |a| Some(a.into()),
+    [u8; 4] => |a| Some(a.into()),
+    [u8; 16] => |a| Some(a.into()),
+    [u16; 8] => |a| Some(a.into()),
+    SocketAddr => |a| Some(a.ip()),
+    &SocketAddr => |a| Some(a.ip()),
+    SocketAddrV4 => |a| Some((*a.ip()).into()),
+    SocketAddrV6 => |a| Some((*a.ip()).into()),
 }
 
 /// What was seen of one header.
@@ -92,6 +132,8 @@ impl<'a> Request<'a> {
             sha256: HeaderSlot::Absent,
             sha1: HeaderSlot::Absent,
             content_type: HeaderSlot::Absent,
+            x_forwarded_for: ForwardingHeaders::default(),
+            forwarded: ForwardingHeaders::default(),
             source_ip: None,
         }
     }
@@ -112,6 +154,10 @@ impl<'a> Request<'a> {
             &mut self.sha1
         } else if name.eq_ignore_ascii_case(CONTENT_TYPE) {
             &mut self.content_type
+        } else if name.eq_ignore_ascii_case(X_FORWARDED_FOR) {
+            return self.x_forwarded_for.add(value);
+        } else if name.eq_ignore_ascii_case(FORWARDED) {
+            return self.forwarded.add(value);
         } else {
             return;
         };
@@ -119,11 +165,12 @@ impl<'a> Request<'a> {
     }
 
     /// Sets the source address: the TCP peer as the host sees it (an `IpAddr`, a `SocketAddr`
-    /// as a listener reports it, or octets). `X-Forwarded-For` is never read; a host behind a
-    /// proxy it trusts resolves the client address itself and passes it here.
+    /// as a listener reports it, octets, or `None` for no address). Evaluation never reads
+    /// `X-Forwarded-For`; a host behind proxies it trusts passes
+    /// [`TrustedProxies::client_ip`](crate::TrustedProxies::client_ip) here.
     #[must_use]
     pub fn source_ip(mut self, addr: impl IntoSourceIp) -> Self {
-        self.source_ip = Some(addr.into_source_ip());
+        self.source_ip = addr.into_source_ip();
         self
     }
 
@@ -167,7 +214,7 @@ impl<'a> Request<'a> {
     /// ```
     pub fn from_headers(headers: &'a http::HeaderMap, body: &'a [u8]) -> Self {
         let mut request = Request::new(body);
-        for name in [X_HUB_SIGNATURE_256, X_HUB_SIGNATURE, CONTENT_TYPE] {
+        for name in [X_HUB_SIGNATURE_256, X_HUB_SIGNATURE, CONTENT_TYPE, X_FORWARDED_FOR, FORWARDED] {
             // `get_all` sees every occurrence, so a repeated signature header stays a reject.
             for value in headers.get_all(name) {
                 request.add_header(name, value.as_bytes());
@@ -195,6 +242,8 @@ impl fmt::Debug for Request<'_> {
             .field("x_hub_signature_256", &seen(&self.sha256))
             .field("x_hub_signature", &seen(&self.sha1))
             .field("content_type", &seen(&self.content_type))
+            .field("x_forwarded_for", &self.x_forwarded_for.len)
+            .field("forwarded", &self.forwarded.len)
             .field("source_ip", &self.source_ip)
             .finish()
     }
@@ -248,6 +297,22 @@ mod tests {
             Request::new("").source_ip(Ipv6Addr::LOCALHOST).source_addr(),
             Some(IpAddr::V6(Ipv6Addr::LOCALHOST))
         );
+        let by_reference: &SocketAddr = &peer;
+        assert_eq!(Request::new("").source_ip(by_reference).source_addr(), Some(peer.ip()));
+        assert_eq!(Request::new("").source_ip(peer).source_ip(None::<IpAddr>).source_addr(), None);
+        assert_eq!(Request::new("").source_ip(Some(peer.ip())).source_addr(), Some(peer.ip()));
+    }
+
+    #[test]
+    fn keeps_the_last_forwarding_headers() {
+        let mut r = Request::new("").header("forwarded", "for=1.1.1.1");
+        for i in 0..10 {
+            r.add_header("X-Forwarded-For", if i % 2 == 0 { b"a" } else { b"b" });
+        }
+        let values: Vec<&[u8]> = r.x_forwarded_for.iter().collect();
+        assert_eq!(values.len(), 8);
+        assert_eq!(values.last(), Some(&&b"b"[..]), "the last one sent is kept");
+        assert_eq!(r.forwarded.iter().collect::<Vec<_>>(), [b"for=1.1.1.1"]);
     }
 
     #[test]

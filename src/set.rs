@@ -117,12 +117,21 @@ struct Hits {
 }
 
 /// The members whose pipeline a delivery starts, ascending; from [`WebhookSet::matches`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Two are equal when the same members matched.
+#[derive(Clone, Debug, Default)]
 pub struct SetMatches {
     matched: Vec<usize>,
     signatures_checked: usize,
     body_parsed: bool,
 }
+
+impl PartialEq for SetMatches {
+    fn eq(&self, other: &Self) -> bool {
+        self.matched == other.matched
+    }
+}
+
+impl Eq for SetMatches {}
 
 impl SetMatches {
     /// Whether member `index` matched.
@@ -131,8 +140,8 @@ impl SetMatches {
     }
 
     /// The matching members' indices, ascending.
-    pub fn iter(&self) -> std::iter::Copied<std::slice::Iter<'_, usize>> {
-        self.matched.iter().copied()
+    pub fn iter(&self) -> SetMatchesIter<'_> {
+        SetMatchesIter(self.matched.iter())
     }
 
     /// How many members matched.
@@ -145,28 +154,68 @@ impl SetMatches {
         self.matched.is_empty()
     }
 
-    /// How many HMAC signatures were verified for this delivery: at most one per distinct secret.
+    /// How many HMAC signatures were verified for this delivery: at most one per distinct check.
+    /// A diagnostic, for tests and benchmarks.
+    #[doc(hidden)]
     pub fn signatures_checked(&self) -> usize {
         self.signatures_checked
     }
 
-    /// Whether the body was parsed: never when no member authenticated the delivery.
+    /// Whether the body was parsed: never when no member authenticated the delivery. A
+    /// diagnostic, for tests and benchmarks.
+    #[doc(hidden)]
     pub fn body_parsed(&self) -> bool {
         self.body_parsed
     }
 }
 
+/// The matching members' indices, ascending; from [`SetMatches::iter`].
+#[derive(Clone, Debug)]
+pub struct SetMatchesIter<'s>(std::slice::Iter<'s, usize>);
+
+impl Iterator for SetMatchesIter<'_> {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        self.0.next().copied()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for SetMatchesIter<'_> {
+    fn next_back(&mut self) -> Option<usize> {
+        self.0.next_back().copied()
+    }
+}
+
+impl ExactSizeIterator for SetMatchesIter<'_> {}
+
+/// The matching members' indices, ascending, owned; from `SetMatches::into_iter`.
+#[derive(Debug)]
+pub struct SetMatchesIntoIter(std::vec::IntoIter<usize>);
+
+impl Iterator for SetMatchesIntoIter {
+    type Item = usize;
+    fn next(&mut self) -> Option<usize> {
+        self.0.next()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
 impl IntoIterator for SetMatches {
     type Item = usize;
-    type IntoIter = std::vec::IntoIter<usize>;
+    type IntoIter = SetMatchesIntoIter;
     fn into_iter(self) -> Self::IntoIter {
-        self.matched.into_iter()
+        SetMatchesIntoIter(self.matched.into_iter())
     }
 }
 
 impl<'s> IntoIterator for &'s SetMatches {
     type Item = usize;
-    type IntoIter = std::iter::Copied<std::slice::Iter<'s, usize>>;
+    type IntoIter = SetMatchesIter<'s>;
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }

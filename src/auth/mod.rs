@@ -2,6 +2,7 @@
 
 pub mod github;
 pub(crate) mod ip;
+pub(crate) mod proxies;
 
 use std::sync::Arc;
 
