@@ -11,6 +11,7 @@ mod definition;
 mod error;
 mod filter;
 mod json;
+#[cfg_attr(docsrs, doc(cfg(feature = "registry")))]
 pub mod registry;
 mod request;
 mod set;

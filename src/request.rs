@@ -199,6 +199,7 @@ impl<'a> Request<'a> {
 }
 
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 impl<'a> Request<'a> {
     /// A delivery from the `http` crate's header map and the body bytes, borrowing both (the body
     /// is not copied). Add the peer address with [`source_ip`](Self::source_ip).

@@ -1,4 +1,4 @@
-//! DESIGN.md §2: authentication parameters, placeholders and JsonPath, each with its exception.
+//! Authentication parameters, placeholders and JsonPath, each with its exception (README: "What it decides").
 
 mod common;
 

@@ -27,7 +27,7 @@ struct Counts {
     equal_checks: usize,
 }
 
-/// The text a scalar must be given as `matchEquals` to equal it (DESIGN.md §3.4).
+/// The text a scalar must be given as `matchEquals` to equal it (README: "What it decides", filters).
 fn text_of(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),

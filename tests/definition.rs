@@ -1,4 +1,4 @@
-//! DESIGN.md §1: the AWS shapes, wire-exact, and the model constraints, all ValidationException.
+//! The AWS shapes, wire-exact, and the model constraints, all ValidationException (README: "What it decides").
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! DESIGN.md §3: evaluation order and semantics, one test per rule, each reject step named.
+//! Evaluation order and semantics, one test per rule, each reject step named (README: "What it decides").
 
 mod common;
 

@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 use serde_json_path::JsonPath;
 
-/// The text `matchEquals` must hold to equal a scalar (DESIGN.md §3.4).
+/// The text `matchEquals` must hold to equal a scalar (README: "What it decides", filters).
 fn text_of(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
