@@ -469,3 +469,69 @@ fn evaluates_concurrently_from_many_threads() {
         h.join().unwrap();
     }
 }
+
+// --- 6. Hosts: rotation and the public signature check ---------------------------------------------
+
+#[test]
+fn previous_secrets_verify_with_the_same_rules_and_say_so() {
+    let d = definition_with(json!([]), |v| {
+        v["authentication"] = json!("GITHUB_HMAC");
+        v["authenticationConfiguration"] = json!({"SecretToken": "current"});
+    });
+    let webhook = Webhook::options()
+        .accept_previous_secret("old-1")
+        .accept_previous_secret("old-2")
+        .build(&d, &config())
+        .unwrap();
+    let body = "{}";
+    let with = |secret: &str| github::signature_256(secret.as_bytes(), body.as_bytes());
+    for (secret, trigger, previous) in
+        [("current", true, false), ("old-1", true, true), ("old-2", true, true), ("other", false, false)]
+    {
+        let v = webhook.evaluate(&Request::new(body).header("X-Hub-Signature-256", &with(secret)));
+        assert_eq!((v.is_trigger(), v.used_previous_secret()), (trigger, previous), "{secret}: {v}");
+    }
+    // No downgrade: a wrong SHA-256 header is not rescued by a SHA-1 header of a previous secret.
+    let sha1 = github::signature_1(b"old-1", body.as_bytes());
+    let v = webhook
+        .evaluate(&Request::new(body).header("X-Hub-Signature-256", &with("other")).header("X-Hub-Signature", &sha1));
+    assert_eq!(v.rejection(), Some(&Rejection::Signature(SignatureError::Mismatch(SignatureHeader::Sha256))));
+    // Alone, SHA-1 with a previous secret verifies; with require_sha256 it is missing.
+    assert!(webhook.evaluate(&Request::new(body).header("X-Hub-Signature", &sha1)).used_previous_secret());
+    let strict = Webhook::options().require_sha256(true).accept_previous_secret("old-1").build(&d, &config()).unwrap();
+    let v = strict.evaluate(&Request::new(body).header("X-Hub-Signature", &sha1));
+    assert_eq!(v.rejection(), Some(&Rejection::Signature(SignatureError::Missing { sha256_required: true })));
+    // The verdict's text and JSON say it.
+    let v = webhook.evaluate(&Request::new(body).header("X-Hub-Signature-256", &with("old-2")));
+    assert!(v.to_string().ends_with("signed with a previous secret"), "{v}");
+    assert_eq!(serde_json::to_value(&v).unwrap()["used_previous_secret"], true);
+}
+
+#[test]
+fn github_verify_decides_as_evaluate_does() {
+    let webhook = hmac_webhook(json!([]));
+    let body = "{}";
+    let good = sig256(body);
+    let sha1 = github::signature_1(SECRET.as_bytes(), body.as_bytes());
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![("X-Hub-Signature-256", &good)],
+        vec![("x-hub-signature", &sha1)],
+        vec![],
+        vec![("X-Hub-Signature-256", "sha256=00")],
+        vec![("X-Hub-Signature-256", &good), ("X-Hub-Signature-256", &good)],
+        vec![("X-Hub-Signature", &sha1), ("X-Hub-Signature", &sha1)],
+        vec![("X-Hub-Signature-256", "sha256=zz"), ("X-Hub-Signature", &sha1)],
+    ];
+    for headers in cases {
+        let mut request = Request::new(body);
+        for (name, value) in &headers {
+            request.add_header(name, value.as_bytes());
+        }
+        let verified = github::verify(SECRET.as_bytes(), &request);
+        let verdict = webhook.evaluate(&request);
+        match verified {
+            Ok(()) => assert!(verdict.is_trigger(), "{headers:?}: {verdict}"),
+            Err(e) => assert_eq!(verdict.rejection(), Some(&Rejection::Signature(e)), "{headers:?}"),
+        }
+    }
+}
