@@ -88,6 +88,9 @@ struct Group {
     max_depth: usize,
     /// Whether a member of the group answers its filters over a tape.
     bounded_lane: bool,
+    /// The distinct paths its members use: only these are streamed when the group admits a
+    /// delivery.
+    paths: Vec<u32>,
 }
 
 #[derive(Debug)]
@@ -279,6 +282,18 @@ impl WebhookSet {
         for entry in &mut self.paths {
             entry.users.dedup();
         }
+        let mut used: Vec<(u32, u32)> = self
+            .filters
+            .iter()
+            .enumerate()
+            .flat_map(|(m, filters)| filters.iter().map(move |f| (m, f.path)))
+            .map(|(m, path)| (self.group_of[m], path))
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        for (group, path) in used {
+            self.groups[group as usize].paths.push(path);
+        }
     }
 
     /// Files each member under its most selective filter: an equality over an existence test, a
@@ -351,7 +366,11 @@ impl WebhookSet {
         out.body_parsed = true;
         let hits = if open().any(|g| g.bounded_lane) {
             let Ok(tape) = parse_tape(&text, depth) else { return out };
-            self.stream_paths(&tape, work_budget(text.len()))
+            let mut wanted = vec![false; self.paths.len()];
+            for p in open().flat_map(|g| &g.paths) {
+                wanted[*p as usize] = true;
+            }
+            self.stream_paths(&tape, work_budget(text.len()), &wanted)
         } else {
             match self.extract_paths(&text, depth) {
                 Ok(hits) => hits,
@@ -431,9 +450,10 @@ impl WebhookSet {
 
     /// The bounded lane: each distinct path streamed once over the tape, under its own budget,
     /// stopping early once it has selected something and every value it is compared with.
-    fn stream_paths(&self, tape: &Tape<'_>, budget: u64) -> Hits {
+    /// Only the `wanted` paths (those of admitted members) are streamed.
+    fn stream_paths(&self, tape: &Tape<'_>, budget: u64, wanted: &[bool]) -> Hits {
         let mut hits = self.empty_hits(budget);
-        for (p, entry) in self.paths.iter().enumerate() {
+        for (p, entry) in self.paths.iter().enumerate().filter(|&(p, _)| wanted[p]) {
             let eval = Eval::new(tape, budget);
             let mut wanted = entry.values.len();
             let (value, any) = (&mut hits.value, &mut hits.any[p]);
@@ -499,7 +519,7 @@ fn group_auth(members: &[Webhook]) -> (Vec<Group>, Vec<u32>) {
                 Auth::Ip { range, .. } => GroupCheck::Ip(*range),
                 Auth::Unauthenticated => GroupCheck::Open,
             };
-            groups.push(Group { check, max_body_bytes: 0, max_depth: 0, bounded_lane: false });
+            groups.push(Group { check, max_body_bytes: 0, max_depth: 0, bounded_lane: false, paths: Vec::new() });
         }
         let g = &mut groups[group as usize];
         g.max_body_bytes = g.max_body_bytes.max(webhook.max_body_bytes());
@@ -514,5 +534,39 @@ impl FromIterator<Webhook> for WebhookSet {
     /// `webhooks.into_iter().collect::<WebhookSet>()`, as [`WebhookSet::new`].
     fn from_iter<I: IntoIterator<Item = Webhook>>(webhooks: I) -> Self {
         WebhookSet::new(webhooks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::tape::touches;
+
+    fn member(secret: &str, path: &str) -> Webhook {
+        let d: crate::WebhookDefinition = serde_json::from_value(serde_json::json!({
+            "name": "m", "targetPipeline": "p", "targetAction": "a",
+            "filters": [{"jsonPath": path}],
+            "authentication": "GITHUB_HMAC", "authenticationConfiguration": {"SecretToken": secret}
+        }))
+        .unwrap();
+        Webhook::new(&d, &crate::ActionConfiguration::new()).unwrap()
+    }
+
+    #[test]
+    fn only_the_paths_of_admitted_groups_are_streamed() {
+        let body = "[".repeat(100) + &"]".repeat(100);
+        let signature = crate::github::signature_256(b"b", body.as_bytes());
+        let request = Request::new(&body).header("X-Hub-Signature-256", &signature);
+        let cheap = WebhookSet::new([member("b", "$[*]")]);
+        let with_costly_strangers =
+            WebhookSet::new((0..50).map(|i| member("a", &format!("$..*..*..[{i}]"))).chain([member("b", "$[*]")]));
+        let before = touches();
+        let matches = cheap.matches(&request);
+        let cheap_reads = touches() - before;
+        let before = touches();
+        let other = with_costly_strangers.matches(&request);
+        let reads = touches() - before;
+        assert!(matches.matched(0) && other.matched(50) && other.len() == 1);
+        assert!(reads <= cheap_reads + 16, "{reads} tape reads, {cheap_reads} without the strangers");
     }
 }
