@@ -33,7 +33,10 @@ pub use error::{Error, ErrorCode};
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub use filter::tape::touches as tape_touches;
-pub use filter::{MAX_DESCENDANT_SEGMENTS, MAX_PATH_NESTING, WORK_MINIMUM, WORK_PER_BODY_BYTE, work_budget};
+pub use filter::{
+    MAX_DESCENDANT_SEGMENTS, MAX_PATH_NESTING, MAX_PATTERNS, SCAN_MINIMUM, SCAN_PER_BYTE, WORK_MINIMUM, WORK_PER_NODE,
+    WorkBudget, work_budget,
+};
 pub use request::{
     CONTENT_TYPE, FORWARDED, IntoSourceIp, Request, X_FORWARDED_FOR, X_HUB_SIGNATURE, X_HUB_SIGNATURE_256,
 };

@@ -15,10 +15,11 @@
 //!   per delivery grows with the body, the distinct paths and the members that match, not with
 //!   the number of members.
 //!
-//! Every member's outcome is exactly what its own [`Webhook::evaluate`] gives (a property test
-//! holds this): where the set cannot be sure its shared work stands for the member's own (a
-//! lower depth limit, or paths whose work together exceeds one budget), it asks the member.
-//! [`WebhookSet::explain`] gives a member's full verdict.
+//! Every member's outcome is exactly what its own [`Webhook::evaluate`] gives, work budget
+//! included (a property test holds this): each hit records the work spent when it happened, and a
+//! member passes when each of its filters was hit within what it has left (see `Hits`). A member
+//! with a lower depth limit than its group is asked itself. [`WebhookSet::explain`] gives a
+//! member's full verdict.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,9 +28,9 @@ use crate::auth::Auth;
 use crate::auth::github::GithubHmac;
 use crate::auth::ip::AllowedIpRange;
 use crate::body;
-use crate::filter::eval::{Eval, Exhausted, Flow};
-use crate::filter::tape::Tape;
-use crate::filter::{Capture, FilterPath, Scalar, Trie, invalid_json, parse_tape, work_budget};
+use crate::filter::eval::{Eval, Flow};
+use crate::filter::tape::{MAX_TAPE_BYTES, Tape};
+use crate::filter::{Capture, FilterPath, Scalar, Trie, WorkBudget, invalid_json, parse_tape, work_budget};
 use crate::request::Request;
 use crate::verdict::Verdict;
 use crate::webhook::Webhook;
@@ -75,8 +76,6 @@ struct SetPath {
     values: HashMap<Arc<str>, u32>,
     /// Members filed under "this path selects something".
     by_existence: Vec<u32>,
-    /// Every member with a filter on this path.
-    users: Vec<u32>,
 }
 
 #[derive(Debug)]
@@ -109,14 +108,40 @@ struct SetFilter {
 }
 
 /// What one delivery's paths selected.
+///
+/// Each hit records the work the stream had spent when it happened. A member's own evaluation of
+/// a filter streams the same nodes in the same order, paying the same, and stops at its first
+/// equal value: so it passes that filter exactly when the value was hit within what the member
+/// has left of its budget, and the set decides every member as its own `evaluate` would, budget
+/// included, without evaluating it.
 struct Hits {
-    /// Per value id: some selected scalar equals it.
-    value: Vec<bool>,
-    /// Per path: it selected something.
-    any: Vec<bool>,
-    /// Per path: the work its full stream took (`None`: the budget ran out).
-    work: Vec<Option<u64>>,
-    budget: u64,
+    /// Per value id: the work spent when a selected scalar first equalled it.
+    value: Vec<Option<WorkBudget>>,
+    /// Per path: the work spent when it first selected something.
+    any: Vec<Option<WorkBudget>>,
+    budget: WorkBudget,
+}
+
+impl Hits {
+    /// Whether a member with these filters triggers: each filter hit within what is left.
+    fn passes(&self, filters: &[SetFilter]) -> bool {
+        let mut left = self.budget;
+        filters.iter().all(|f| {
+            let hit = match f.value {
+                Some(v) => self.value[v as usize],
+                None => self.any[f.path as usize],
+            };
+            match hit {
+                Some(cost) if cost.nodes <= left.nodes && cost.scan <= left.scan => {
+                    left.nodes -= cost.nodes;
+                    left.scan -= cost.scan;
+                    true
+                }
+                // Not selected, or only after the member's own budget would have run out.
+                _ => false,
+            }
+        })
+    }
 }
 
 /// The members whose pipeline a delivery starts, ascending; from [`WebhookSet::matches`].
@@ -249,7 +274,7 @@ impl WebhookSet {
     /// Gives every distinct path and every distinct (path, value) pair an id.
     fn index_paths(&mut self, members: &[Webhook]) {
         let mut path_ids: HashMap<Arc<str>, u32> = HashMap::new();
-        for (m, webhook) in members.iter().enumerate() {
+        for webhook in members {
             let mut filters = Vec::with_capacity(webhook.filter_list().len());
             for f in webhook.filter_list() {
                 let fresh = self.paths.len() as u32;
@@ -258,15 +283,9 @@ impl WebhookSet {
                     if let Some(steps) = &f.path.singular {
                         self.trie.insert(steps, path as usize);
                     }
-                    self.paths.push(SetPath {
-                        path: f.path.clone(),
-                        values: HashMap::new(),
-                        by_existence: Vec::new(),
-                        users: Vec::new(),
-                    });
+                    self.paths.push(SetPath { path: f.path.clone(), values: HashMap::new(), by_existence: Vec::new() });
                 }
                 let entry = &mut self.paths[path as usize];
-                entry.users.push(m as u32);
                 let value = f.expected.as_ref().map(|e| {
                     let fresh = self.by_value.len() as u32;
                     let id = *entry.values.entry(e.clone()).or_insert(fresh);
@@ -278,9 +297,6 @@ impl WebhookSet {
                 filters.push(SetFilter { path, value });
             }
             self.filters.push(filters);
-        }
-        for entry in &mut self.paths {
-            entry.users.dedup();
         }
         let mut used: Vec<(u32, u32)> = self
             .filters
@@ -364,13 +380,16 @@ impl WebhookSet {
         // its own evaluate (rare: limits are usually the default).
         let depth = open().map(|g| g.max_depth).max().unwrap_or_default();
         out.body_parsed = true;
-        let hits = if open().any(|g| g.bounded_lane) {
+        // Past the tape's size every bounded-lane member refuses the body itself (its own
+        // evaluate says PayloadTooLarge): the singular lane still answers the others.
+        let bounded = open().any(|g| g.bounded_lane) && text.len() <= MAX_TAPE_BYTES;
+        let hits = if bounded {
             let Ok(tape) = parse_tape(&text, depth) else { return out };
             let mut wanted = vec![false; self.paths.len()];
             for p in open().flat_map(|g| &g.paths) {
                 wanted[*p as usize] = true;
             }
-            self.stream_paths(&tape, work_budget(text.len()), &wanted)
+            self.stream_paths(&tape, work_budget(text.len(), tape.len()), &wanted)
         } else {
             match self.extract_paths(&text, depth) {
                 Ok(hits) => hits,
@@ -383,15 +402,10 @@ impl WebhookSet {
                 continue;
             }
             let member = &self.members[m];
-            let filters = &self.filters[m];
-            let work: Option<u64> = filters.iter().map(|f| hits.work[f.path as usize]).sum();
-            let pass = if member.max_depth() < depth || work.is_none_or(|w| w > hits.budget) {
+            let pass = if member.max_depth() < depth {
                 member.evaluate(request).is_trigger()
             } else {
-                filters.iter().all(|f| match f.value {
-                    Some(v) => hits.value[v as usize],
-                    None => hits.any[f.path as usize],
-                })
+                (bounded || !member.bounded_lane()) && hits.passes(&self.filters[m])
             };
             if pass {
                 out.matched.push(m);
@@ -419,76 +433,75 @@ impl WebhookSet {
             .collect()
     }
 
-    fn empty_hits(&self, budget: u64) -> Hits {
-        Hits {
-            value: vec![false; self.by_value.len()],
-            any: vec![false; self.paths.len()],
-            work: vec![Some(0); self.paths.len()],
-            budget,
-        }
+    fn empty_hits(&self, budget: WorkBudget) -> Hits {
+        Hits { value: vec![None; self.by_value.len()], any: vec![None; self.paths.len()], budget }
     }
 
     /// The DOM-free lane: every singular path in one pass (no work budget needed: it is one
-    /// pass).
+    /// pass, and a member answered by it pays nothing else).
     fn extract_paths(&self, text: &str, depth: usize) -> Result<Hits, crate::verdict::Rejection> {
         let mut captures = vec![Capture::Missing; self.paths.len()];
         self.trie.extract(text, &mut captures, depth).map_err(invalid_json)?;
-        let mut hits = self.empty_hits(u64::MAX);
+        let free = WorkBudget { nodes: 0, scan: 0 };
+        let mut hits = self.empty_hits(free);
         for (p, capture) in captures.iter().enumerate() {
             if *capture == Capture::Missing {
                 continue;
             }
-            hits.any[p] = true;
+            hits.any[p] = Some(free);
             if let Some(scalar) = Scalar::of_capture(capture) {
                 if let Some(&v) = self.paths[p].values.get(&*scalar.text()) {
-                    hits.value[v as usize] = true;
+                    hits.value[v as usize] = Some(free);
                 }
             }
         }
         Ok(hits)
     }
 
-    /// The bounded lane: each distinct path streamed once over the tape, under its own budget,
-    /// stopping early once it has selected something and every value it is compared with.
-    /// Only the `wanted` paths (those of admitted members) are streamed.
-    fn stream_paths(&self, tape: &Tape<'_>, budget: u64, wanted: &[bool]) -> Hits {
+    /// The bounded lane: each wanted path (those of admitted members) streamed once over the
+    /// tape, under its own budget, recording the work spent at each first hit, and stopping once
+    /// it has selected something and every value it is compared with.
+    fn stream_paths(&self, tape: &Tape<'_>, budget: WorkBudget, wanted: &[bool]) -> Hits {
         let mut hits = self.empty_hits(budget);
         for (p, entry) in self.paths.iter().enumerate().filter(|&(p, _)| wanted[p]) {
             let eval = Eval::new(tape, budget);
-            let mut wanted = entry.values.len();
+            let spent = || {
+                let left = eval.left();
+                WorkBudget { nodes: budget.nodes - left.nodes, scan: budget.scan - left.scan }
+            };
+            let mut missing = entry.values.len();
             let (value, any) = (&mut hits.value, &mut hits.any[p]);
-            let streamed = eval.select(&entry.path.query, Tape::ROOT, &mut |id| {
-                *any = true;
-                if let Some(scalar) = Scalar::of_kind(tape.kind(id)) {
-                    if let Some(&v) = entry.values.get(&*scalar.text()) {
-                        if !std::mem::replace(&mut value[v as usize], true) {
-                            wanted -= 1;
-                        }
+            // An exhausted stream simply stops: what it hit before counts, as it would for a
+            // member's own evaluation; what it did not reach, no member of this path gets.
+            let _ = eval.select(&entry.path.query, Tape::ROOT, &mut |id| {
+                let scalar = Scalar::of_kind(tape.kind(id));
+                // What the member's own evaluation pays per node (see `select_filter`).
+                if let Some(scalar) = &scalar {
+                    scalar.pay(&eval)?;
+                }
+                any.get_or_insert_with(spent);
+                if let Some(&v) = scalar.and_then(|s| entry.values.get(&*s.text())) {
+                    if value[v as usize].is_none() {
+                        value[v as usize] = Some(spent());
+                        missing -= 1;
                     }
                 }
-                Ok(if wanted == 0 { Flow::Break(()) } else { Flow::Continue(()) })
+                Ok(if missing == 0 { Flow::Break(()) } else { Flow::Continue(()) })
             });
-            hits.work[p] = match streamed {
-                Ok(_) => Some(budget - eval.left()),
-                Err(Exhausted) => None,
-            };
         }
         hits
     }
 
-    /// The members filed under what was selected, and every user of a path whose budget ran out
-    /// (their own evaluate decides them), ascending and without repeats.
+    /// The members filed under what was selected, ascending and without repeats.
     fn candidates(&self, hits: &Hits) -> Vec<u32> {
         let mut keyed = self.unfiltered.clone();
         for (v, members) in self.by_value.iter().enumerate() {
-            if hits.value[v] {
+            if hits.value[v].is_some() {
                 keyed.extend_from_slice(members);
             }
         }
         for (p, entry) in self.paths.iter().enumerate() {
-            if hits.work[p].is_none() {
-                keyed.extend_from_slice(&entry.users);
-            } else if hits.any[p] {
+            if hits.any[p].is_some() {
                 keyed.extend_from_slice(&entry.by_existence);
             }
         }

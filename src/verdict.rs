@@ -174,8 +174,8 @@ pub enum Rejection {
         filter: usize,
         /// Its JsonPath.
         json_path: Arc<str>,
-        /// The budget, in work units.
-        budget: u64,
+        /// The budget.
+        budget: crate::WorkBudget,
     },
 }
 
@@ -456,7 +456,7 @@ impl fmt::Display for Rejection {
             Rejection::FilterFailed(failure) => failure.fmt(f),
             Rejection::WorkBudgetExhausted { filter, json_path, budget } => write!(
                 f,
-                "filter {filter} ({json_path}) needed more than this payload's work budget of {budget} units; nothing was decided"
+                "filter {filter} ({json_path}) needed more than this payload's work budget ({budget}); nothing was decided"
             ),
         }
     }

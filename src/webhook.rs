@@ -182,8 +182,9 @@ impl WebhookOptions {
         let auth = Auth::compile(d, self.require_sha256, &previous)?;
         let mut warnings = crate::auth::warnings(d);
         let mut filters = Vec::with_capacity(d.filters.len());
+        let mut patterns_left = crate::MAX_PATTERNS;
         for (i, rule) in d.filters.iter().enumerate() {
-            let path = FilterPath::parse(&rule.json_path).map_err(|e| {
+            let path = FilterPath::parse_with(&rule.json_path, patterns_left).map_err(|e| {
                 Error::new(
                     ErrorCode::InvalidWebhookFilterPatternException,
                     format!("webhook.filters[{i}].jsonPath"),
@@ -191,6 +192,7 @@ impl WebhookOptions {
                 )
                 .at(e.column)
             })?;
+            patterns_left -= path.patterns;
             let (expected, shown) = match &rule.match_equals {
                 None => (None, None),
                 Some(template) => {

@@ -14,7 +14,8 @@ mod meter;
 use std::time::{Duration, Instant};
 
 use codepipeline_webhooks::{
-    MAX_DESCENDANT_SEGMENTS, MAX_PATH_NESTING, Rejection, Request, Step, Verdict, Webhook, WebhookSet, work_budget,
+    MAX_DESCENDANT_SEGMENTS, MAX_PATH_NESTING, MAX_PATTERNS, Rejection, Request, SCAN_MINIMUM, Step, Verdict,
+    WORK_MINIMUM, Webhook, WebhookSet, work_budget,
 };
 use common::*;
 use serde_json::json;
@@ -141,11 +142,28 @@ fn regex_on_every_node_is_compiled_once() {
     let err =
         Webhook::new(&definition_with(json!([{"jsonPath": r"$[?match(@.a, '(\\w{20}){20}')]"}]), |_| {}), &config())
             .unwrap_err();
-    assert!(err.message().contains("MiB"), "{err}");
-    // A costly pattern that compiles is charged by its weight: long strings exhaust the budget.
-    let long = many(&format!("{{\"a\":\"{}\"}}", "a".repeat(10_000)), 50);
-    let v = bounded(&hook(r"$..[?match(@, '\\w{20}')]", None), &long);
-    assert!(exhausted(&v) || v.rejection().map(Rejection::step) == Some(Step::Filter), "{v}");
+    assert!(err.message().contains("KiB"), "{err}");
+    // Patterns run as DFAs: one whose states explode when searched is refused when the webhook
+    // compiles; anchored, the same pattern is small and runs in one pass over each string.
+    let err = Webhook::new(
+        &definition_with(json!([{"jsonPath": "$.c[?search($.s, '[a-m][a-z]{20}[A-Z]')]"}]), |_| {}),
+        &config(),
+    )
+    .unwrap_err();
+    assert!(err.message().contains("KiB"), "{err}");
+    let long: String = (0..200_000u32).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect();
+    let body = format!("{{\"s\":\"{long}\",\"c\":[{}0]}}", "0,".repeat(500));
+    for path in
+        ["$.c[?match($.s, '[a-m][a-z]{100}[A-Z]')]", "$.c[?search($.s, '[a-z]+Q')]", r"$.c[?search($.s, '\\w+Q')]"]
+    {
+        let v = bounded(&hook(path, None), &body);
+        assert!(exhausted(&v) || v.rejection().map(Rejection::step) == Some(Step::Filter), "{path}: {v}");
+    }
+    // At most MAX_PATTERNS patterns a webhook, all filters together.
+    let rule = json!({"jsonPath": "$[?match(@.a, 'x') && search(@.b, 'y')]"});
+    let err = Webhook::new(&definition_with(json!([rule, rule, rule]), |_| {}), &config()).unwrap_err();
+    assert_eq!(err.field(), Some("webhook.filters[2].jsonPath"));
+    assert!(err.message().contains(&format!("at most {MAX_PATTERNS}")), "{err}");
 }
 
 #[test]
@@ -268,11 +286,95 @@ fn compiling_is_bounded_for_every_nesting_form() {
 
 #[test]
 fn the_budget_is_proportional_to_the_body() {
-    assert_eq!(work_budget(2 * 1024 * 1024) - work_budget(0), 2 * (work_budget(1024 * 1024) - work_budget(0)));
+    let (small, large) = (work_budget(1 << 20, 1000), work_budget(2 << 20, 2000));
+    assert_eq!(large.nodes - WORK_MINIMUM, 2 * (small.nodes - WORK_MINIMUM));
+    assert_eq!(large.scan - SCAN_MINIMUM, 2 * (small.scan - SCAN_MINIMUM));
     // A real payload with real indefinite paths stays far below it.
     let body = String::from_utf8(fixture("github/push/with-new-branch.payload.json")).unwrap();
     for path in ["$..*", "$.commits[*].modified[*]", "$..[?@.name]", "$..[?search(@, 'a')]"] {
         let v = bounded(&hook(path, Some("no such value")), &body);
         assert!(!exhausted(&v), "{path}: {v}");
+    }
+}
+
+/// Found by a red-team review: each of these took 10³ to 10⁵ × the skip before its fix.
+#[test]
+fn long_keys_compared_deeply_are_paid_for() {
+    let key = |i: usize| format!("{}{i:08}", "k".repeat(100_000));
+    let body = format!(
+        "{{\"a\":{{\"{}\":0,\"{}\":0}},\"b\":{{\"{}\":0,\"{}\":0}},\"c\":[{}0]}}",
+        key(0),
+        key(1),
+        key(1),
+        key(0),
+        "0,".repeat(2000)
+    );
+    let v = bounded(&hook("$.c[?$.a == $.b]", None), &body);
+    assert!(v.is_trigger() || exhausted(&v), "{v}");
+}
+
+#[test]
+fn one_long_string_does_not_pay_for_a_walk_over_tiny_nodes() {
+    // The budget's node part grows with nodes, not bytes: a padding string buys no walking.
+    let body = format!("[\"{}\",{}]", "a".repeat(1 << 20), nested_arrays(120));
+    let v = bounded(&hook("$..*..*..*", Some("x")), &body);
+    assert!(exhausted(&v), "{v}");
+    let v = bounded(&hook("$..*..*..[*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*]", Some("x")), &body);
+    assert!(exhausted(&v), "{v}");
+}
+
+#[test]
+fn a_set_pays_for_what_it_hashes_and_not_per_member() {
+    // One member: a path selecting a 1 MiB string over and over (hashed for the index each time).
+    let body = format!("{}\"{}\"{}", "[".repeat(100), "s".repeat(1 << 20), "]".repeat(100));
+    let path = "$..*..*..[*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*,*]";
+    let one = hook(path, Some("x"));
+    let (own, _, own_time) = meter::measure(|| one.evaluate(&Request::new(&body)));
+    let set = WebhookSet::new([one.clone()]);
+    let started = Instant::now();
+    let matches = set.matches(&Request::new(&body));
+    assert_eq!(matches.matched(0), own.is_trigger());
+    assert!(
+        started.elapsed() < own_time * 5 + Duration::from_millis(50),
+        "{:?} against {own_time:?}",
+        started.elapsed()
+    );
+    // A thousand identical members whose path exhausts the budget cost about one.
+    let nested = nested_arrays(127);
+    let members: Vec<Webhook> = (0..1000).map(|_| hook("$..*..*..*", Some("x"))).collect();
+    let (_, _, one_time) = meter::measure(|| members[0].evaluate(&Request::new(&nested)));
+    let set = WebhookSet::new(members);
+    let started = Instant::now();
+    assert!(set.matches(&Request::new(&nested)).is_empty());
+    assert!(
+        started.elapsed() < one_time * 10 + Duration::from_millis(20),
+        "{:?} against {one_time:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_set_of_many_singular_paths_looks_keys_up_by_hash() {
+    let body =
+        format!("{{{}\"k00000001\":\"x\"}}", (0..100_000).map(|i| format!("\"j{i:08}\":0,")).collect::<String>());
+    let members: Vec<Webhook> = (0..5000).map(|i| hook(&format!("$.k{i:08}"), Some("x"))).collect();
+    let (_, _, one_time) = meter::measure(|| members[1].evaluate(&Request::new(&body)));
+    let set = WebhookSet::new(members);
+    let started = Instant::now();
+    let matches = set.matches(&Request::new(&body));
+    assert_eq!(matches.iter().collect::<Vec<_>>(), vec![1]);
+    assert!(
+        started.elapsed() < one_time * 10 + Duration::from_millis(20),
+        "{:?} against {one_time:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn nested_reverse_slices_keep_memory_bounded() {
+    let body = format!("[{}[0]]", "0,".repeat(500_000));
+    for path in ["$[::-1]", "$[::-1][?$[::-1]]", "$[::-1][?$[::-1][?$[::-1][?$[::-1]]]]"] {
+        let v = bounded(&hook(path, Some("x")), &body);
+        assert!(v.rejection().is_some(), "{path}: {v}");
     }
 }

@@ -20,7 +20,7 @@ fn reference(path: &str, value: &Value) -> Vec<Value> {
 
 /// What the bounded lane selects, with no budget in the way.
 fn bounded(path: &FilterPath, tape: &Tape<'_>) -> Vec<Value> {
-    let eval = Eval::new(tape, u64::MAX);
+    let eval = Eval::new(tape, super::WorkBudget { nodes: u64::MAX, scan: u64::MAX });
     let mut out = Vec::new();
     let _ = eval.select(&path.query, Tape::ROOT, &mut |id| {
         out.push(to_value(tape, id));

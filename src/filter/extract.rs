@@ -3,6 +3,7 @@
 //! without being built; strings without escapes are borrowed from the body, not copied.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -40,12 +41,27 @@ pub(crate) struct Trie {
 #[derive(Clone, Debug, Default)]
 struct Node {
     names: Vec<(Box<str>, usize)>,
+    /// The same names hashed, once there are more than a few (a `WebhookSet` of thousands of
+    /// members can give one node thousands of names, and every key of the body is looked up).
+    by_name: Option<HashMap<Box<str>, usize>>,
     indices: Vec<(usize, usize)>,
     /// The capture slots filled with this node's value.
     slots: Vec<usize>,
     /// Every slot at or below this node: cleared when a duplicate key replaces the subtree, so
     /// that the last key wins as in serde_json.
     subtree: Vec<usize>,
+}
+
+/// From this many names on, a node looks names up by hash.
+const HASHED_FROM: usize = 8;
+
+impl Node {
+    fn child(&self, name: &str) -> Option<usize> {
+        match &self.by_name {
+            Some(map) => map.get(name).copied(),
+            None => self.names.iter().find(|(k, _)| &**k == name).map(|&(_, c)| c),
+        }
+    }
 }
 
 impl Trie {
@@ -59,14 +75,27 @@ impl Trie {
         self.nodes[0].subtree.push(slot);
         for step in steps {
             let found = match step {
-                Step::Name(n) => self.nodes[at].names.iter().find(|(k, _)| k == n).map(|&(_, c)| c),
+                Step::Name(n) => self.nodes[at].child(n),
                 Step::Index(i) => self.nodes[at].indices.iter().find(|(k, _)| k == i).map(|&(_, c)| c),
             };
             let child = found.unwrap_or_else(|| {
                 let child = self.nodes.len();
                 self.nodes.push(Node::default());
                 match step {
-                    Step::Name(n) => self.nodes[at].names.push((n.clone(), child)),
+                    Step::Name(n) => {
+                        let node = &mut self.nodes[at];
+                        match &mut node.by_name {
+                            Some(map) => {
+                                map.insert(n.clone(), child);
+                            }
+                            None => {
+                                node.names.push((n.clone(), child));
+                                if node.names.len() > HASHED_FROM {
+                                    node.by_name = Some(node.names.drain(..).collect());
+                                }
+                            }
+                        }
+                    }
                     Step::Index(i) => self.nodes[at].indices.push((*i, child)),
                 }
                 child
@@ -183,7 +212,7 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_, 'de> {
         for &slot in &trie.nodes[self.node].slots {
             self.captures[slot] = Capture::Object;
         }
-        while let Some(child) = map.next_key_seed(KeySeed(&trie.nodes[self.node].names))? {
+        while let Some(child) = map.next_key_seed(KeySeed(&trie.nodes[self.node]))? {
             match child {
                 Some(child) => {
                     for &slot in &trie.nodes[child].subtree {
@@ -199,7 +228,7 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_, 'de> {
 }
 
 /// Decodes an object key and looks it up among a node's children, without copying it.
-struct KeySeed<'t>(&'t [(Box<str>, usize)]);
+struct KeySeed<'t>(&'t Node);
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
     type Value = Option<usize>;
@@ -214,7 +243,7 @@ impl Visitor<'_> for KeySeed<'_> {
         f.write_str("an object key")
     }
     fn visit_str<E>(self, key: &str) -> Result<Option<usize>, E> {
-        Ok(self.0.iter().find(|(name, _)| &**name == key).map(|&(_, child)| child))
+        Ok(self.0.child(key))
     }
 }
 
@@ -271,6 +300,17 @@ mod tests {
         assert_eq!(caps, vec![Capture::Missing, Capture::Str("x".into())]);
         let caps = extract(&["$.a.b"], r#"{"a":{"b":1,"b":2}}"#).unwrap();
         assert_eq!(caps, vec![Capture::Number(2.into())]);
+    }
+
+    #[test]
+    fn many_names_at_one_node_are_found() {
+        let paths: Vec<String> = (0..50).map(|i| format!("$.k{i}")).collect();
+        let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let body = format!("{{{}}}", (0..50).map(|i| format!("\"k{i}\":{i}")).collect::<Vec<_>>().join(","));
+        let caps = extract(&refs, &body).unwrap();
+        for (i, cap) in caps.iter().enumerate() {
+            assert_eq!(*cap, Capture::Number(i.into()), "k{i}");
+        }
     }
 
     #[test]

@@ -16,19 +16,54 @@ pub const MAX_PATH_NESTING: usize = 4;
 /// the nodes a path selects by the size of the body; the work budget bounds what is left.
 pub const MAX_DESCENDANT_SEGMENTS: usize = 3;
 
-/// Work units a delivery may spend on its filters per byte of JSON (the bounded lane: webhooks
-/// with a path that is not singular). A unit is one node visited, selected or compared, 16 bytes
-/// of string compared, or one byte searched by a pattern times its weight. Real paths over real
-/// payloads spend under 2 units a byte.
-pub const WORK_PER_BODY_BYTE: u64 = 16;
+/// The most `match()`/`search()` patterns a webhook may have, all filters together. Each is
+/// determinised when the webhook compiles (tens to hundreds of microseconds for a literal or a
+/// class; up to about 15 ms for one that reaches the automaton limits and is refused); real
+/// definitions use one at most.
+pub const MAX_PATTERNS: usize = 4;
 
-/// Work units every delivery may spend, however small its body: `WORK_PER_BODY_BYTE` × 1 KiB.
-pub const WORK_MINIMUM: u64 = WORK_PER_BODY_BYTE * 1024;
+/// Work units a delivery may spend on its filters per node of its JSON (the bounded lane:
+/// webhooks with a path that is not singular). A unit is one node visited, selected or compared,
+/// or one member passed while looking up a name. Real paths over real payloads spend a few units a
+/// node.
+pub const WORK_PER_NODE: u64 = 32;
 
-/// The work budget of a delivery whose JSON is `json_bytes` long:
-/// `WORK_PER_BODY_BYTE × json_bytes + WORK_MINIMUM`.
-pub const fn work_budget(json_bytes: usize) -> u64 {
-    WORK_PER_BODY_BYTE.saturating_mul(json_bytes as u64).saturating_add(WORK_MINIMUM)
+/// Work units every delivery may spend, however small its body.
+pub const WORK_MINIMUM: u64 = 16 * 1024;
+
+/// Bytes of string a delivery's filters may scan per byte of its JSON: comparing, counting
+/// characters, hashing and matching patterns (a pattern runs as a DFA: one step a byte).
+pub const SCAN_PER_BYTE: u64 = 4;
+
+/// Bytes of string every delivery may scan, however small its body.
+pub const SCAN_MINIMUM: u64 = 64 * 1024;
+
+/// What a delivery may spend on its filters: work units in proportion to its nodes, and bytes of
+/// string scanning in proportion to its size. Both are needed because the cheap thing to skip in
+/// JSON is a long string and the expensive thing to walk is many small nodes: a budget in bytes
+/// alone would let one long string pay for a walk over a deep, tiny structure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WorkBudget {
+    /// Work units: nodes visited, selected or compared.
+    pub nodes: u64,
+    /// Bytes of strings scanned.
+    pub scan: u64,
+}
+
+impl std::fmt::Display for WorkBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} work units and {} bytes of scanning", self.nodes, self.scan)
+    }
+}
+
+/// The work budget of a delivery whose JSON is `json_bytes` long and has `nodes` values and
+/// keys: `WORK_PER_NODE × nodes + WORK_MINIMUM` units and `SCAN_PER_BYTE × json_bytes +
+/// SCAN_MINIMUM` bytes.
+pub const fn work_budget(json_bytes: usize, nodes: usize) -> WorkBudget {
+    WorkBudget {
+        nodes: WORK_PER_NODE.saturating_mul(nodes as u64).saturating_add(WORK_MINIMUM),
+        scan: SCAN_PER_BYTE.saturating_mul(json_bytes as u64).saturating_add(SCAN_MINIMUM),
+    }
 }
 
 /// Checks the limits on `text` in one pass, outside string literals. On a violation: the
@@ -110,8 +145,8 @@ mod tests {
 
     #[test]
     fn budget_grows_with_the_body() {
-        assert_eq!(work_budget(0), WORK_MINIMUM);
-        assert_eq!(work_budget(1000), 16_000 + WORK_MINIMUM);
-        assert_eq!(work_budget(usize::MAX), u64::MAX);
+        assert_eq!(work_budget(0, 0), WorkBudget { nodes: WORK_MINIMUM, scan: SCAN_MINIMUM });
+        assert_eq!(work_budget(1000, 10), WorkBudget { nodes: 320 + WORK_MINIMUM, scan: 4000 + SCAN_MINIMUM });
+        assert_eq!(work_budget(usize::MAX, usize::MAX), WorkBudget { nodes: u64::MAX, scan: u64::MAX });
     }
 }

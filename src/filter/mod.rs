@@ -28,7 +28,10 @@ use std::sync::Arc;
 use serde_json::Number;
 
 pub(crate) use extract::{Capture, Trie};
-pub use limits::{MAX_DESCENDANT_SEGMENTS, MAX_PATH_NESTING, WORK_MINIMUM, WORK_PER_BODY_BYTE, work_budget};
+pub use limits::{
+    MAX_DESCENDANT_SEGMENTS, MAX_PATH_NESTING, MAX_PATTERNS, SCAN_MINIMUM, SCAN_PER_BYTE, WORK_MINIMUM, WORK_PER_NODE,
+    WorkBudget, work_budget,
+};
 pub(crate) use query::Query;
 pub(crate) use singular::Step;
 
@@ -47,6 +50,8 @@ pub(crate) struct FilterPath {
     pub(crate) query: Arc<Query>,
     /// `Some` when the path is singular and in the subset the DOM-free lane answers.
     pub(crate) singular: Option<Vec<Step>>,
+    /// How many `match()`/`search()` patterns it compiled.
+    pub(crate) patterns: usize,
 }
 
 /// Why a path did not compile: a message that shows the path and points at the fault.
@@ -59,7 +64,14 @@ pub(crate) struct PathError {
 
 impl FilterPath {
     /// Checks the limits, validates with serde_json_path, then builds the syntax tree.
+    #[cfg(test)]
     pub(crate) fn parse(text: &str) -> Result<Self, PathError> {
+        Self::parse_with(text, MAX_PATTERNS)
+    }
+
+    /// As `parse`, compiling at most `patterns_left` `match()`/`search()` patterns (what the
+    /// webhook's earlier filters left of [`MAX_PATTERNS`]).
+    pub(crate) fn parse_with(text: &str, patterns_left: usize) -> Result<Self, PathError> {
         if ends_inside_unicode_escape(text) {
             // serde_json_path 0.7 panics on these (a streaming `one_of` meets the end of input and
             // nom's `Incomplete` reaches an `unreachable!`); they are never valid, so refuse them
@@ -77,9 +89,9 @@ impl FilterPath {
         })?;
         serde_json_path::JsonPath::parse(text)
             .map_err(|e| PathError { message: describe(text, &e), column: char_column(text, e.position()) })?;
-        let query = query::parse(text)
+        let (query, patterns) = query::parse(text, patterns_left)
             .map_err(|r| PathError { message: pointed(text, r.column, "is refused", &r.message), column: r.column })?;
-        Ok(Self { text: text.into(), query: Arc::new(query), singular: singular::parse(text) })
+        Ok(Self { text: text.into(), query: Arc::new(query), singular: singular::parse(text), patterns })
     }
 }
 
@@ -251,7 +263,8 @@ impl Filters {
     pub(crate) fn check(&self, text: &str, max_depth: usize) -> Result<(), Rejection> {
         if self.bounded_lane {
             let tape = parse_tape(text, max_depth)?;
-            let eval = Eval::new(&tape, work_budget(text.len()));
+            let budget = work_budget(text.len(), tape.len());
+            let eval = Eval::new(&tape, budget);
             for (index, filter) in self.list.iter().enumerate() {
                 match select_filter(&eval, filter) {
                     Ok(Selection { passed: true, .. }) => {}
@@ -260,7 +273,7 @@ impl Filters {
                         return Err(Rejection::WorkBudgetExhausted {
                             filter: index,
                             json_path: filter.path.text.clone(),
-                            budget: work_budget(text.len()),
+                            budget,
                         });
                     }
                 }
@@ -320,9 +333,15 @@ pub(crate) fn select_filter(eval: &Eval<'_, '_>, filter: &Filter) -> Result<Sele
     let tape = eval.tape();
     let _ = eval.select(&filter.path.query, Tape::ROOT, &mut |id| {
         selection.count += 1;
+        let scalar = Scalar::of_kind(tape.kind(id));
+        // What a `WebhookSet` pays to look the value up, paid here too, so that a member's own
+        // evaluation and the set's shared one spend alike.
+        if let Some(scalar) = &scalar {
+            scalar.pay(eval)?;
+        }
         let equal = match &filter.expected {
             None => true,
-            Some(expected) => Scalar::of_kind(tape.kind(id)).is_some_and(|s| s.equals(expected)),
+            Some(expected) => scalar.is_some_and(|s| s.equals(expected)),
         };
         if equal {
             selection.passed = true;
@@ -385,6 +404,16 @@ impl<'a> Scalar<'a> {
             Scalar::Number(n) => number_equals(n, expected),
             Scalar::Bool(b) => expected == if *b { "true" } else { "false" },
             Scalar::Null => expected == "null",
+        }
+    }
+
+    /// Pays for comparing or hashing it: a string's bytes are scanned, a number is formatted
+    /// (a couple of work units).
+    pub(crate) fn pay(&self, eval: &Eval<'_, '_>) -> Result<(), Exhausted> {
+        match self {
+            Scalar::Str(s) => eval.scan(s.len()),
+            Scalar::Number(_) => eval.charge(2),
+            Scalar::Bool(_) | Scalar::Null => Ok(()),
         }
     }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use serde_json::Number;
 
+use super::limits::MAX_PATTERNS;
 use super::regex::Pattern;
 use super::singular;
 
@@ -116,9 +117,10 @@ pub(crate) struct Refusal {
     pub(crate) message: String,
 }
 
-/// Parses a whole path (`$` and its segments, nothing after).
-pub(crate) fn parse(text: &str) -> Result<Query, Refusal> {
-    let mut p = Parser { s: text, pos: 0 };
+/// Parses a whole path (`$` and its segments, nothing after), compiling at most
+/// `patterns_left` `match()`/`search()` patterns; returns the tree and how many it compiled.
+pub(crate) fn parse(text: &str, patterns_left: usize) -> Result<(Query, usize), Refusal> {
+    let mut p = Parser { s: text, pos: 0, patterns_left, patterns: 0 };
     if !p.eat("$") {
         return Err(p.refuse("a path starts at the root `$`"));
     }
@@ -126,12 +128,15 @@ pub(crate) fn parse(text: &str) -> Result<Query, Refusal> {
     if p.pos != text.len() {
         return Err(p.refuse("unexpected text after the path"));
     }
-    Ok(query)
+    Ok((query, p.patterns))
 }
 
 struct Parser<'s> {
     s: &'s str,
     pos: usize,
+    /// How many more patterns may be compiled (each takes up to milliseconds).
+    patterns_left: usize,
+    patterns: usize,
 }
 
 const MAX_INT: i64 = (1 << 53) - 1;
@@ -437,6 +442,13 @@ impl<'s> Parser<'s> {
                         )));
                     }
                 };
+                if self.patterns == self.patterns_left {
+                    self.pos = at;
+                    return Err(self.refuse(&format!(
+                        "a webhook may have at most {MAX_PATTERNS} match()/search() patterns (each is compiled to an automaton)"
+                    )));
+                }
+                self.patterns += 1;
                 let pattern = Pattern::compile(&pattern, name == "match").map_err(|m| {
                     self.pos = at;
                     self.refuse(&m)
@@ -487,6 +499,17 @@ fn comparable(operand: Operand) -> Result<Comparable, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &str) -> Result<Query, Refusal> {
+        super::parse(text, MAX_PATTERNS).map(|(query, _)| query)
+    }
+
+    #[test]
+    fn patterns_are_counted_against_the_allowance() {
+        assert_eq!(super::parse("$[?match(@.a, 'x') && search(@.b, 'y')]", 2).unwrap().1, 2);
+        let refusal = super::parse("$[?match(@.a, 'x') && search(@.b, 'y')]", 1).unwrap_err();
+        assert!(refusal.message.contains("at most 4"), "{refusal:?}");
+    }
 
     #[test]
     fn parses_every_selector_form() {

@@ -143,7 +143,10 @@ pub(crate) struct Tape<'t> {
 impl<'t> Tape<'t> {
     /// Parses `text` strictly (as serde_json's `Value` would, with our depth limit).
     pub(crate) fn parse(text: &'t str, max_depth: usize) -> Result<Self, serde_json::Error> {
-        let mut tape = Tape { text, decoded: String::new(), nodes: Vec::with_capacity(node_bound(text, max_depth)) };
+        // Valid JSON has at most one node per two bytes (`0,0,…`): a body that claims more (`]0`)
+        // is invalid and gets no more than that reserved.
+        let reserve = node_bound(text, max_depth).min(text.len() / 2 + 2);
+        let mut tape = Tape { text, decoded: String::new(), nodes: Vec::with_capacity(reserve) };
         let mut scratch = Vec::new();
         json::walk(text, Builder { tape: &mut tape, scratch: &mut scratch, level: 0, max_depth })?;
         Ok(tape)
@@ -152,7 +155,7 @@ impl<'t> Tape<'t> {
     /// The root value.
     pub(crate) const ROOT: Id = 0;
 
-    #[cfg(test)]
+    /// Nodes (values and keys).
     pub(crate) fn len(&self) -> usize {
         self.nodes.len()
     }
