@@ -68,6 +68,7 @@ type TokenSource = Box<dyn Fn() -> String + Send + Sync>;
 /// ```
 pub struct Registry {
     region: String,
+    base_url: Option<String>,
     account_id: String,
     partition: String,
     quota: usize,
@@ -98,6 +99,7 @@ struct Entry {
 #[must_use]
 pub struct RegistryBuilder {
     region: Option<String>,
+    base_url: Option<String>,
     account_id: Option<String>,
     partition: Option<String>,
     quota: usize,
@@ -110,6 +112,13 @@ impl RegistryBuilder {
     /// The AWS region, for URLs and ARNs (required), e.g. `us-east-1`.
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.region = Some(region.into());
+        self
+    }
+
+    /// Where webhook URLs point: `PutWebhook` then returns `{base}/trigger?t=…&v=1` instead of
+    /// `https://{region}.webhooks.aws/trigger?t=…&v=1`. A trailing `/` is ignored.
+    pub fn base_url(mut self, base: impl Into<String>) -> Self {
+        self.base_url = Some(base.into().trim_end_matches('/').to_owned());
         self
     }
 
@@ -181,6 +190,7 @@ impl RegistryBuilder {
         });
         let registry = Registry {
             region,
+            base_url: self.base_url,
             account_id,
             partition,
             quota: self.quota,
@@ -215,6 +225,7 @@ impl Registry {
     pub fn builder() -> RegistryBuilder {
         RegistryBuilder {
             region: None,
+            base_url: None,
             account_id: None,
             partition: None,
             quota: DEFAULT_WEBHOOK_QUOTA,
@@ -404,6 +415,9 @@ impl Registry {
 
     /// The token of a URL in this registry's form, without building the URL to compare.
     fn token_in<'u>(&self, url: &'u str) -> Option<&'u str> {
+        if let Some(base) = &self.base_url {
+            return url.strip_prefix(base.as_str())?.strip_prefix("/trigger?t=")?.strip_suffix("&v=1");
+        }
         url.strip_prefix("https://")?
             .strip_prefix(self.region.as_str())?
             .strip_prefix(".webhooks.aws/trigger?t=")?
@@ -412,6 +426,9 @@ impl Registry {
 
     /// The URL of a token.
     fn url(&self, token: &str) -> String {
+        if let Some(base) = &self.base_url {
+            return format!("{base}/trigger?t={token}&v=1");
+        }
         format!("https://{}.webhooks.aws/trigger?t={token}&v=1", self.region)
     }
 
