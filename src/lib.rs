@@ -11,6 +11,8 @@ mod json;
 mod path;
 pub mod registry;
 mod request;
+#[cfg(feature = "server")]
+pub mod server;
 mod set;
 mod template;
 mod verdict;

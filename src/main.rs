@@ -27,6 +27,9 @@ enum Command {
     Validate(DefinitionArgs),
     /// Print the signature headers GitHub would send for a payload.
     Sign(SignArgs),
+    /// Run the service: the PutWebhook API (AWS JSON 1.1, SigV4), the /trigger receiver, SQLite.
+    #[cfg(feature = "server")]
+    Serve(codepipeline_webhooks::server::ServeArgs),
 }
 
 #[derive(Args)]
@@ -94,6 +97,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Command::Sign(args) => sign(args),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => Ok(codepipeline_webhooks::server::main(args)),
     };
     result.unwrap_or_else(|Usage(message)| {
         eprintln!("{message}");
