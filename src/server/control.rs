@@ -1,5 +1,5 @@
 //! The control plane: AWS JSON 1.1 on `POST /` (`X-Amz-Target: CodePipeline_20150709.<Op>`),
-//! decoded by [`decode`] into an [`Operation`] and answered by [`execute`] with AWS's shapes and
+//! decoded by [`decode`] into an [`Operation`] and answered by `execute` with AWS's shapes and
 //! error form (`{"__type": …, "message": …}` + `x-amzn-ErrorType`).
 
 use base64::Engine as _;
