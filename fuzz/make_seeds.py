@@ -58,3 +58,29 @@ write("signature_header", "both", b"\x03" + s256 + b"\n" + s1)
 write("signature_header", "ows", b"\x01 \t" + s256 + b" ")
 vector = json.loads((fixtures / "hmac-vectors.json").read_text())[0]
 write("signature_header", "github-vector", b"\x01" + vector["x_hub_signature_256"].encode())
+
+# control_plane: the X-Amz-Target value, newline, the body; one valid call per operation, then
+# a few that fail (no target, unknown operation, broken JSON, wrong field types).
+t = "CodePipeline_20150709."
+pipeline = (root / "examples" / "pipeline.json").read_bytes()
+calls = {
+    "PutWebhook": (root / "examples" / "webhook.json").read_bytes(),
+    "ListWebhooks": b'{"MaxResults": 10, "NextToken": "aG9vaw"}',
+    "DeleteWebhook": b'{"name": "hello-world-master"}',
+    "RegisterWebhookWithThirdParty": b'{"webhookName": "hello-world-master"}',
+    "DeregisterWebhookWithThirdParty": b'{"webhookName": "hello-world-master"}',
+    "CreatePipeline": b'{"pipeline": ' + pipeline + b', "tags": [{"key": "team", "value": "platform"}]}',
+    "UpdatePipeline": b'{"pipeline": ' + pipeline + b"}",
+    "GetPipeline": b'{"name": "hello-world-pipeline", "version": 2}',
+    "DeletePipeline": b'{"name": "hello-world-pipeline"}',
+    "ListPipelines": b'{"maxResults": 3, "nextToken": "YXBw"}',
+    "ListPipelineExecutions": b'{"pipelineName": "hello-world-pipeline", "maxResults": 5, "filter": {}}',
+    "GetPipelineExecution": b'{"pipelineName": "p", "pipelineExecutionId": "f825eb18-df07-4bd4-802f-9b174e347dca"}',
+}
+for op, body in calls.items():
+    write("control_plane", op, (t + op).encode() + b"\n" + body)
+write("control_plane", "no-target", b"{}")
+write("control_plane", "unknown", (t + "StartPipelineExecution").encode() + b"\n{}")
+write("control_plane", "broken-json", (t + "GetPipeline").encode() + b'\n{"name": ')
+write("control_plane", "wrong-type", (t + "ListWebhooks").encode() + b'\n{"MaxResults": "ten"}')
+write("control_plane", "empty-body", (t + "ListPipelines").encode() + b"\n")

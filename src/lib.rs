@@ -11,7 +11,7 @@ mod json;
 mod path;
 pub mod registry;
 mod request;
-#[cfg(feature = "server")]
+#[cfg(feature = "control-plane")]
 pub mod server;
 mod set;
 mod template;
