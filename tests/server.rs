@@ -431,6 +431,22 @@ async fn webhooks_over_the_sdk() {
     assert_eq!(code(&e), "WebhookNotFoundException");
     let e = c.deregister_webhook_with_third_party().webhook_name("missing").send().await.unwrap_err();
     assert_eq!(code(&e), "WebhookNotFoundException");
+    let tag = |k: &str| aws_sdk_codepipeline::types::Tag::builder().key(k).value("v").build().unwrap();
+    let e = c
+        .put_webhook()
+        .webhook(webhook("tagged", "app", WebhookAuthenticationType::Unauthenticated))
+        .tags(tag("aws:reserved"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "InvalidTagsException");
+    let mut many = c.put_webhook().webhook(webhook("tagged", "app", WebhookAuthenticationType::Unauthenticated));
+    for i in 0..51 {
+        many = many.tags(tag(&format!("k{i}")));
+    }
+    assert_eq!(code(&many.send().await.unwrap_err()), "TooManyTagsException");
+    let e = c.create_pipeline().pipeline(pipeline("tagged", "master")).tags(tag("aws:x")).send().await.unwrap_err();
+    assert_eq!(code(&e), "InvalidTagsException");
     assert_eq!(code(&c.list_webhooks().max_results(101).send().await.unwrap_err()), "ValidationException");
     assert_eq!(code(&c.list_webhooks().next_token("%%%").send().await.unwrap_err()), "InvalidNextTokenException");
     let logs = server.logs();
@@ -467,6 +483,52 @@ fn sign_at(addr: SocketAddr, target: &str, body: &[u8], at: SystemTime, secret: 
         headers.push((name, v.to_owned()));
     }
     headers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_quota_is_300() {
+    let dir = temp_dir("quota");
+    let server = Server::start(&dir.join("data"), &[]);
+    let c = server.client();
+    c.create_pipeline().pipeline(pipeline("app", "master")).send().await.unwrap();
+    for i in 0..300 {
+        c.put_webhook()
+            .webhook(webhook(&format!("h{i:03}"), "app", WebhookAuthenticationType::Unauthenticated))
+            .send()
+            .await
+            .unwrap();
+    }
+    let e = c
+        .put_webhook()
+        .webhook(webhook("one-too-many", "app", WebhookAuthenticationType::Unauthenticated))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "LimitExceededException");
+    // Replacing one is not a new one.
+    c.put_webhook().webhook(webhook("h000", "app", WebhookAuthenticationType::Unauthenticated)).send().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_and_health() {
+    let dir = temp_dir("jsonlogs");
+    let server = Server::start(&dir.join("data"), &["--log-format", "json"]);
+    let c = server.client();
+    let token = setup(&c, "app", "hook", WebhookAuthenticationType::GithubHmac).await;
+    let body = push();
+    let a = deliver(server.addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", "d-1")).await;
+    assert_eq!(a.status, 202);
+    let h = http(server.addr, "GET", "/healthz", &[], b"").await;
+    assert_eq!(h.status, 200);
+    let logs = server.logs();
+    let lines: Vec<Value> =
+        logs.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"] == "pipeline started" && l["fields"]["webhook"] == "hook"),
+        "{logs}"
+    );
+    assert!(lines.iter().any(|l| l["fields"]["operation"] == "PutWebhook"), "{logs}");
+    assert!(!logs.contains(HOOK_SECRET));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -568,6 +630,33 @@ async fn deliveries_over_real_http() {
     let a = deliver(addr, &token, &ping, &signed_headers(HOOK_SECRET, &ping, "ping", "d-ping")).await;
     assert_eq!((a.status, a.json()["ignored"].as_str()), (200, Some("ping")));
 
+    // Every push of the corpus, signed: a branch push to master starts, any other is ignored with
+    // its reason.
+    let mut corpus: Vec<PathBuf> =
+        std::fs::read_dir(format!("{}/tests/fixtures/github/push", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+    corpus.push(
+        format!("{}/tests/fixtures/github-extra/go-playground-webhooks/push.json", env!("CARGO_MANIFEST_DIR")).into(),
+    );
+    corpus.sort();
+    let mut corpus_starts = 0;
+    for (i, path) in corpus.iter().enumerate() {
+        let payload = std::fs::read(path).unwrap();
+        let r#ref = serde_json::from_slice::<Value>(&payload).unwrap()["ref"].as_str().unwrap().to_owned();
+        let a = deliver(addr, &token, &payload, &signed_headers(HOOK_SECRET, &payload, "push", &format!("corpus-{i}")))
+            .await;
+        if r#ref == "refs/heads/master" {
+            assert_eq!(a.status, 202, "{}", path.display());
+            corpus_starts += 1;
+        } else {
+            assert_eq!(a.status, 200, "{}", path.display());
+            assert!(a.json()["ignored"].as_str().unwrap().contains("filter"), "{}: {}", path.display(), a.json());
+        }
+    }
+    assert_eq!(corpus_starts, 3, "with-new-branch, with-no-username-committer, go-playground");
+
     // Rejects: wrong secret, no signature (403, no reason); unknown token (404); too large (413).
     let a = deliver(addr, &token, &body, &signed_headers("wrong", &body, "push", "d-bad")).await;
     assert_eq!((a.status, a.body.len()), (403, 0));
@@ -592,9 +681,9 @@ async fn deliveries_over_real_http() {
     .await;
     assert_eq!(a.status, 413);
 
-    // Three starts in all (push, form); the duplicate, tag, ping and rejects started nothing.
+    // Push, form and the corpus's three started; the duplicate, tag, ping and rejects nothing.
     let listed = c.list_pipeline_executions().pipeline_name("app").send().await.unwrap();
-    assert_eq!(listed.pipeline_execution_summaries().len(), 2);
+    assert_eq!(listed.pipeline_execution_summaries().len(), 2 + corpus_starts);
 
     // UNAUTHENTICATED and IP webhooks: a mismatch is 200 with no reason; an address outside the
     // range is 403.
@@ -618,7 +707,7 @@ async fn deliveries_over_real_http() {
     let m = http(addr, "GET", "/metrics", &[], b"").await;
     let text = String::from_utf8(m.body).unwrap();
     for line in [
-        "codepipeline_webhooks_deliveries_total{outcome=\"started\",step=\"none\"} 3",
+        "codepipeline_webhooks_deliveries_total{outcome=\"started\",step=\"none\"} 6",
         "codepipeline_webhooks_deliveries_total{outcome=\"duplicate\",step=\"none\"} 1",
         "codepipeline_webhooks_deliveries_total{outcome=\"rejected\",step=\"signature\"} 2",
         "codepipeline_webhooks_deliveries_total{outcome=\"rejected\",step=\"source_ip\"} 1",
