@@ -7,10 +7,13 @@ f:close()
 local signature = os.getenv("SIGNATURE")
 local event = os.getenv("EVENT") or "push"
 local counter = 0
-local prefix = ""
+-- Set per thread by setup(): a global, so that each thread's Lua state sees its own.
+prefix = ""
 
+local threads = 0
 function setup(thread)
-  thread:set("prefix", tostring(math.random(1, 1000000000)))
+  threads = threads + 1
+  thread:set("prefix", string.format("%d-%d", os.time(), threads))
 end
 
 function request()

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
 use super::executions::Job;
-use super::store::{ExecutionRow, Recorded};
+use super::store::{ExecutionRow, Recorded, TriggerRecord};
 use super::{App, TokenInfo};
 use crate::{ErrorCode, Request, Step, Verdict, WebhookAuthenticationType};
 
@@ -92,14 +92,14 @@ pub(crate) async fn trigger(
             return empty(StatusCode::CONFLICT);
         }
     };
-    answer(&app, &info, &headers, verdict, bytes, started)
+    answer(&app, &info, &headers, verdict, bytes, started).await
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn answer(
+async fn answer(
     app: &Arc<App>,
     info: &TokenInfo,
     headers: &HeaderMap,
@@ -132,7 +132,13 @@ fn answer(
                 start_time: now,
                 last_update_time: now,
             };
-            match app.store.record_trigger(trigger.webhook(), delivery, now - DEDUPE_WINDOW_SECS, &execution) {
+            let record = TriggerRecord {
+                webhook: trigger.webhook().to_owned(),
+                delivery: delivery.map(str::to_owned),
+                dedupe_after: now - DEDUPE_WINDOW_SECS,
+                execution,
+            };
+            match app.recorder.record(record).await {
                 Ok(Recorded::Started) => {}
                 Ok(Recorded::Duplicate) => {
                     app.metrics.delivery("duplicate", "none", started.elapsed());

@@ -1,6 +1,7 @@
-//! What a trigger starts: the `--on-trigger` program, run without a shell with the payload on
-//! stdin, bounded in time and in how many run at once. Its exit code decides the execution's
-//! status.
+//! What a trigger starts: its execution record, written by one writer thread that commits
+//! concurrent triggers together (group commit: each caller still waits for its own commit), and
+//! the `--on-trigger` program, run without a shell with the payload on stdin, bounded in time and
+//! in how many run at once. Its exit code decides the execution's status.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -12,6 +13,58 @@ use tokio::process::Command;
 use tokio::sync::Semaphore;
 
 use super::App;
+use super::store::{Recorded, Store, StoreError, TriggerRecord};
+
+/// The most triggers committed in one transaction.
+const MAX_BATCH: usize = 256;
+
+type Reply = tokio::sync::oneshot::Sender<Result<Recorded, StoreError>>;
+
+/// Writes trigger records through one thread, batching those that arrive together.
+#[derive(Debug)]
+pub struct Recorder {
+    queue: std::sync::mpsc::Sender<(TriggerRecord, Reply)>,
+}
+
+impl Recorder {
+    /// Starts the writer thread.
+    pub fn start(store: Arc<Store>) -> std::io::Result<Recorder> {
+        let (queue, jobs) = std::sync::mpsc::channel::<(TriggerRecord, Reply)>();
+        std::thread::Builder::new().name("trigger-writer".into()).spawn(move || {
+            while let Ok(first) = jobs.recv() {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match jobs.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let (records, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                match store.record_triggers(&records) {
+                    Ok(results) => {
+                        for (result, reply) in results.into_iter().zip(replies) {
+                            let _ = reply.send(Ok(result));
+                        }
+                    }
+                    Err(e) => {
+                        for reply in replies {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+        })?;
+        Ok(Recorder { queue })
+    }
+
+    /// Records one trigger; answers once it is committed.
+    pub async fn record(&self, record: TriggerRecord) -> Result<Recorded, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let gone = || StoreError::from(std::io::Error::other("the trigger writer stopped"));
+        self.queue.send((record, reply)).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
 
 /// One execution to run.
 #[derive(Debug)]

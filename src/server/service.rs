@@ -112,7 +112,8 @@ pub(crate) struct TokenInfo {
 pub(crate) struct App {
     pub(crate) config: ServeConfig,
     pub(crate) registry: Registry,
-    pub(crate) store: Store,
+    pub(crate) store: Arc<Store>,
+    pub(crate) recorder: super::executions::Recorder,
     pub(crate) partition: String,
     pub(crate) tokens: RwLock<HashMap<String, TokenInfo>>,
     pub(crate) versions: RwLock<HashMap<String, i64>>,
@@ -311,7 +312,7 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
 }
 
 fn build_app(config: ServeConfig) -> Result<Arc<App>, ServeError> {
-    let store = Store::open(&config.data_dir)?;
+    let store = Arc::new(Store::open(&config.data_dir)?);
     let stopped = store.stop_orphans(now())?;
     if stopped > 0 {
         tracing::warn!(executions = stopped, "executions left running by a previous process marked Stopped");
@@ -332,6 +333,7 @@ fn build_app(config: ServeConfig) -> Result<Arc<App>, ServeError> {
         partition: partition_of(&config.region).to_owned(),
         config,
         registry,
+        recorder: super::executions::Recorder::start(store.clone())?,
         store,
         tokens: RwLock::default(),
         versions: RwLock::new(versions),

@@ -66,6 +66,19 @@ pub struct ExecutionRow {
     pub last_update_time: f64,
 }
 
+/// One trigger to record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TriggerRecord {
+    /// The webhook's name.
+    pub webhook: String,
+    /// `X-GitHub-Delivery`, when sent.
+    pub delivery: Option<String>,
+    /// A delivery id seen after this time (seconds since the Unix epoch) is a duplicate.
+    pub dedupe_after: f64,
+    /// The execution to write.
+    pub execution: ExecutionRow,
+}
+
 /// What recording a trigger did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recorded {
@@ -76,7 +89,7 @@ pub enum Recorded {
 }
 
 /// A store error: the message only (no values are echoed).
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[error("store: {0}")]
 pub struct StoreError(String);
 
@@ -261,30 +274,45 @@ impl Store {
         dedupe_after: f64,
         execution: &ExecutionRow,
     ) -> Result<Recorded, StoreError> {
+        let trigger = TriggerRecord {
+            webhook: webhook.to_owned(),
+            delivery: delivery.map(str::to_owned),
+            dedupe_after,
+            execution: execution.clone(),
+        };
+        Ok(self.record_triggers(std::slice::from_ref(&trigger))?.remove(0))
+    }
+
+    /// Records several triggers in one transaction (one commit: group commit), in order; a
+    /// delivery id repeated within the batch is a duplicate too. All or nothing.
+    pub fn record_triggers(&self, batch: &[TriggerRecord]) -> Result<Vec<Recorded>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        if let Some(delivery) = delivery {
-            let seen: Option<f64> = tx
-                .query_row(
-                    "SELECT at FROM deliveries WHERE webhook = ?1 AND delivery = ?2",
-                    params![webhook, delivery],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if seen.is_some_and(|at| at > dedupe_after) {
-                return Ok(Recorded::Duplicate);
+        let mut out = Vec::with_capacity(batch.len());
+        for t in batch {
+            let execution = &t.execution;
+            if let Some(delivery) = &t.delivery {
+                let seen: Option<f64> = tx
+                    .prepare_cached("SELECT at FROM deliveries WHERE webhook = ?1 AND delivery = ?2")?
+                    .query_row(params![t.webhook, delivery], |r| r.get(0))
+                    .optional()?;
+                if seen.is_some_and(|at| at > t.dedupe_after) {
+                    out.push(Recorded::Duplicate);
+                    continue;
+                }
+                tx.prepare_cached(
+                    "INSERT INTO deliveries (webhook, delivery, at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(webhook, delivery) DO UPDATE SET at = excluded.at",
+                )?
+                .execute(params![t.webhook, delivery, execution.start_time])?;
             }
-            tx.execute(
-                "INSERT INTO deliveries (webhook, delivery, at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(webhook, delivery) DO UPDATE SET at = excluded.at",
-                params![webhook, delivery, execution.start_time],
-            )?;
-        }
-        tx.execute("UPDATE webhooks SET last_triggered = ?2 WHERE name = ?1", params![webhook, execution.start_time])?;
-        tx.execute(
-            "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
+            tx.prepare_cached("UPDATE webhooks SET last_triggered = ?2 WHERE name = ?1")?
+                .execute(params![t.webhook, execution.start_time])?;
+            tx.prepare_cached(
+                "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
                 execution.id,
                 execution.pipeline,
                 execution.pipeline_version,
@@ -293,10 +321,11 @@ impl Store {
                 execution.webhook_arn,
                 execution.start_time,
                 execution.last_update_time
-            ],
-        )?;
+            ])?;
+            out.push(Recorded::Started);
+        }
         tx.commit()?;
-        Ok(Recorded::Started)
+        Ok(out)
     }
 
     /// Forgets delivery ids older than `before`.
