@@ -15,6 +15,9 @@ use tokio::sync::Semaphore;
 use super::App;
 use super::store::{Recorded, Store, StoreError, TriggerRecord};
 
+/// How often delivery ids older than the duplicate window are deleted (at the next trigger).
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
 /// The most triggers committed in one transaction.
 const MAX_BATCH: usize = 256;
 
@@ -31,7 +34,16 @@ impl Recorder {
     pub fn start(store: Arc<Store>) -> std::io::Result<Recorder> {
         let (queue, jobs) = std::sync::mpsc::channel::<(TriggerRecord, Reply)>();
         std::thread::Builder::new().name("trigger-writer".into()).spawn(move || {
+            let mut pruned = std::time::Instant::now();
             while let Ok(first) = jobs.recv() {
+                if pruned.elapsed() >= PRUNE_EVERY {
+                    // Delivery ids older than the duplicate window are no longer needed.
+                    match store.prune_deliveries(super::now() - super::data::DEDUPE_WINDOW_SECS) {
+                        Ok(n) => tracing::debug!(forgotten = n, "old delivery ids pruned"),
+                        Err(e) => tracing::warn!(error = %e, "pruning delivery ids failed"),
+                    }
+                    pruned = std::time::Instant::now();
+                }
                 let mut batch = vec![first];
                 while batch.len() < MAX_BATCH {
                     match jobs.try_recv() {

@@ -147,7 +147,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     delivery TEXT NOT NULL,
     at REAL NOT NULL,
     PRIMARY KEY (webhook, delivery)
-);
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deliveries_at ON deliveries (at);
 ";
 
 impl Store {
@@ -306,8 +307,6 @@ impl Store {
                 )?
                 .execute(params![t.webhook, delivery, execution.start_time])?;
             }
-            tx.prepare_cached("UPDATE webhooks SET last_triggered = ?2 WHERE name = ?1")?
-                .execute(params![t.webhook, execution.start_time])?;
             tx.prepare_cached(
                 "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -323,6 +322,20 @@ impl Store {
                 execution.last_update_time
             ])?;
             out.push(Recorded::Started);
+        }
+        // lastTriggered: once per webhook per batch, the latest start.
+        let mut last: Vec<(&str, f64)> = Vec::new();
+        for (t, r) in batch.iter().zip(&out) {
+            if *r == Recorded::Started {
+                match last.iter_mut().find(|(w, _)| *w == t.webhook) {
+                    Some((_, at)) => *at = at.max(t.execution.start_time),
+                    None => last.push((&t.webhook, t.execution.start_time)),
+                }
+            }
+        }
+        for (webhook, at) in last {
+            tx.prepare_cached("UPDATE webhooks SET last_triggered = ?2 WHERE name = ?1")?
+                .execute(params![webhook, at])?;
         }
         tx.commit()?;
         Ok(out)
@@ -432,4 +445,61 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn create_private(path: &Path) -> std::io::Result<()> {
     fs::OpenOptions::new().write(true).create_new(true).open(path).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn execution(id: &str, at: f64) -> ExecutionRow {
+        ExecutionRow {
+            seq: 0,
+            id: id.into(),
+            pipeline: "p".into(),
+            pipeline_version: 1,
+            status: "Succeeded".into(),
+            status_summary: None,
+            webhook_arn: "arn:aws:codepipeline:us-east-1:123456789012:webhook:w".into(),
+            start_time: at,
+            last_update_time: at,
+        }
+    }
+
+    fn record(delivery: Option<&str>, id: &str, at: f64) -> TriggerRecord {
+        TriggerRecord {
+            webhook: "w".into(),
+            delivery: delivery.map(str::to_owned),
+            dedupe_after: at - 3600.0,
+            execution: execution(id, at),
+        }
+    }
+
+    #[test]
+    fn batches_dedupe_prune_and_stamp_last_triggered() {
+        let dir = std::env::temp_dir().join(format!("cpw-store-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        store.put_webhook("w", "{}").unwrap();
+        let out = store
+            .record_triggers(&[
+                record(Some("d1"), "e1", 1000.0),
+                record(Some("d1"), "e2", 1001.0),
+                record(None, "e3", 1002.0),
+            ])
+            .unwrap();
+        assert_eq!(out, [Recorded::Started, Recorded::Duplicate, Recorded::Started], "a repeat inside a batch");
+        assert_eq!(store.webhooks().unwrap()[0].last_triggered, Some(1002.0));
+        assert_eq!(
+            store.executions("p", None, 10).unwrap().iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["e3", "e1"]
+        );
+        // An hour later the id is free again; pruning forgets it.
+        assert_eq!(
+            store.record_trigger("w", Some("d1"), 5000.0 - 3600.0, &execution("e4", 5000.0)).unwrap(),
+            Recorded::Started
+        );
+        assert_eq!(store.prune_deliveries(4000.0).unwrap(), 0);
+        assert_eq!(store.prune_deliveries(6000.0).unwrap(), 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
