@@ -42,7 +42,7 @@ api() { # operation, JSON body (serve runs with --no-auth: the data plane is wha
 }
 
 start_serve() { # extra args...
-  rm -rf "$work/data"
+  rm -rf "$work/data" "$work/serve.out"
   "$BIN" serve --no-auth --listen "127.0.0.1:$SERVE_PORT" --data-dir "$work/data" "$@" \
     >"$work/serve.out" 2>"$work/serve.log" &
   pids+=($!)
