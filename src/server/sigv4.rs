@@ -171,8 +171,11 @@ pub fn verify(
             format!("Credential should be scoped to correct service: '{SERVICE}'."),
         ));
     }
-    for required in ["host", "x-amz-date"] {
-        if !auth.signed_headers.contains(&required) {
+    // The operation must be covered too: otherwise a captured request could be replayed, within
+    // the skew window, as another operation.
+    let target_sent = headers.contains_key("x-amz-target");
+    for required in ["host", "x-amz-date", "x-amz-target"] {
+        if (required != "x-amz-target" || target_sent) && !auth.signed_headers.contains(&required) {
             return Err(err("InvalidSignatureException", format!("the '{required}' header must be signed")));
         }
     }
@@ -284,6 +287,24 @@ mod tests {
                 .unwrap_err()
                 .message
                 .starts_with("Signature expired")
+        );
+        // An unsigned X-Amz-Target added afterwards.
+        let mut unsigned = HeaderMap::new();
+        let headers_without_target = [("host", "127.0.0.1:8080")];
+        let out = sign(
+            SignableRequest::new("POST", "/", headers_without_target.into_iter(), SignableBody::Bytes(body)).unwrap(),
+            &params,
+        )
+        .unwrap();
+        for (n, v) in headers_without_target.into_iter().chain(out.output().headers()) {
+            unsigned.insert(http::HeaderName::from_bytes(n.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        assert_eq!(verify(&keys, "us-east-1", "POST", "/", &unsigned, body, now), Ok(()));
+        unsigned.insert("x-amz-target", "CodePipeline_20150709.DeleteWebhook".parse().unwrap());
+        let e = verify(&keys, "us-east-1", "POST", "/", &unsigned, body, now).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            ("InvalidSignatureException", "the 'x-amz-target' header must be signed")
         );
         let other = [AccessKey { id: "OTHER".into(), secret: "secret".into() }];
         assert_eq!(
