@@ -950,3 +950,39 @@ async fn load_concurrent_deliveries_and_api_calls() {
     assert_eq!(c.list_webhooks().send().await.unwrap().webhooks().len(), 41);
     eprintln!("{} deliveries and {calls} API calls in {:?}", TASKS * PER_TASK, started.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_senders_are_cut_off() {
+    let dir = temp_dir("slow");
+    let server = Server::start(&dir.join("data"), &["--request-timeout", "1"]);
+    let (c, addr) = (server.client(), server.addr);
+    let token = setup(&c, "app", "hook", WebhookAuthenticationType::GithubHmac).await;
+
+    // Headers that never end: the connection is closed after the header read timeout.
+    let started = Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"POST /trigger?t=x&v=1 HTTP/1.1\r\nHost: a\r\nX-Slow: ").await.unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest)).await.expect("closed in time");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+
+    // A body that never arrives, to a known token: 408 after the read timeout, nothing started.
+    let started = Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("POST /trigger?t={token}&v=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n{{");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ =
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await.expect("answered in time");
+    assert!(answer.starts_with(b"HTTP/1.1 408"), "{}", String::from_utf8_lossy(&answer));
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        c.list_pipeline_executions()
+            .pipeline_name("app")
+            .send()
+            .await
+            .unwrap()
+            .pipeline_execution_summaries()
+            .is_empty()
+    );
+}

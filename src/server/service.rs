@@ -472,6 +472,53 @@ async fn shutdown_signal() {
     }
 }
 
+/// Accepts connections until SIGTERM or SIGINT, then lets open requests finish (10 s at most).
+/// HTTP/1.1 with a header read timeout (hyper's, which needs a timer; `axum::serve` sets none), so
+/// a client that sends its headers slowly cannot hold a connection; bodies are bounded by the
+/// handlers and the request timeout.
+async fn serve_connections(listener: tokio::net::TcpListener, router: Router, header_timeout: Duration) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = tower::ServiceExt::map_request(router.clone(), move |mut request: http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    request
+                });
+                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "connection closed with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open 10 s after the shutdown signal: closing them");
+    }
+}
+
 /// Runs the service until SIGTERM or SIGINT: binds, prints `listening on http://ADDR` on stdout,
 /// serves, and shuts down gracefully.
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
@@ -482,7 +529,6 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         tracing::warn!("--no-auth: control-plane calls are not authenticated");
     }
     let app = build_app(config)?;
-    let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
     tracing::info!(address = %bound, public_url = %app.config.public_url, data_dir = %app.config.data_dir.display(), "listening");
     {
         use std::io::Write as _;
@@ -490,7 +536,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         let _ = writeln!(out, "listening on http://{bound}");
         let _ = out.flush();
     }
-    axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await?;
+    serve_connections(listener, router(app.clone()), app.config.read_timeout).await;
     if let Some(runner) = &app.runner {
         runner.drain(Duration::from_secs(10)).await;
     }
