@@ -719,6 +719,17 @@ async fn deliveries_over_real_http() {
     }
     let h = http(addr, "GET", "/healthz", &[], b"").await;
     assert_eq!((h.status, h.body.as_slice()), (200, &b"ok\n"[..]));
+
+    // The pipeline deleted: its webhooks stay listed, in error, and refuse deliveries (409).
+    c.delete_pipeline().name("app").send().await.unwrap();
+    let hooks = c.list_webhooks().send().await.unwrap();
+    assert!(hooks.webhooks().iter().all(|w| w.error_code() == Some("PipelineNotFoundException")));
+    let a = deliver(addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", "d-after-delete")).await;
+    assert_eq!((a.status, a.body.len()), (409, 0));
+    // Created again: they work again.
+    c.create_pipeline().pipeline(pipeline("app", "master")).send().await.unwrap();
+    let a = deliver(addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", "d-after-create")).await;
+    assert_eq!(a.status, 202);
     assert!(!server.logs().contains(HOOK_SECRET));
 }
 
