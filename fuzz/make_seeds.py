@@ -68,3 +68,29 @@ deep = b"[" * 128 + b"]" * 128
 for j, path in enumerate([b"$..*..*..*", b"$..[?@..[?@..*]]", b"$..[?count(@..*) > 1]", b"$..*[::-1]",
                           b"$[?match(@.a, 'a.*')]", b"$.commits[*].modified[*]"]):
     write("bounded", f"shape-{j}", bytes([len(path)]) + path + deep)
+
+# control_plane: the X-Amz-Target value, newline, the body; one valid call per operation, then
+# a few that fail (no target, unknown operation, broken JSON, wrong field types).
+t = "CodePipeline_20150709."
+pipeline = (root / "examples" / "pipeline.json").read_bytes()
+calls = {
+    "PutWebhook": (root / "examples" / "webhook.json").read_bytes(),
+    "ListWebhooks": b'{"MaxResults": 10, "NextToken": "aG9vaw"}',
+    "DeleteWebhook": b'{"name": "hello-world-master"}',
+    "RegisterWebhookWithThirdParty": b'{"webhookName": "hello-world-master"}',
+    "DeregisterWebhookWithThirdParty": b'{"webhookName": "hello-world-master"}',
+    "CreatePipeline": b'{"pipeline": ' + pipeline + b', "tags": [{"key": "team", "value": "platform"}]}',
+    "UpdatePipeline": b'{"pipeline": ' + pipeline + b"}",
+    "GetPipeline": b'{"name": "hello-world-pipeline", "version": 2}',
+    "DeletePipeline": b'{"name": "hello-world-pipeline"}',
+    "ListPipelines": b'{"maxResults": 3, "nextToken": "YXBw"}',
+    "ListPipelineExecutions": b'{"pipelineName": "hello-world-pipeline", "maxResults": 5, "filter": {}}',
+    "GetPipelineExecution": b'{"pipelineName": "p", "pipelineExecutionId": "f825eb18-df07-4bd4-802f-9b174e347dca"}',
+}
+for op, body in calls.items():
+    write("control_plane", op, (t + op).encode() + b"\n" + body)
+write("control_plane", "no-target", b"{}")
+write("control_plane", "unknown", (t + "StartPipelineExecution").encode() + b"\n{}")
+write("control_plane", "broken-json", (t + "GetPipeline").encode() + b'\n{"name": ')
+write("control_plane", "wrong-type", (t + "ListWebhooks").encode() + b'\n{"MaxResults": "ten"}')
+write("control_plane", "empty-body", (t + "ListPipelines").encode() + b"\n")

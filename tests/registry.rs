@@ -960,3 +960,20 @@ fn without_a_grace_period_the_old_secret_stops_at_once() {
         serde_json::to_value(f.registry.export_state()).unwrap()["webhooks"][0].get("previousSecretToken").is_none()
     );
 }
+
+#[test]
+fn deleting_a_pipeline_leaves_its_webhooks_in_error_until_it_is_back() {
+    let f = fixture();
+    let url = f.registry.put_webhook(input("h", |_| {})).unwrap().webhook.url;
+    f.registry.delete_pipeline("MyFirstPipeline").unwrap();
+    f.registry.delete_pipeline("MyFirstPipeline").unwrap();
+    let listed = f.registry.list_webhooks(Default::default()).unwrap();
+    assert_eq!(listed.webhooks[0].error_code.as_deref(), Some("PipelineNotFoundException"));
+    assert_eq!(deliver(&f.registry, &url, MAIN).unwrap_err().code(), "PipelineNotFoundException");
+    // That state exports and imports as it is (a registry could have produced it).
+    let copy = Registry::builder().region("us-east-1").account_id("111111111111").state(f.registry.export_state());
+    let copy = copy.build().unwrap();
+    assert_eq!(copy.list_webhooks(Default::default()).unwrap().webhooks.len(), 1);
+    put_pipeline(&f.registry, "main");
+    assert!(deliver(&f.registry, &url, MAIN).unwrap());
+}

@@ -65,6 +65,20 @@ impl Registry {
         unreachable!("the last attempt holds the write lock throughout")
     }
 
+    /// `DeletePipeline`: removes a pipeline; its webhooks stay listed, with `errorCode`
+    /// `PipelineNotFoundException`, and refuse deliveries until a pipeline of that name is put
+    /// again (then they compile against it). Deleting a missing pipeline succeeds.
+    pub fn delete_pipeline(&self, name: &str) -> Result<(), Error> {
+        let mut state = self.write();
+        if state.pipelines.remove(name).is_some() {
+            for entry in state.webhooks.values_mut().filter(|e| e.definition.target_pipeline == name) {
+                entry.compiled = Err(pipeline_not_found(name));
+                entry.revision = self.revisions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
     /// `PutWebhook`: validates, checks the target, compiles, and stores. Same name: the webhook is
     /// replaced and keeps its URL, ARN and `lastTriggered`.
     ///

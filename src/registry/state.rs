@@ -110,7 +110,10 @@ impl Registry {
                 Some(pipeline) => self.compile(&input.webhook, pipeline, previous.as_ref()).map(Arc::new),
                 None => Err(pipeline_not_found(&input.webhook.target_pipeline)),
             };
+            // A missing pipeline is a state `delete_pipeline` produces: the webhook loads in
+            // error. Any other error must be the one the state recorded.
             if let Err(e) = &compiled
+                && e.kind() != ErrorCode::PipelineNotFoundException
                 && w.error_code.as_deref() != Some(e.code())
             {
                 return Err(Error::new(

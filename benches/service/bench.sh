@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The data-plane benchmark of BENCHMARKS.md: `codepipeline-webhooks serve` (release build) against
+# adnanh/webhook (Debian package `webhook`), same signed GitHub push, loopback only, wrk.
+#
+#   cargo build --release --features server
+#   apt-get install webhook wrk
+#   benches/service/bench.sh            # DURATION=10s CONNECTIONS=32 THREADS=2 by default
+#
+# Cases: (a) a signed delivery whose filters do not match (a tag push), (b) one that starts the
+# pipeline (a push to master): serve records an execution in SQLite (no --on-trigger); webhook
+# runs its execute-command (/bin/true). (b+) serve with --on-trigger /bin/true, for the like-for-like
+# comparison with webhook, which always runs a command.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-2}
+SERVE_PORT=${SERVE_PORT:-18080}
+WEBHOOK_PORT=${WEBHOOK_PORT:-19000}
+SECRET=bench-secret-not-for-production
+BIN=target/release/codepipeline-webhooks
+MATCH=tests/fixtures/github/push/with-new-branch.payload.json   # refs/heads/master, Hello-World
+MISMATCH=tests/fixtures/github/push/payload.json                # refs/tags/simple-tag, Hello-World
+
+[ -x "$BIN" ] || { echo "build first: cargo build --release --features server" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+command -v webhook >/dev/null || { echo "webhook is not installed (apt-get install webhook)" >&2; exit 1; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+sig() { echo "sha256=$(openssl dgst -sha256 -hmac "$SECRET" -r "$1" | cut -d' ' -f1)"; }
+SIG_MATCH=$(sig "$MATCH")
+SIG_MISMATCH=$(sig "$MISMATCH")
+
+api() { # operation, JSON body (serve runs with --no-auth: the data plane is what is measured)
+  curl -sSf "http://127.0.0.1:$SERVE_PORT/" -H "X-Amz-Target: CodePipeline_20150709.$1" \
+    -H 'Content-Type: application/x-amz-json-1.1' --data-binary "$2"
+}
+
+start_serve() { # extra args...
+  rm -rf "$work/data" "$work/serve.out"
+  "$BIN" serve --no-auth --listen "127.0.0.1:$SERVE_PORT" --data-dir "$work/data" "$@" \
+    >"$work/serve.out" 2>"$work/serve.log" &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.05; done
+  api CreatePipeline "{\"pipeline\": $(cat examples/pipeline.json)}" >/dev/null
+  webhook_json=$(sed "s/example-secret-do-not-use/$SECRET/" examples/webhook.json)
+  url=$(api PutWebhook "$webhook_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["webhook"]["url"])')
+  SERVE_URL=$url
+}
+
+stop_last() { kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'; }
+
+cat >"$work/hooks.json" <<JSON
+[{
+  "id": "hello-world-master",
+  "execute-command": "/bin/true",
+  "response-message": "started",
+  "trigger-rule": {"and": [
+    {"match": {"type": "payload-hmac-sha256", "secret": "$SECRET", "parameter": {"source": "header", "name": "X-Hub-Signature-256"}}},
+    {"match": {"type": "value", "value": "refs/heads/master", "parameter": {"source": "payload", "name": "ref"}}},
+    {"match": {"type": "value", "value": "Hello-World", "parameter": {"source": "payload", "name": "repository.name"}}}
+  ]}
+}]
+JSON
+
+run() { # label url body signature
+  local out
+  echo "== $1"
+  # One request first: the answer each server gives this case.
+  curl -sS -o "$work/answer" -w "HTTP %{http_code}: " "$2" -H 'Content-Type: application/json' \
+    -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: probe-$RANDOM" -H "X-Hub-Signature-256: $4" \
+    --data-binary @"$3"; head -c 200 "$work/answer"; echo
+  out=$(BODY_FILE="$3" SIGNATURE="$4" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s benches/service/post.lua "$2")
+  echo "$out" | grep -E "Requests/sec|Non-2xx|Socket errors|p50_us|99%|requests in"
+}
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "serve: $("$BIN" --version); webhook: $(webhook -version); wrk: $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
+
+start_serve
+run "serve (a) signed, filters do not match" "$SERVE_URL" "$MISMATCH" "$SIG_MISMATCH"
+run "serve (b) signed, starts the pipeline (execution recorded in SQLite)" "$SERVE_URL" "$MATCH" "$SIG_MATCH"
+echo "executions recorded: $(api ListPipelineExecutions '{"pipelineName": "hello-world-pipeline", "maxResults": 1}' >/dev/null; sqlite3 "$work/data/codepipeline-webhooks.sqlite3" 'select count(*) from executions' 2>/dev/null || echo '(sqlite3 not installed)')"
+stop_last
+
+start_serve --on-trigger /bin/true
+run "serve (b+) signed, starts the pipeline, --on-trigger /bin/true" "$SERVE_URL" "$MATCH" "$SIG_MATCH"
+stop_last
+
+webhook -hooks "$work/hooks.json" -ip 127.0.0.1 -port "$WEBHOOK_PORT" >"$work/webhook.log" 2>&1 &
+pids+=($!)
+sleep 1
+HOOK_URL="http://127.0.0.1:$WEBHOOK_PORT/hooks/hello-world-master"
+run "webhook (a) signed, rule not satisfied" "$HOOK_URL" "$MISMATCH" "$SIG_MISMATCH"
+run "webhook (b) signed, rule satisfied (runs /bin/true)" "$HOOK_URL" "$MATCH" "$SIG_MATCH"

@@ -1,0 +1,216 @@
+//! The control plane's decoder: AWS JSON 1.1 on `POST /` (`X-Amz-Target:
+//! CodePipeline_20150709.<Op>`), decoded by [`decode`] into an [`Operation`], and the error form
+//! (`{"__type": …, "message": …}` + `x-amzn-ErrorType`). Pure: no I/O, no service state (feature
+//! `control-plane`, which `server` implies), so that it can be fuzzed on its own.
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::registry::{
+    DeleteWebhookInput, DeregisterWebhookWithThirdPartyInput, ListWebhooksInput, RegisterWebhookWithThirdPartyInput,
+};
+use crate::{PutWebhookInput, Tag};
+
+/// The target prefix of CodePipeline's API version.
+pub const TARGET_PREFIX: &str = "CodePipeline_20150709.";
+/// The content type of AWS JSON 1.1.
+pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// A failed call: HTTP status, AWS exception name and message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// 400, 403, 404 or 500.
+    pub status: u16,
+    /// The exception name (`__type` and `x-amzn-ErrorType`).
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl ApiError {
+    /// A 400 error.
+    pub fn client(code: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError { status: 400, code: code.into(), message: message.into() }
+    }
+
+    #[cfg(feature = "server")]
+    pub(crate) fn internal() -> Self {
+        ApiError {
+            status: 500,
+            code: "InternalFailure".into(),
+            message: "the service could not complete the request".into(),
+        }
+    }
+
+    /// The error body.
+    pub fn body(&self) -> String {
+        json!({"__type": self.code, "message": self.message}).to_string()
+    }
+}
+
+impl From<crate::Error> for ApiError {
+    fn from(e: crate::Error) -> Self {
+        ApiError::client(e.code(), e.message())
+    }
+}
+
+/// `CreatePipeline` / `UpdatePipeline` input.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct PipelineInput {
+    /// The declaration, stored as given (its `version` is set by the service).
+    pub pipeline: Map<String, Value>,
+    /// Tags (CreatePipeline).
+    #[serde(default)]
+    pub tags: Option<Vec<Tag>>,
+}
+
+/// `GetPipeline` input.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct GetPipelineInput {
+    /// The pipeline.
+    pub name: String,
+    /// A version; the latest when absent.
+    #[serde(default)]
+    pub version: Option<i64>,
+}
+
+/// `DeletePipeline` input.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct DeletePipelineInput {
+    /// The pipeline.
+    pub name: String,
+}
+
+/// `ListPipelines` input.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPipelinesInput {
+    /// Where the previous page ended.
+    #[serde(default)]
+    pub next_token: Option<String>,
+    /// 1 to 1000 (default 100).
+    #[serde(default)]
+    pub max_results: Option<i64>,
+}
+
+/// `ListPipelineExecutions` input.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPipelineExecutionsInput {
+    /// The pipeline.
+    pub pipeline_name: String,
+    /// 1 to 100 (default 100).
+    #[serde(default)]
+    pub max_results: Option<i64>,
+    /// Where the previous page ended.
+    #[serde(default)]
+    pub next_token: Option<String>,
+    /// Accepted and ignored (every execution here was started by a webhook).
+    #[serde(default)]
+    pub filter: Option<Value>,
+}
+
+/// `GetPipelineExecution` input.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetPipelineExecutionInput {
+    /// The pipeline.
+    pub pipeline_name: String,
+    /// The execution.
+    pub pipeline_execution_id: String,
+}
+
+/// A decoded control-plane call.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Operation {
+    /// `PutWebhook`.
+    PutWebhook(PutWebhookInput),
+    /// `ListWebhooks`.
+    ListWebhooks(ListWebhooksInput),
+    /// `DeleteWebhook`.
+    DeleteWebhook(DeleteWebhookInput),
+    /// `RegisterWebhookWithThirdParty`.
+    RegisterWebhookWithThirdParty(RegisterWebhookWithThirdPartyInput),
+    /// `DeregisterWebhookWithThirdParty`.
+    DeregisterWebhookWithThirdParty(DeregisterWebhookWithThirdPartyInput),
+    /// `CreatePipeline`.
+    CreatePipeline(PipelineInput),
+    /// `UpdatePipeline`.
+    UpdatePipeline(PipelineInput),
+    /// `GetPipeline`.
+    GetPipeline(GetPipelineInput),
+    /// `DeletePipeline`.
+    DeletePipeline(DeletePipelineInput),
+    /// `ListPipelines`.
+    ListPipelines(ListPipelinesInput),
+    /// `ListPipelineExecutions`.
+    ListPipelineExecutions(ListPipelineExecutionsInput),
+    /// `GetPipelineExecution`.
+    GetPipelineExecution(GetPipelineExecutionInput),
+}
+
+/// The operations served, by name.
+pub const OPERATIONS: [&str; 12] = [
+    "PutWebhook",
+    "ListWebhooks",
+    "DeleteWebhook",
+    "RegisterWebhookWithThirdParty",
+    "DeregisterWebhookWithThirdParty",
+    "CreatePipeline",
+    "UpdatePipeline",
+    "GetPipeline",
+    "DeletePipeline",
+    "ListPipelines",
+    "ListPipelineExecutions",
+    "GetPipelineExecution",
+];
+
+/// The operation an `X-Amz-Target` names, if it is one served (its `'static` name).
+pub fn operation_name(target: Option<&str>) -> Option<&'static str> {
+    let op = target?.strip_prefix(TARGET_PREFIX)?;
+    OPERATIONS.iter().copied().find(|o| *o == op)
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            ApiError::client("ValidationException", e.to_string())
+        } else {
+            ApiError::client("SerializationException", format!("the body is not a JSON object: {e}"))
+        }
+    })
+}
+
+/// Decodes a call from its `X-Amz-Target` header and body. No side effects; never panics.
+pub fn decode(target: Option<&str>, body: &[u8]) -> Result<Operation, ApiError> {
+    let Some(name) = operation_name(target) else {
+        return Err(ApiError::client(
+            "UnknownOperationException",
+            "the X-Amz-Target header names no operation of this service",
+        ));
+    };
+    Ok(match name {
+        "PutWebhook" => {
+            let text = std::str::from_utf8(body)
+                .map_err(|_| ApiError::client("SerializationException", "the body is not UTF-8"))?;
+            Operation::PutWebhook(PutWebhookInput::from_json(text)?)
+        }
+        "ListWebhooks" => Operation::ListWebhooks(parse(body)?),
+        "DeleteWebhook" => Operation::DeleteWebhook(parse(body)?),
+        "RegisterWebhookWithThirdParty" => Operation::RegisterWebhookWithThirdParty(parse(body)?),
+        "DeregisterWebhookWithThirdParty" => Operation::DeregisterWebhookWithThirdParty(parse(body)?),
+        "CreatePipeline" => Operation::CreatePipeline(parse(body)?),
+        "UpdatePipeline" => Operation::UpdatePipeline(parse(body)?),
+        "GetPipeline" => Operation::GetPipeline(parse(body)?),
+        "DeletePipeline" => Operation::DeletePipeline(parse(body)?),
+        "ListPipelines" => Operation::ListPipelines(parse(body)?),
+        "ListPipelineExecutions" => Operation::ListPipelineExecutions(parse(body)?),
+        "GetPipelineExecution" => Operation::GetPipelineExecution(parse(body)?),
+        _ => unreachable_operation(name)?,
+    })
+}
+
+fn unreachable_operation(name: &str) -> Result<Operation, ApiError> {
+    Err(ApiError::client("UnknownOperationException", format!("{name} is not served")))
+}

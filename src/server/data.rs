@@ -1,0 +1,224 @@
+//! The data plane: `POST /trigger?t=…&v=1`. The token is looked up before the body is read (an
+//! unknown token costs no buffering), the body is read under the webhook's size limit and a
+//! timeout, and the registry's verdict becomes the HTTP answer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+
+use super::executions::Job;
+use super::store::{ExecutionRow, Recorded, TriggerRecord};
+use super::{App, TokenInfo};
+use crate::{ErrorCode, Request, Step, Verdict, WebhookAuthenticationType};
+
+/// How long a repeated `X-GitHub-Delivery` is remembered.
+pub const DEDUPE_WINDOW_SECS: f64 = 3600.0;
+
+/// The `t` parameter of a query string.
+pub fn token_of(query: Option<&str>) -> Option<&str> {
+    query?.split('&').find_map(|pair| pair.strip_prefix("t=")).filter(|t| !t.is_empty())
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+fn empty(status: StatusCode) -> Response {
+    status.into_response()
+}
+
+/// The `/trigger` handler.
+pub(crate) async fn trigger(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let Some(token) = token_of(query.as_deref()).map(str::to_owned) else {
+        app.metrics.delivery("unknown_token", "none", started.elapsed());
+        return empty(StatusCode::NOT_FOUND);
+    };
+    // Found before a byte of the body is read.
+    let Some(info) = app.token(&token) else {
+        app.metrics.delivery("unknown_token", "none", started.elapsed());
+        tracing::info!(outcome = "unknown_token", peer = %peer.ip(), "delivery to an unknown URL");
+        return empty(StatusCode::NOT_FOUND);
+    };
+    let limit = app.config.max_body_bytes;
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        app.metrics.delivery("too_large", "payload", started.elapsed());
+        tracing::info!(webhook = %info.name, outcome = "too_large", "Content-Length over the limit");
+        return empty(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let bytes: Bytes = match tokio::time::timeout(app.config.read_timeout, Limited::new(body, limit).collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => {
+            app.metrics.delivery("too_large", "payload", started.elapsed());
+            tracing::info!(webhook = %info.name, outcome = "too_large", "body over the limit");
+            return empty(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        Ok(Err(_)) => {
+            app.metrics.delivery("bad_request", "payload", started.elapsed());
+            return empty(StatusCode::BAD_REQUEST);
+        }
+        Err(_) => {
+            app.metrics.delivery("bad_request", "payload", started.elapsed());
+            tracing::info!(webhook = %info.name, outcome = "timeout", "body not received in time");
+            return empty(StatusCode::REQUEST_TIMEOUT);
+        }
+    };
+    let request = Request::from_headers(&headers, &bytes).source_ip(peer);
+    let verdict = match app.registry.trigger_token(&token, &request) {
+        Ok(v) => v,
+        Err(e) if e.kind() == ErrorCode::WebhookNotFoundException => {
+            app.metrics.delivery("unknown_token", "none", started.elapsed());
+            return empty(StatusCode::NOT_FOUND);
+        }
+        Err(e) => {
+            // The webhook does not compile against its pipeline as it is now.
+            app.metrics.delivery("error", "none", started.elapsed());
+            tracing::warn!(webhook = %info.name, code = e.code(), message = e.message(), "webhook cannot trigger");
+            return empty(StatusCode::CONFLICT);
+        }
+    };
+    answer(&app, &info, &headers, verdict, bytes, started).await
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn answer(
+    app: &Arc<App>,
+    info: &TokenInfo,
+    headers: &HeaderMap,
+    verdict: Verdict,
+    payload: Bytes,
+    started: Instant,
+) -> Response {
+    let event = header_str(headers, "x-github-event");
+    let delivery = header_str(headers, "x-github-delivery");
+    let proved_secret = info.authentication == WebhookAuthenticationType::GithubHmac;
+    let is_ping = event == Some("ping");
+    match verdict.rejection() {
+        None => {
+            if is_ping {
+                app.metrics.delivery("ping", "none", started.elapsed());
+                tracing::info!(webhook = %info.name, outcome = "ping", "authenticated ping");
+                return json_response(StatusCode::OK, json!({"ignored": "ping"}));
+            }
+            let now = super::now();
+            let id = super::uuid();
+            let running = app.runner.is_some();
+            let execution = ExecutionRow {
+                seq: 0,
+                id: id.clone(),
+                pipeline: verdict.target_pipeline().to_owned(),
+                pipeline_version: app.pipeline_version(verdict.target_pipeline()),
+                status: if running { "InProgress" } else { "Succeeded" }.to_owned(),
+                status_summary: None,
+                webhook_arn: app.webhook_arn(verdict.webhook_name()),
+                start_time: now,
+                last_update_time: now,
+            };
+            let record = TriggerRecord {
+                webhook: verdict.webhook_name().to_owned(),
+                delivery: delivery.map(str::to_owned),
+                dedupe_after: now - DEDUPE_WINDOW_SECS,
+                execution,
+            };
+            match app.recorder.record(record).await {
+                Ok(Recorded::Started) => {}
+                Ok(Recorded::Duplicate) => {
+                    app.metrics.delivery("duplicate", "none", started.elapsed());
+                    tracing::info!(webhook = %info.name, outcome = "duplicate", delivery, "repeated delivery id");
+                    return json_response(StatusCode::OK, json!({"ignored": "duplicate delivery"}));
+                }
+                Err(e) => {
+                    app.metrics.delivery("error", "none", started.elapsed());
+                    tracing::error!(webhook = %info.name, error = %e, "could not record the execution");
+                    return empty(StatusCode::SERVICE_UNAVAILABLE);
+                }
+            }
+            if let Some(runner) = &app.runner {
+                runner.spawn(
+                    app.clone(),
+                    Job {
+                        execution_id: id.clone(),
+                        pipeline: verdict.target_pipeline().to_owned(),
+                        webhook: verdict.webhook_name().to_owned(),
+                        event: event.unwrap_or_default().to_owned(),
+                        delivery: delivery.unwrap_or_default().to_owned(),
+                        payload,
+                    },
+                );
+            }
+            app.metrics.delivery("started", "none", started.elapsed());
+            tracing::info!(webhook = %info.name, pipeline = verdict.target_pipeline(), execution = %id, outcome = "started", previous_secret = verdict.used_previous_secret(), "pipeline started");
+            json_response(StatusCode::ACCEPTED, json!({"pipelineExecutionId": id}))
+        }
+        Some(rejection) => {
+            let step = rejection.step();
+            let elapsed = started.elapsed();
+            match step {
+                Step::SourceIp | Step::Signature => {
+                    app.metrics.delivery("rejected", step.as_str(), elapsed);
+                    tracing::info!(webhook = %info.name, outcome = "rejected", step = step.as_str(), reason = %rejection, "delivery refused");
+                    empty(StatusCode::FORBIDDEN)
+                }
+                Step::Payload if matches!(rejection, crate::Rejection::PayloadTooLarge { .. }) => {
+                    app.metrics.delivery("too_large", step.as_str(), elapsed);
+                    empty(StatusCode::PAYLOAD_TOO_LARGE)
+                }
+                Step::Payload => {
+                    app.metrics.delivery("bad_request", step.as_str(), elapsed);
+                    tracing::info!(webhook = %info.name, outcome = "bad_request", reason = %rejection, "malformed payload");
+                    if proved_secret {
+                        json_response(StatusCode::BAD_REQUEST, json!({"error": rejection.to_string()}))
+                    } else {
+                        empty(StatusCode::BAD_REQUEST)
+                    }
+                }
+                Step::Filter => {
+                    let (outcome, reason) =
+                        if is_ping { ("ping", "ping".to_owned()) } else { ("ignored", rejection.to_string()) };
+                    app.metrics.delivery(outcome, if is_ping { "none" } else { step.as_str() }, elapsed);
+                    tracing::info!(webhook = %info.name, outcome, reason = %rejection, "filters did not match");
+                    if proved_secret {
+                        json_response(StatusCode::OK, json!({"ignored": reason}))
+                    } else {
+                        json_response(StatusCode::OK, json!({}))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The default read timeout of a delivery's body.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::token_of;
+
+    #[test]
+    fn token_from_query() {
+        assert_eq!(token_of(Some("t=abc&v=1")), Some("abc"));
+        assert_eq!(token_of(Some("v=1&t=abc")), Some("abc"));
+        assert_eq!(token_of(Some("v=1")), None);
+        assert_eq!(token_of(Some("t=")), None);
+        assert_eq!(token_of(None), None);
+    }
+}

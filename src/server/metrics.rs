@@ -1,0 +1,96 @@
+//! Counters and a latency histogram, rendered in the Prometheus text format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+/// Upper bounds of the delivery latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0];
+
+/// The service's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    deliveries: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    api_calls: Mutex<BTreeMap<(String, u16), u64>>,
+    executions_finished: Mutex<BTreeMap<&'static str, u64>>,
+    buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_nanos: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one delivery by outcome (`started`, `ignored`, `duplicate`, `ping`, `rejected`,
+    /// `unknown_token`, `too_large`, `bad_request`, `error`) and step (`none` when no step refused
+    /// it), and observes its latency.
+    pub fn delivery(&self, outcome: &'static str, step: &'static str, elapsed: Duration) {
+        *self.deliveries.lock().unwrap_or_else(PoisonError::into_inner).entry((outcome, step)).or_default() += 1;
+        let secs = elapsed.as_secs_f64();
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            if secs <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_nanos.fetch_add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Counts one control-plane call by operation and HTTP status.
+    pub fn api_call(&self, operation: &str, status: u16) {
+        *self
+            .api_calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((operation.to_owned(), status))
+            .or_default() += 1;
+    }
+
+    /// Counts one finished on-trigger execution by status.
+    pub fn execution_finished(&self, status: &'static str) {
+        *self.executions_finished.lock().unwrap_or_else(PoisonError::into_inner).entry(status).or_default() += 1;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP codepipeline_webhooks_deliveries_total Deliveries to /trigger by outcome and refusing step.\n",
+        );
+        out.push_str("# TYPE codepipeline_webhooks_deliveries_total counter\n");
+        for ((outcome, step), n) in self.deliveries.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            let _ =
+                writeln!(out, "codepipeline_webhooks_deliveries_total{{outcome=\"{outcome}\",step=\"{step}\"}} {n}");
+        }
+        out.push_str("# HELP codepipeline_webhooks_delivery_seconds Time from request to answer on /trigger.\n");
+        out.push_str("# TYPE codepipeline_webhooks_delivery_seconds histogram\n");
+        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            let _ = writeln!(
+                out,
+                "codepipeline_webhooks_delivery_seconds_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "codepipeline_webhooks_delivery_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let sum = self.latency_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "codepipeline_webhooks_delivery_seconds_sum {sum}");
+        let _ = writeln!(out, "codepipeline_webhooks_delivery_seconds_count {count}");
+        out.push_str(
+            "# HELP codepipeline_webhooks_api_calls_total Control-plane calls by operation and HTTP status.\n",
+        );
+        out.push_str("# TYPE codepipeline_webhooks_api_calls_total counter\n");
+        for ((operation, status), n) in self.api_calls.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            let _ = writeln!(
+                out,
+                "codepipeline_webhooks_api_calls_total{{operation=\"{operation}\",status=\"{status}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP codepipeline_webhooks_executions_finished_total On-trigger runs by final status.\n");
+        out.push_str("# TYPE codepipeline_webhooks_executions_finished_total counter\n");
+        for (status, n) in self.executions_finished.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            let _ = writeln!(out, "codepipeline_webhooks_executions_finished_total{{status=\"{status}\"}} {n}");
+        }
+        out
+    }
+}

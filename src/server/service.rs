@@ -1,0 +1,563 @@
+//! The running service: configuration, shared state, routes, startup and shutdown.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+
+use super::control::{self, ApiError, CONTENT_TYPE};
+use super::executions::Runner;
+use super::metrics::Metrics;
+use super::sigv4::{self, AccessKey};
+use super::store::{Store, StoreError};
+use crate::registry::{PipelineDeclaration, Registry, RegistryState, WebhookState};
+use crate::{DEFAULT_MAX_BODY_BYTES, WebhookAuthenticationType};
+
+/// How logs are written (to stderr).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The `serve` subcommand's options.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The address to listen on (port 0: any free port; the bound address is printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// The URL webhook URLs start with: `{public-url}/trigger?t=…&v=1` (default `http://{listen}`).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Where the SQLite database lives.
+    #[arg(long, default_value = "./codepipeline-webhooks-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// The AWS region the service answers as (ARNs, SigV4 scope).
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// The 12-digit account id in ARNs.
+    #[arg(long, default_value = "123456789012")]
+    pub account_id: String,
+    /// Accept control-plane calls without SigV4 verification (local use only).
+    #[arg(long)]
+    pub no_auth: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Seconds an on-trigger program may run before it is killed and the execution fails.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub on_trigger_timeout: u64,
+    /// How many on-trigger programs run at once (more wait their turn).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub on_trigger_concurrency: usize,
+    /// Seconds a request (its body included) may take to arrive.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub request_timeout: u64,
+    /// The program a trigger runs, with its arguments: the rest of the command line. No shell;
+    /// the payload on stdin; `CODEPIPELINE_PIPELINE`, `CODEPIPELINE_WEBHOOK`,
+    /// `CODEPIPELINE_EXECUTION_ID`, `GITHUB_EVENT`, `GITHUB_DELIVERY` in its environment.
+    #[arg(long, num_args = 1.., allow_hyphen_values = true, value_name = "PROGRAM [ARG]...")]
+    pub on_trigger: Vec<String>,
+}
+
+/// The resolved configuration of a running service.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// The region.
+    pub region: String,
+    /// The account id.
+    pub account_id: String,
+    /// The base of webhook URLs.
+    pub public_url: String,
+    /// Where the database lives.
+    pub data_dir: PathBuf,
+    /// Accepted access keys; empty with `--no-auth`.
+    pub keys: Vec<AccessKey>,
+    /// Whether SigV4 is checked.
+    pub auth: bool,
+    /// The on-trigger program, if any.
+    pub on_trigger: Vec<String>,
+    /// Its time limit.
+    pub on_trigger_timeout: Duration,
+    /// How many run at once.
+    pub on_trigger_concurrency: usize,
+    /// How long a delivery's body may take.
+    pub read_timeout: Duration,
+    /// The body limit of a delivery.
+    pub max_body_bytes: usize,
+    /// The largest control-plane request body.
+    pub max_api_body_bytes: usize,
+}
+
+/// What the data plane needs to know before reading a body.
+#[derive(Clone, Debug)]
+pub(crate) struct TokenInfo {
+    pub(crate) name: String,
+    pub(crate) authentication: WebhookAuthenticationType,
+}
+
+/// The running service's shared state.
+pub(crate) struct App {
+    pub(crate) config: ServeConfig,
+    pub(crate) registry: Registry,
+    pub(crate) store: Arc<Store>,
+    pub(crate) recorder: super::executions::Recorder,
+    pub(crate) partition: String,
+    pub(crate) tokens: RwLock<HashMap<String, TokenInfo>>,
+    pub(crate) versions: RwLock<HashMap<String, i64>>,
+    pub(crate) writes: Mutex<()>,
+    pub(crate) metrics: Metrics,
+    pub(crate) runner: Option<Runner>,
+}
+
+/// Seconds since the Unix epoch, with milliseconds.
+pub(crate) fn now() -> f64 {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    (d.as_millis() as f64) / 1000.0
+}
+
+/// A random (version 4) UUID.
+pub(crate) fn uuid() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("the operating system's random source is available");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// Why the service did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration is refused.
+    #[error("{0}")]
+    Config(String),
+    /// The database cannot be opened or loaded.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Listening failed.
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl App {
+    pub(crate) fn write_lock(&self) -> MutexGuard<'_, ()> {
+        self.writes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn token(&self, token: &str) -> Option<TokenInfo> {
+        self.tokens.read().unwrap_or_else(PoisonError::into_inner).get(token).cloned()
+    }
+
+    pub(crate) fn refresh_tokens(&self) {
+        let state = self.registry.export_state();
+        let map = state
+            .webhooks
+            .into_iter()
+            .map(|w| (w.token, TokenInfo { name: w.definition.name, authentication: w.definition.authentication }))
+            .collect();
+        *self.tokens.write().unwrap_or_else(PoisonError::into_inner) = map;
+    }
+
+    pub(crate) fn pipeline_version(&self, name: &str) -> i64 {
+        self.versions.read().unwrap_or_else(PoisonError::into_inner).get(name).copied().unwrap_or(1)
+    }
+
+    pub(crate) fn set_pipeline_version(&self, name: &str, version: i64) {
+        self.versions.write().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned(), version);
+    }
+
+    pub(crate) fn arn_prefix(&self) -> String {
+        format!("arn:{}:codepipeline:{}:{}", self.partition, self.config.region, self.config.account_id)
+    }
+
+    pub(crate) fn pipeline_arn(&self, name: &str) -> String {
+        format!("{}:{name}", self.arn_prefix())
+    }
+
+    pub(crate) fn webhook_arn(&self, name: &str) -> String {
+        format!("{}:webhook:{name}", self.arn_prefix())
+    }
+
+    /// Writes a webhook's exported state (after a registry mutation), then refreshes the tokens.
+    pub(crate) fn persist_webhook(&self, name: &str) -> Result<(), ApiError> {
+        let state = self.registry.export_state();
+        if let Some(w) = state.webhooks.iter().find(|w| w.definition.name == name) {
+            let json =
+                serde_json::to_string(w).map_err(|e| self.recover(StoreError::from(std::io::Error::other(e))))?;
+            self.store.put_webhook(name, &json).map_err(|e| self.recover(e))?;
+        }
+        self.refresh_tokens();
+        Ok(())
+    }
+
+    /// Removes a pipeline from the registry (its webhooks stay, in error).
+    pub(crate) fn forget_pipeline(&self, name: &str) -> Result<(), ApiError> {
+        self.registry.delete_pipeline(name)?;
+        self.versions.write().unwrap_or_else(PoisonError::into_inner).remove(name);
+        self.refresh_tokens();
+        Ok(())
+    }
+
+    /// After a failed write: the registry is reloaded from the store so that it shows only what
+    /// was written, and the caller answers InternalFailure.
+    pub(crate) fn recover(&self, e: StoreError) -> ApiError {
+        tracing::error!(error = %e, "store write failed; reloading the registry from the store");
+        match load_state(&self.store) {
+            Ok((state, versions)) => {
+                if let Err(e) = self.registry.import_state(state) {
+                    tracing::error!(error = %e, "reloading the registry failed");
+                }
+                *self.versions.write().unwrap_or_else(PoisonError::into_inner) = versions;
+                self.refresh_tokens();
+            }
+            Err(e) => tracing::error!(error = %e, "reading the store failed"),
+        }
+        ApiError::from(e)
+    }
+}
+
+/// Reads the registry's state (and pipeline versions) from the store.
+fn load_state(store: &Store) -> Result<(RegistryState, HashMap<String, i64>), StoreError> {
+    let bad = |what: &str, e: serde_json::Error| StoreError::from(std::io::Error::other(format!("{what}: {e}")));
+    let mut state = RegistryState::default();
+    let mut versions = HashMap::new();
+    for row in store.latest_pipelines()? {
+        let p: PipelineDeclaration = serde_json::from_str(&row.declaration).map_err(|e| bad("stored pipeline", e))?;
+        versions.insert(row.name, row.version);
+        state.pipelines.push(p);
+    }
+    for row in store.webhooks()? {
+        let mut w: WebhookState = serde_json::from_str(&row.state).map_err(|e| bad("stored webhook", e))?;
+        w.last_triggered = row.last_triggered;
+        state.webhooks.push(w);
+    }
+    Ok((state, versions))
+}
+
+fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// Resolves the options and the environment into a configuration (the listen address is needed
+/// for the default public URL).
+pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeError> {
+    let id = std::env::var("AWS_ACCESS_KEY_ID").ok().filter(|v| !v.is_empty());
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").ok().filter(|v| !v.is_empty());
+    let keys = match (id, secret, args.no_auth) {
+        (_, _, true) => Vec::new(),
+        (Some(id), Some(secret), false) => vec![AccessKey { id, secret }],
+        (None, None, false) => {
+            return Err(ServeError::Config(
+                "refusing to start: no credentials. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the key pair \
+                 clients sign with), or pass --no-auth to accept unsigned control-plane calls (local use only)"
+                    .into(),
+            ));
+        }
+        (Some(_), None, false) => {
+            return Err(ServeError::Config(
+                "refusing to start: AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not".into(),
+            ));
+        }
+        (None, Some(_), false) => {
+            return Err(ServeError::Config(
+                "refusing to start: AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not".into(),
+            ));
+        }
+    };
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
+    let public_url = public_url.trim_end_matches('/').to_owned();
+    if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+        return Err(ServeError::Config(format!(
+            "--public-url must start with http:// or https://, not '{public_url}'"
+        )));
+    }
+    if args.on_trigger.first().is_some_and(|p| p.is_empty()) {
+        return Err(ServeError::Config("--on-trigger needs a program".into()));
+    }
+    Ok(ServeConfig {
+        region: args.region.clone(),
+        account_id: args.account_id.clone(),
+        public_url,
+        data_dir: args.data_dir.clone(),
+        auth: !args.no_auth,
+        keys,
+        on_trigger: args.on_trigger.clone(),
+        on_trigger_timeout: Duration::from_secs(args.on_trigger_timeout.max(1)),
+        on_trigger_concurrency: args.on_trigger_concurrency.max(1),
+        read_timeout: Duration::from_secs(args.request_timeout.max(1)),
+        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        max_api_body_bytes: 1024 * 1024,
+    })
+}
+
+fn build_app(config: ServeConfig) -> Result<Arc<App>, ServeError> {
+    let store = Arc::new(Store::open(&config.data_dir)?);
+    let stopped = store.stop_orphans(now())?;
+    if stopped > 0 {
+        tracing::warn!(executions = stopped, "executions left running by a previous process marked Stopped");
+    }
+    let (state, versions) = load_state(&store)?;
+    let registry = Registry::builder()
+        .region(config.region.clone())
+        .account_id(config.account_id.clone())
+        .base_url(config.public_url.clone())
+        .state(state)
+        .build()
+        .map_err(|e| ServeError::Config(format!("{}: {}", e.code(), e.message())))?;
+    let runner = config
+        .on_trigger
+        .first()
+        .map(|_| Runner::new(config.on_trigger.clone(), config.on_trigger_timeout, config.on_trigger_concurrency));
+    let app = App {
+        partition: partition_of(&config.region).to_owned(),
+        config,
+        registry,
+        recorder: super::executions::Recorder::start(store.clone())?,
+        store,
+        tokens: RwLock::default(),
+        versions: RwLock::new(versions),
+        writes: Mutex::new(()),
+        metrics: Metrics::default(),
+        runner,
+    };
+    app.refresh_tokens();
+    Ok(Arc::new(app))
+}
+
+fn router(app: Arc<App>) -> Router {
+    let timeout = app.config.read_timeout;
+    Router::new()
+        .route("/", post(control_plane))
+        .route("/trigger", post(super::data::trigger))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .layer(axum::middleware::map_response(request_id))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout * 2))
+        .with_state(app)
+}
+
+async fn request_id(mut response: Response) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&uuid()) {
+        response.headers_mut().insert("x-amzn-requestid", v);
+    }
+    response
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    if app.store.healthy() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+    }
+}
+
+async fn metrics_text(State(app): State<Arc<App>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response()
+}
+
+fn api_error(e: &ApiError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = (status, [(header::CONTENT_TYPE, CONTENT_TYPE)], e.body()).into_response();
+    if let Ok(v) = HeaderValue::from_str(&e.code) {
+        response.headers_mut().insert("x-amzn-errortype", v);
+    }
+    response
+}
+
+async fn control_plane(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    use http_body_util::BodyExt as _;
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    let op_name = control::operation_name(target).unwrap_or("unknown");
+    let body: Bytes = match http_body_util::Limited::new(body, app.config.max_api_body_bytes).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => {
+            let e = ApiError {
+                status: 413,
+                code: "SerializationException".into(),
+                message: "the request body is too large or was cut off".into(),
+            };
+            app.metrics.api_call(op_name, e.status);
+            return api_error(&e);
+        }
+    };
+    if app.config.auth {
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        if let Err(e) = sigv4::verify(
+            &app.config.keys,
+            &app.config.region,
+            method.as_str(),
+            path,
+            &headers,
+            &body,
+            SystemTime::now(),
+        ) {
+            tracing::info!(operation = op_name, code = e.code, "request not authenticated");
+            let e = ApiError { status: 403, code: e.code.into(), message: e.message };
+            app.metrics.api_call(op_name, 403);
+            return api_error(&e);
+        }
+    }
+    let result = control::decode(target, &body).and_then(|op| {
+        let app = app.clone();
+        // Store calls block briefly; keep them off the reactor's hot path.
+        tokio::task::block_in_place(move || super::api::execute(&app, op))
+    });
+    match result {
+        Ok(value) => {
+            app.metrics.api_call(op_name, 200);
+            tracing::info!(operation = op_name, status = 200, "api call");
+            ([(header::CONTENT_TYPE, CONTENT_TYPE)], value.to_string()).into_response()
+        }
+        Err(e) => {
+            app.metrics.api_call(op_name, e.status);
+            tracing::info!(operation = op_name, status = e.status, code = %e.code, "api call failed");
+            api_error(&e)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Accepts connections until SIGTERM or SIGINT, then lets open requests finish (10 s at most).
+/// HTTP/1.1 with a header read timeout (hyper's, which needs a timer; `axum::serve` sets none), so
+/// a client that sends its headers slowly cannot hold a connection; bodies are bounded by the
+/// handlers and the request timeout.
+async fn serve_connections(listener: tokio::net::TcpListener, router: Router, header_timeout: Duration) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = tower::ServiceExt::map_request(router.clone(), move |mut request: http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                    request
+                });
+                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "connection closed with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open 10 s after the shutdown signal: closing them");
+    }
+}
+
+/// Runs the service until SIGTERM or SIGINT: binds, prints `listening on http://ADDR` on stdout,
+/// serves, and shuts down gracefully.
+pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let bound = listener.local_addr()?;
+    let config = config(&args, bound)?;
+    if !config.auth {
+        tracing::warn!("--no-auth: control-plane calls are not authenticated");
+    }
+    let app = build_app(config)?;
+    tracing::info!(address = %bound, public_url = %app.config.public_url, data_dir = %app.config.data_dir.display(), "listening");
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{bound}");
+        let _ = out.flush();
+    }
+    serve_connections(listener, router(app.clone()), app.config.read_timeout).await;
+    if let Some(runner) = &app.runner {
+        runner.drain(Duration::from_secs(10)).await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The `serve` subcommand: a multi-threaded runtime around [`run`]. Exit code 0 after a graceful
+/// shutdown, 2 when the service refuses to start.
+pub fn main(args: ServeArgs) -> ExitCode {
+    init_logging(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("codepipeline-webhooks serve: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
