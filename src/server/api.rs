@@ -94,8 +94,10 @@ pub(crate) fn execute(app: &App, op: Operation) -> Result<Value, ApiError> {
                 }
                 None => return Err(pipeline_not_found(&input.name)),
             };
+            let mut pipeline = serde_json::from_str::<Value>(&row.declaration).map_err(|_| ApiError::internal())?;
+            mask_secrets(&mut pipeline);
             Ok(json!({
-                "pipeline": serde_json::from_str::<Value>(&row.declaration).map_err(|_| ApiError::internal())?,
+                "pipeline": pipeline,
                 "metadata": {"pipelineArn": app.pipeline_arn(&row.name), "created": row.created, "updated": row.updated},
             }))
         }
@@ -271,4 +273,37 @@ fn put_pipeline(
     app.store.put_pipeline(&row).map_err(|e| app.recover(e))?;
     app.set_pipeline_version(&row.name, version);
     Ok(row)
+}
+
+/// Action configuration keys whose values AWS never returns: `GetPipeline` shows them as `****`.
+const SECRET_CONFIGURATION_KEYS: &[&str] = &["OAuthToken"];
+
+/// Masks the secret configuration values of every action of a pipeline declaration, as AWS does
+/// (the stored declaration keeps them: webhooks' `{OAuthToken}` placeholders resolve from it).
+fn mask_secrets(pipeline: &mut Value) {
+    let Some(stages) = pipeline.get_mut("stages").and_then(Value::as_array_mut) else { return };
+    for stage in stages {
+        let Some(actions) = stage.get_mut("actions").and_then(Value::as_array_mut) else { continue };
+        for action in actions {
+            let Some(config) = action.get_mut("configuration").and_then(Value::as_object_mut) else { continue };
+            for key in SECRET_CONFIGURATION_KEYS {
+                if let Some(value) = config.get_mut(*key) {
+                    *value = Value::String(crate::definition::REDACTED.to_owned());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod mask_tests {
+    use super::*;
+
+    #[test]
+    fn get_pipeline_masks_oauth_tokens_as_aws_does() {
+        let mut p =
+            json!({"stages": [{"actions": [{"configuration": {"OAuthToken": "ghp_x", "Branch": "main"}}, {}]}, {}]});
+        mask_secrets(&mut p);
+        assert_eq!(p["stages"][0]["actions"][0]["configuration"], json!({"OAuthToken": "****", "Branch": "main"}));
+    }
 }
