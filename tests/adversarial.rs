@@ -4,57 +4,20 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use codepipeline_webhooks::{Rejection, Request, SignatureError, SignatureHeader, Step, Verdict, Webhook, github};
 use common::*;
 use serde_json::json;
 
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-fn grow(by: isize) {
-    LIVE.with(|l| {
-        l.set(l.get() + by);
-        PEAK.with(|p| p.set(p.get().max(l.get())));
-    });
-}
-
-// SAFETY: forwards every call unchanged to the system allocator; the counters are const-initialised
-// thread-local Cells, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grow(layout.size() as isize);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        grow(-(layout.size() as isize));
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        grow(new_size as isize - layout.size() as isize);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "common/meter.rs"]
+mod meter;
 
 /// Evaluates, returning the verdict and the peak bytes allocated during the call.
 fn bounded(webhook: &Webhook, request: &Request<'_>) -> (Verdict, usize) {
-    let base = LIVE.with(Cell::get);
-    PEAK.with(|p| p.set(base));
-    let started = Instant::now();
-    let verdict = webhook.evaluate(request);
-    assert!(started.elapsed() < Duration::from_secs(10), "unbounded time: {verdict}");
-    let peak = PEAK.with(Cell::get) - base;
-    (verdict, peak.max(0) as usize)
+    let (verdict, peak, elapsed) = meter::measure(|| webhook.evaluate(request));
+    assert!(elapsed < Duration::from_secs(10), "unbounded time: {verdict}");
+    (verdict, peak)
 }
 
 fn step(v: &Verdict) -> Option<Step> {

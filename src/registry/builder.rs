@@ -134,16 +134,7 @@ impl RegistryBuilder {
                 format!("'{account_id}' is not a 12-digit account id"),
             ));
         }
-        let partition = self.partition.unwrap_or_else(|| {
-            if region.starts_with("cn-") {
-                "aws-cn"
-            } else if region.starts_with("us-gov-") {
-                "aws-us-gov"
-            } else {
-                "aws"
-            }
-            .to_owned()
-        });
+        let partition = self.partition.unwrap_or_else(|| partition_of(&region).to_owned());
         let base_url = match &self.base_url {
             Some(base) => BaseUrl::parse(base)?,
             None => BaseUrl::aws(&region),
@@ -183,6 +174,17 @@ impl Registry {
             options: WebhookOptions::default(),
             rotation_grace: Duration::ZERO,
         }
+    }
+}
+
+/// The ARN partition of a region: `aws-cn` for `cn-…`, `aws-us-gov` for `us-gov-…`, else `aws`.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
     }
 }
 

@@ -247,16 +247,6 @@ fn load_state(store: &Store) -> Result<(RegistryState, HashMap<String, i64>), St
     Ok((state, versions))
 }
 
-fn partition_of(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
-
 /// Resolves the options and the environment into a configuration (the listen address is needed
 /// for the default public URL).
 pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeError> {
@@ -328,7 +318,7 @@ fn build_app(config: ServeConfig) -> Result<Arc<App>, ServeError> {
         .first()
         .map(|_| Runner::new(config.on_trigger.clone(), config.on_trigger_timeout, config.on_trigger_concurrency));
     let app = App {
-        partition: partition_of(&config.region).to_owned(),
+        partition: crate::registry::partition_of(&config.region).to_owned(),
         config,
         registry,
         recorder: super::executions::Recorder::start(store.clone())?,
