@@ -88,6 +88,7 @@ impl Verdict {
 
     /// This trigger, signed with a previous secret whose grace period is over, as the mismatch it
     /// now is (the header the check read: SHA-256 when sent, else SHA-1).
+    #[cfg(feature = "registry")]
     pub(crate) fn previous_secret_expired(self, request: &crate::Request<'_>) -> Self {
         let header = if request.sha256 == crate::request::HeaderSlot::Absent {
             SignatureHeader::Sha1
