@@ -123,6 +123,14 @@ struct Hits {
 }
 
 impl Hits {
+    /// Whether each filter's value (or, without `matchEquals`, anything) was selected.
+    fn selected(&self, filters: &[SetFilter]) -> bool {
+        filters.iter().all(|f| match f.value {
+            Some(v) => self.value[v as usize].is_some(),
+            None => self.any[f.path as usize].is_some(),
+        })
+    }
+
     /// Whether a member with these filters triggers: each filter hit within what is left.
     fn passes(&self, filters: &[SetFilter]) -> bool {
         let mut left = self.budget;
@@ -405,7 +413,14 @@ impl WebhookSet {
             let pass = if member.max_depth() < depth {
                 member.evaluate(request).is_trigger()
             } else {
-                (bounded || !member.bounded_lane()) && hits.passes(&self.filters[m])
+                // A member whose paths are all singular answers in one pass with no budget: only
+                // whether its values were selected counts (a singular path never comes near the
+                // budget in the set's stream either).
+                match (bounded, member.bounded_lane()) {
+                    (_, false) => hits.selected(&self.filters[m]),
+                    (true, true) => hits.passes(&self.filters[m]),
+                    (false, true) => false,
+                }
             };
             if pass {
                 out.matched.push(m);

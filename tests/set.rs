@@ -216,3 +216,22 @@ fn a_set_collects_from_an_iterator_of_webhooks() {
     assert_eq!(set.get(1).map(Webhook::name), Some("m"));
     assert_eq!(set.iter().count(), 2);
 }
+
+#[test]
+fn a_singular_member_is_decided_as_its_own_evaluate_even_when_the_set_builds_a_tape() {
+    // Member 0 is singular (its own evaluate is one pass, no budget); member 1 makes the set build
+    // a tape. A long name looked up across many short keys must not run out of a budget member 0
+    // never had.
+    let name = "a".repeat(140);
+    let mut body = String::from("{");
+    for i in 0..100_000 {
+        body.push_str(&format!("\"k{i}\":0,"));
+    }
+    body.push_str(&format!("\"{name}\":\"x\"}}"));
+    let singular = common::unauthenticated(json!([{"jsonPath": format!("$['{name}']"), "matchEquals": "x"}]));
+    let indefinite = common::unauthenticated(json!([{"jsonPath": "$..nothing", "matchEquals": "x"}]));
+    let request = Request::new(&body);
+    assert!(singular.evaluate(&request).is_trigger());
+    let set = WebhookSet::new([singular, indefinite]);
+    assert_eq!(set.matches(&request).iter().collect::<Vec<_>>(), vec![0]);
+}

@@ -169,8 +169,12 @@ impl<'a, 't> Eval<'a, 't> {
                 let mut key = Tape::first_child(node);
                 while key < end {
                     self.charge(1)?;
-                    self.scan(name.len())?;
-                    if self.tape.tag(key) != Tag::Shadowed && self.tape.key(key) == &**name {
+                    let candidate = self.tape.key(key);
+                    // Strings of different lengths differ at once; equal lengths are compared.
+                    if candidate.len() == name.len() {
+                        self.scan(name.len())?;
+                    }
+                    if self.tape.tag(key) != Tag::Shadowed && candidate == &**name {
                         return next(key + 1);
                     }
                     key = self.tape.end(key);
