@@ -116,7 +116,9 @@ struct SetFilter {
 /// included, without evaluating it.
 struct Hits {
     /// Per value id: the work spent when a selected scalar first equalled it.
-    value: Vec<Option<WorkBudget>>,
+    /// Only the values hit are stored: a set of 10,000 members compared with 10,000 values must
+    /// not clear and scan 10,000 slots per delivery.
+    value: HashMap<u32, WorkBudget>,
     /// Per path: the work spent when it first selected something.
     any: Vec<Option<WorkBudget>>,
     budget: WorkBudget,
@@ -126,7 +128,7 @@ impl Hits {
     /// Whether each filter's value (or, without `matchEquals`, anything) was selected.
     fn selected(&self, filters: &[SetFilter]) -> bool {
         filters.iter().all(|f| match f.value {
-            Some(v) => self.value[v as usize].is_some(),
+            Some(v) => self.value.contains_key(&v),
             None => self.any[f.path as usize].is_some(),
         })
     }
@@ -136,7 +138,7 @@ impl Hits {
         let mut left = self.budget;
         filters.iter().all(|f| {
             let hit = match f.value {
-                Some(v) => self.value[v as usize],
+                Some(v) => self.value.get(&v).copied(),
                 None => self.any[f.path as usize],
             };
             match hit {
@@ -449,7 +451,7 @@ impl WebhookSet {
     }
 
     fn empty_hits(&self, budget: WorkBudget) -> Hits {
-        Hits { value: vec![None; self.by_value.len()], any: vec![None; self.paths.len()], budget }
+        Hits { value: HashMap::new(), any: vec![None; self.paths.len()], budget }
     }
 
     /// The DOM-free lane: every singular path in one pass (no work budget needed: it is one
@@ -466,7 +468,7 @@ impl WebhookSet {
             hits.any[p] = Some(free);
             if let Some(scalar) = Scalar::of_capture(capture) {
                 if let Some(&v) = self.paths[p].values.get(&*scalar.text()) {
-                    hits.value[v as usize] = Some(free);
+                    hits.value.insert(v, free);
                 }
             }
         }
@@ -496,8 +498,8 @@ impl WebhookSet {
                 }
                 any.get_or_insert_with(spent);
                 if let Some(&v) = scalar.and_then(|s| entry.values.get(&*s.text())) {
-                    if value[v as usize].is_none() {
-                        value[v as usize] = Some(spent());
+                    if let std::collections::hash_map::Entry::Vacant(slot) = value.entry(v) {
+                        slot.insert(spent());
                         missing -= 1;
                     }
                 }
@@ -510,10 +512,8 @@ impl WebhookSet {
     /// The members filed under what was selected, ascending and without repeats.
     fn candidates(&self, hits: &Hits) -> Vec<u32> {
         let mut keyed = self.unfiltered.clone();
-        for (v, members) in self.by_value.iter().enumerate() {
-            if hits.value[v].is_some() {
-                keyed.extend_from_slice(members);
-            }
+        for v in hits.value.keys() {
+            keyed.extend_from_slice(&self.by_value[*v as usize]);
         }
         for (p, entry) in self.paths.iter().enumerate() {
             if hits.any[p].is_some() {
