@@ -551,3 +551,36 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod real_payloads {
+    use super::super::tape::Tape;
+    use super::super::{FilterPath, work_budget};
+    use super::Eval;
+
+    /// What the README says of the budget: real paths over real payloads spend a few work units a
+    /// node and scan less than the body, far inside the budget.
+    #[test]
+    fn real_paths_spend_a_few_units_a_node() {
+        let body = include_str!("../../tests/fixtures/github/push/with-new-branch.payload.json");
+        let tape = Tape::parse(body, 128).unwrap();
+        let budget = work_budget(body.len(), tape.len());
+        for path in [
+            "$..*",
+            "$.commits[*].modified[*]",
+            "$..[?@.name]",
+            "$..[?search(@, 'a')]",
+            "$.commits[*]['added','modified','removed'][?search(@, '^services/api/')]",
+            "$..[?@.login == 'Codertocat']",
+        ] {
+            let path = FilterPath::parse(path).unwrap();
+            let eval = Eval::new(&tape, budget);
+            let _ = eval.select(&path.query, Tape::ROOT, &mut |_| Ok(std::ops::ControlFlow::Continue(())));
+            let left = eval.left();
+            let (units, scanned) = (budget.nodes - left.nodes, budget.scan - left.scan);
+            let per_node = units as f64 / tape.len() as f64;
+            assert!(per_node <= 4.0, "{}: {per_node:.2} units a node", path.text);
+            assert!(scanned <= body.len() as u64, "{}: {scanned} bytes scanned", path.text);
+        }
+    }
+}
