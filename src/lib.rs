@@ -14,8 +14,6 @@ mod json;
 #[cfg_attr(docsrs, doc(cfg(feature = "registry")))]
 pub mod registry;
 mod request;
-#[cfg(feature = "control-plane")]
-pub mod server;
 mod set;
 mod template;
 mod verdict;

@@ -2,7 +2,7 @@
 # The data-plane benchmark of BENCHMARKS.md: `codepipeline-webhooks serve` (release build) against
 # adnanh/webhook (Debian package `webhook`), same signed GitHub push, loopback only, wrk.
 #
-#   cargo build --release --features server
+#   cargo build --release --bin codepipeline-webhooks
 #   apt-get install webhook wrk
 #   benches/service/bench.sh            # DURATION=10s CONNECTIONS=32 THREADS=2 by default
 #
@@ -23,7 +23,7 @@ BIN=target/release/codepipeline-webhooks
 MATCH=tests/fixtures/github/push/with-new-branch.payload.json   # refs/heads/master, Hello-World
 MISMATCH=tests/fixtures/github/push/payload.json                # refs/tags/simple-tag, Hello-World
 
-[ -x "$BIN" ] || { echo "build first: cargo build --release --features server" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "build first: cargo build --release --bin codepipeline-webhooks" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 command -v webhook >/dev/null || { echo "webhook is not installed (apt-get install webhook)" >&2; exit 1; }
 

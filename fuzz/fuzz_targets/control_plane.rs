@@ -6,7 +6,7 @@
 //! the body.
 #![no_main]
 
-use codepipeline_webhooks::server::control::{OPERATIONS, Operation, TARGET_PREFIX, decode, operation_name};
+use codepipeline_webhooks_cli::serve::control::{OPERATIONS, Operation, TARGET_PREFIX, decode, operation_name};
 use libfuzzer_sys::fuzz_target;
 
 const CODES: [&str; 10] = [

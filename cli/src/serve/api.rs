@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 use super::App;
 use super::control::{ApiError, Operation};
 use super::store::{ExecutionRow, PipelineRow};
-use crate::Tag;
-use crate::registry::PipelineDeclaration;
+use codepipeline_webhooks::Tag;
+use codepipeline_webhooks::registry::PipelineDeclaration;
 
 impl From<super::store::StoreError> for ApiError {
     fn from(e: super::store::StoreError) -> Self {
@@ -232,10 +232,10 @@ fn max_results_error(max: i64, limit: i64) -> ApiError {
 }
 
 fn check_tags(tags: &[Tag]) -> Result<(), ApiError> {
-    if tags.len() > crate::MAX_TAGS {
+    if tags.len() > codepipeline_webhooks::MAX_TAGS {
         return Err(ApiError::client(
             "TooManyTagsException",
-            format!("a pipeline carries at most {} tags", crate::MAX_TAGS),
+            format!("a pipeline carries at most {} tags", codepipeline_webhooks::MAX_TAGS),
         ));
     }
     let mut seen = std::collections::HashSet::new();
@@ -288,7 +288,7 @@ fn mask_secrets(pipeline: &mut Value) {
             let Some(config) = action.get_mut("configuration").and_then(Value::as_object_mut) else { continue };
             for key in SECRET_CONFIGURATION_KEYS {
                 if let Some(value) = config.get_mut(*key) {
-                    *value = Value::String(crate::definition::REDACTED.to_owned());
+                    *value = Value::String(codepipeline_webhooks::REDACTED.to_owned());
                 }
             }
         }

@@ -68,8 +68,8 @@ Exit codes: 0 valid, 2 invalid (stderr starts with the AWS exception name).")]
 Exit codes: 0 signed, 2 no secret or unreadable payload.")]
     Sign(SignArgs),
     /// Run the service: the PutWebhook API (AWS JSON 1.1, SigV4), the /trigger receiver, SQLite.
-    #[cfg(feature = "server")]
-    Serve(codepipeline_webhooks::server::ServeArgs),
+    #[cfg(feature = "serve")]
+    Serve(codepipeline_webhooks_cli::serve::ServeArgs),
 }
 
 #[derive(Args)]
@@ -146,8 +146,8 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }),
         Command::Sign(args) => sign(args),
-        #[cfg(feature = "server")]
-        Command::Serve(args) => Ok(codepipeline_webhooks::server::main(args)),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => Ok(codepipeline_webhooks_cli::serve::main(args)),
     };
     result.unwrap_or_else(|Usage(message)| {
         // Standard error closed too: nothing more can be said.

@@ -40,7 +40,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 }
 
 fn fixture(path: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!("{}/../tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
 /// A running server process; killed when dropped.
@@ -633,12 +633,13 @@ async fn deliveries_over_real_http() {
     // Every push of the corpus, signed: a branch push to master starts, any other is ignored with
     // its reason.
     let mut corpus: Vec<PathBuf> =
-        std::fs::read_dir(format!("{}/tests/fixtures/github/push", env!("CARGO_MANIFEST_DIR")))
+        std::fs::read_dir(format!("{}/../tests/fixtures/github/push", env!("CARGO_MANIFEST_DIR")))
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
     corpus.push(
-        format!("{}/tests/fixtures/github-extra/go-playground-webhooks/push.json", env!("CARGO_MANIFEST_DIR")).into(),
+        format!("{}/../tests/fixtures/github-extra/go-playground-webhooks/push.json", env!("CARGO_MANIFEST_DIR"))
+            .into(),
     );
     corpus.sort();
     let mut corpus_starts = 0;

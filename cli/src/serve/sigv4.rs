@@ -28,7 +28,7 @@ pub struct AccessKey {
 
 impl std::fmt::Debug for AccessKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessKey").field("id", &self.id).field("secret", &crate::REDACTED).finish()
+        f.debug_struct("AccessKey").field("id", &self.id).field("secret", &codepipeline_webhooks::REDACTED).finish()
     }
 }
 

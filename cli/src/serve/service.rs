@@ -19,8 +19,8 @@ use super::executions::Runner;
 use super::metrics::Metrics;
 use super::sigv4::{self, AccessKey};
 use super::store::{Store, StoreError};
-use crate::registry::{PipelineDeclaration, Registry, RegistryState, WebhookState};
-use crate::{DEFAULT_MAX_BODY_BYTES, WebhookAuthenticationType};
+use codepipeline_webhooks::registry::{PipelineDeclaration, Registry, RegistryState, WebhookState};
+use codepipeline_webhooks::{DEFAULT_MAX_BODY_BYTES, WebhookAuthenticationType};
 
 /// How logs are written (to stderr).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -318,7 +318,7 @@ fn build_app(config: ServeConfig) -> Result<Arc<App>, ServeError> {
         .first()
         .map(|_| Runner::new(config.on_trigger.clone(), config.on_trigger_timeout, config.on_trigger_concurrency));
     let app = App {
-        partition: crate::registry::partition_of(&config.region).to_owned(),
+        partition: codepipeline_webhooks::registry::partition_of(&config.region).to_owned(),
         config,
         registry,
         recorder: super::executions::Recorder::start(store.clone())?,

@@ -1,15 +1,15 @@
 //! The control plane's decoder: AWS JSON 1.1 on `POST /` (`X-Amz-Target:
 //! CodePipeline_20150709.<Op>`), decoded by [`decode`] into an [`Operation`], and the error form
-//! (`{"__type": …, "message": …}` + `x-amzn-ErrorType`). Pure: no I/O, no service state (feature
-//! `control-plane`, which `server` implies), so that it can be fuzzed on its own.
+//! (`{"__type": …, "message": …}` + `x-amzn-ErrorType`). Pure: no I/O, no service state (built
+//! without the feature `serve` too), so that it can be fuzzed on its own.
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::registry::{
+use codepipeline_webhooks::registry::{
     DeleteWebhookInput, DeregisterWebhookWithThirdPartyInput, ListWebhooksInput, RegisterWebhookWithThirdPartyInput,
 };
-use crate::{PutWebhookInput, Tag};
+use codepipeline_webhooks::{PutWebhookInput, Tag};
 
 /// The target prefix of CodePipeline's API version.
 pub const TARGET_PREFIX: &str = "CodePipeline_20150709.";
@@ -33,7 +33,7 @@ impl ApiError {
         ApiError { status: 400, code: code.into(), message: message.into() }
     }
 
-    #[cfg(feature = "server")]
+    #[cfg(feature = "serve")]
     pub(crate) fn internal() -> Self {
         ApiError {
             status: 500,
@@ -48,8 +48,8 @@ impl ApiError {
     }
 }
 
-impl From<crate::Error> for ApiError {
-    fn from(e: crate::Error) -> Self {
+impl From<codepipeline_webhooks::Error> for ApiError {
+    fn from(e: codepipeline_webhooks::Error) -> Self {
         ApiError::client(e.code(), e.message())
     }
 }

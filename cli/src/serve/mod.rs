@@ -1,9 +1,9 @@
 //! `codepipeline-webhooks serve`: the PutWebhook API over the AWS protocol (JSON 1.1, SigV4), a
 //! receiver for deliveries, executions, and SQLite persistence. The service calls the
-//! [`registry`](crate::registry), never the other way round.
+//! [`registry`](codepipeline_webhooks::registry), never the other way round.
 //!
 //! Modules, one job each: [`control`] (the AWS JSON 1.1 decoder and error shape; pure, so it is
-//! also built alone by feature `control-plane` for fuzzing), and with feature `server`: `api`
+//! also built alone, without the default feature `serve`, for fuzzing), and with feature `serve`: `api`
 //! (operations against the state), `sigv4` (request verification), `data` (the `/trigger`
 //! receiver), `store` (SQLite: the one module a Postgres backend would replace), `executions`
 //! (the on-trigger runner), `metrics`, and the service itself (configuration, routes, startup,
@@ -11,22 +11,22 @@
 
 pub mod control;
 
-#[cfg(feature = "server")]
+#[cfg(feature = "serve")]
 mod api;
-#[cfg(feature = "server")]
+#[cfg(feature = "serve")]
 pub mod data;
-#[cfg(feature = "server")]
+#[cfg(feature = "serve")]
 pub mod executions;
-#[cfg(feature = "server")]
+#[cfg(feature = "serve")]
 pub mod metrics;
-#[cfg(feature = "server")]
+#[cfg(feature = "serve")]
 mod service;
-#[cfg(feature = "server")]
+#[cfg(feature = "serve")]
 pub mod sigv4;
-#[cfg(feature = "server")]
+#[cfg(feature = "serve")]
 pub mod store;
 
-#[cfg(feature = "server")]
+#[cfg(feature = "serve")]
 pub(crate) use service::{App, TokenInfo, now, uuid};
-#[cfg(feature = "server")]
+#[cfg(feature = "serve")]
 pub use service::{LogFormat, ServeArgs, ServeConfig, ServeError, config, main, run};

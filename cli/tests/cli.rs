@@ -4,7 +4,8 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_codepipeline-webhooks");
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// The repository root: the examples, fixtures and README the commands name.
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     run_env(args, stdin, None)
@@ -38,12 +39,12 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// The arguments of the README's first `sh` block, after `cargo run --features cli --`.
+/// The arguments of the README's first `sh` block, after `cargo run --`.
 fn readme_first_command() -> Vec<String> {
     let readme = std::fs::read_to_string(format!("{ROOT}/README.md")).unwrap();
     let block = readme.split("```sh\n").nth(1).unwrap().split("\n```").next().unwrap();
     let line = block.lines().next().unwrap();
-    let rest = line.strip_prefix("cargo run --features cli -- ").expect("the README starts with the CLI command");
+    let rest = line.strip_prefix("cargo run -- ").expect("the README starts with the CLI command");
     // Split on spaces outside double quotes, as a shell would for this line.
     let mut args = Vec::new();
     let mut current = String::new();

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::executions::Job;
 use super::store::{ExecutionRow, Recorded, TriggerRecord};
 use super::{App, TokenInfo};
-use crate::{ErrorCode, Request, Step, Verdict, WebhookAuthenticationType};
+use codepipeline_webhooks::{ErrorCode, Request, Step, Verdict, WebhookAuthenticationType};
 
 /// How long a repeated `X-GitHub-Delivery` is remembered.
 pub const DEDUPE_WINDOW_SECS: f64 = 3600.0;
@@ -177,7 +177,7 @@ async fn answer(
                     tracing::info!(webhook = %info.name, outcome = "rejected", step = step.as_str(), reason = %rejection, "delivery refused");
                     empty(StatusCode::FORBIDDEN)
                 }
-                Step::Payload if matches!(rejection, crate::Rejection::PayloadTooLarge { .. }) => {
+                Step::Payload if matches!(rejection, codepipeline_webhooks::Rejection::PayloadTooLarge { .. }) => {
                     app.metrics.delivery("too_large", step.as_str(), elapsed);
                     empty(StatusCode::PAYLOAD_TOO_LARGE)
                 }
@@ -190,7 +190,8 @@ async fn answer(
                         empty(StatusCode::BAD_REQUEST)
                     }
                 }
-                Step::Filter => {
+                // Step::Filter, and any step a later engine adds (Step is non-exhaustive).
+                _ => {
                     let (outcome, reason) =
                         if is_ping { ("ping", "ping".to_owned()) } else { ("ignored", rejection.to_string()) };
                     app.metrics.delivery(outcome, if is_ping { "none" } else { step.as_str() }, elapsed);
