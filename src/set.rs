@@ -466,10 +466,10 @@ impl WebhookSet {
                 continue;
             }
             hits.any[p] = Some(free);
-            if let Some(scalar) = Scalar::of_capture(capture) {
-                if let Some(&v) = self.paths[p].values.get(&*scalar.text()) {
-                    hits.value.insert(v, free);
-                }
+            if let Some(scalar) = Scalar::of_capture(capture)
+                && let Some(&v) = self.paths[p].values.get(&*scalar.text())
+            {
+                hits.value.insert(v, free);
             }
         }
         Ok(hits)
@@ -497,11 +497,11 @@ impl WebhookSet {
                     scalar.pay(&eval)?;
                 }
                 any.get_or_insert_with(spent);
-                if let Some(&v) = scalar.and_then(|s| entry.values.get(&*s.text())) {
-                    if let std::collections::hash_map::Entry::Vacant(slot) = value.entry(v) {
-                        slot.insert(spent());
-                        missing -= 1;
-                    }
+                if let Some(&v) = scalar.and_then(|s| entry.values.get(&*s.text()))
+                    && let std::collections::hash_map::Entry::Vacant(slot) = value.entry(v)
+                {
+                    slot.insert(spent());
+                    missing -= 1;
                 }
                 Ok(if missing == 0 { Flow::Break(()) } else { Flow::Continue(()) })
             });

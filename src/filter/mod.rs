@@ -178,9 +178,10 @@ impl Filter {
                 ),
             ));
         }
-        if let (Some(shown), None) = (&self.shown, &self.path.singular) {
-            if shown.contains(['*', '?']) {
-                warnings.push(Warning::new(
+        if let (Some(shown), None) = (&self.shown, &self.path.singular)
+            && shown.contains(['*', '?'])
+        {
+            warnings.push(Warning::new(
                     ErrorCode::InvalidWebhookFilterPatternException,
                     field("matchEquals"),
                     format!(
@@ -188,7 +189,6 @@ impl Filter {
                         shown.escape_debug()
                     ),
                 ));
-            }
         }
         warnings
     }
