@@ -7,9 +7,10 @@
 //!
 //! It holds a `Registry` loaded with the example webhook (`examples/webhook.json`, targeting the
 //! `Source` action configured by `examples/action-configuration.json`) and serves
-//! `POST /trigger?t=…&v=1`: 202 when the pipeline would start, 403 for anything else, whatever
-//! the reason (an unknown URL, a bad signature, a filter), so that the caller learns nothing; the
-//! reason goes to the log (stderr).
+//! `POST /trigger?t=…&v=1` and answers as the engine's `Verdict::http_answer` says: 202 when the
+//! pipeline would start, 200 when a filter did not match (with the reason only for a sender that
+//! proved the secret), 403 for an unknown URL, a source address or a signature, 400 for a
+//! malformed payload. Every verdict goes to the log (stderr).
 //!
 //! What a stranger can cost it is bounded:
 //! - the URL token is looked up before a byte of the body is read: an unknown one is refused at
@@ -29,8 +30,9 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Extension, Router};
+use axum::{Extension, Json, Router};
 use codepipeline_webhooks::registry::{ActionDeclaration, PipelineDeclaration, Registry, StageDeclaration};
 use codepipeline_webhooks::{ActionConfiguration, PutWebhookInput, Request};
 use http_body_util::{BodyExt, Limited};
@@ -94,7 +96,7 @@ async fn trigger(
     State(registry): State<Arc<Registry>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: axum::extract::Request,
-) -> StatusCode {
+) -> Response {
     let (parts, body) = request.into_parts();
     let url = parts.uri.path_and_query().map_or("", |p| p.as_str());
     // The token first: a stranger's body is never read.
@@ -102,35 +104,40 @@ async fn trigger(
         Ok(limit) => limit,
         Err(error) => {
             eprintln!("{peer} {error}");
-            return StatusCode::FORBIDDEN;
+            return StatusCode::FORBIDDEN.into_response();
         }
     };
     let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         eprintln!("{peer} body of {} bytes declared; the limit is {limit}", declared.unwrap_or_default());
-        return StatusCode::PAYLOAD_TOO_LARGE;
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     }
     let body = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) => {
             // Over the limit, or stalled past Limits::body_idle.
             eprintln!("{peer} body not read: {error}");
-            return if error.is::<http_body_util::LengthLimitError>() {
+            let status = if error.is::<http_body_util::LengthLimitError>() {
                 StatusCode::PAYLOAD_TOO_LARGE
             } else {
                 StatusCode::REQUEST_TIMEOUT
             };
+            return status.into_response();
         }
     };
     let request = Request::from_parts(&parts, &body).source_ip(peer);
     match registry.trigger(url, &request) {
         Ok(verdict) => {
             eprintln!("{peer} {verdict}");
-            if verdict.is_trigger() { StatusCode::ACCEPTED } else { StatusCode::FORBIDDEN }
+            // The engine's mapping: 202 trigger, 200 a filter miss (the reason only for a sender
+            // that proved the secret), 403 address or signature, 400 a malformed payload.
+            let answer = verdict.http_answer();
+            let status = StatusCode::from_u16(answer.status()).unwrap_or(StatusCode::FORBIDDEN);
+            (status, Json(answer.into_body())).into_response()
         }
         Err(error) => {
             eprintln!("{peer} {error}");
-            StatusCode::FORBIDDEN
+            StatusCode::FORBIDDEN.into_response()
         }
     }
 }

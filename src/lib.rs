@@ -4,6 +4,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod action_configuration;
+mod answer;
 mod auth;
 mod body;
 mod constraints;
@@ -21,6 +22,7 @@ mod warning;
 mod webhook;
 
 pub use action_configuration::ActionConfiguration;
+pub use answer::HttpAnswer;
 pub use auth::github;
 pub use auth::proxies::TrustedProxies;
 pub use definition::{

@@ -17,6 +17,9 @@ pub(crate) struct Target {
     pub(crate) webhook: Box<str>,
     pub(crate) pipeline: Box<str>,
     pub(crate) action: Box<str>,
+    /// Whether a delivery that gets past the signature step has proved the secret
+    /// (`GITHUB_HMAC`): only such a sender may be told why it was ignored.
+    pub(crate) proves_secret: bool,
 }
 
 /// Whether the pipeline starts, and if not, why; always naming the webhook.
@@ -96,6 +99,18 @@ impl Verdict {
             SignatureHeader::Sha256
         };
         Self { target: self.target, outcome: Err(Rejection::Signature(SignatureError::Mismatch(header))) }
+    }
+
+    /// Whether the sender proved the secret: a `GITHUB_HMAC` webhook's delivery that got past the
+    /// signature step. Only such a sender may be told why its delivery was ignored
+    /// ([`Verdict::http_answer`]).
+    pub fn proves_secret(&self) -> bool {
+        self.target.proves_secret && self.step().is_none_or(|step| step > Step::Signature) && !self.is_too_large()
+    }
+
+    /// A body over the limit is refused before the signature is checked: it proves nothing.
+    fn is_too_large(&self) -> bool {
+        matches!(self.rejection(), Some(Rejection::PayloadTooLarge { .. }))
     }
 
     /// Whether the signature verified with a previous secret (key rotation), not the current
@@ -311,7 +326,12 @@ impl fmt::Display for PayloadProblem {
         match self {
             PayloadProblem::NotUtf8 { offset } => write!(f, "it is not UTF-8 (invalid byte at offset {offset})"),
             PayloadProblem::ContentTypeRepeated => f.write_str("the Content-Type header is repeated"),
-            PayloadProblem::FormWithoutPayload => f.write_str("the form has no payload field"),
+            PayloadProblem::FormWithoutPayload => f.write_str(
+                "the body is declared a form (Content-Type: application/x-www-form-urlencoded, which `curl -d` \
+                 sends) but has no payload field: GitHub's form deliveries carry the JSON as payload=...; send \
+                 JSON with Content-Type: application/json (curl -H 'Content-Type: application/json' \
+                 --data-binary @FILE)",
+            ),
             PayloadProblem::FormPayloadRepeated => f.write_str("the form has more than one payload field"),
             PayloadProblem::FormPayloadNotUtf8 { offset } => {
                 write!(f, "the form's payload is not UTF-8 (invalid byte at offset {offset})")
@@ -418,25 +438,26 @@ impl fmt::Display for Found {
     }
 }
 
-/// `null` for nothing, the value itself, `{"type": "object"}` / `{"type": "array"}`, or
-/// `{"count": n, "first": [...]}`.
+/// The value itself for a scalar (`null` is a JSON null that was selected),
+/// `{"type": "nothing"}` when the path selected nothing, `{"type": "object"}` /
+/// `{"type": "array"}`, or `{"count": n, "first": [...]}`.
 impl Serialize for Found {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Found::Nothing => s.serialize_none(),
-            Found::Value(v) => v.serialize(s),
-            Found::Object | Found::Array => {
-                let mut map = s.serialize_map(Some(1))?;
-                map.serialize_entry("type", if matches!(self, Found::Object) { "object" } else { "array" })?;
-                map.end()
-            }
+        let kind = match self {
+            Found::Value(v) => return v.serialize(s),
             Found::Values { count, first } => {
                 let mut map = s.serialize_map(Some(2))?;
                 map.serialize_entry("count", count)?;
                 map.serialize_entry("first", first)?;
-                map.end()
+                return map.end();
             }
-        }
+            Found::Nothing => "nothing",
+            Found::Object => "object",
+            Found::Array => "array",
+        };
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry("type", kind)?;
+        map.end()
     }
 }
 

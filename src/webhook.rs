@@ -218,6 +218,7 @@ impl WebhookOptions {
                 webhook: d.name.as_str().into(),
                 pipeline: d.target_pipeline.as_str().into(),
                 action: d.target_action.as_str().into(),
+                proves_secret: d.authentication == WebhookAuthenticationType::GithubHmac,
             }),
             auth,
             filters: Filters::new(filters),

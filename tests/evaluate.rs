@@ -431,8 +431,9 @@ fn verdict_json_names_decision_step_and_filter_index() {
     assert_eq!(reject["found"], 3, "found is typed JSON: the number itself");
     assert_eq!((reject["webhook"].as_str(), reject["pipeline"].as_str()), (Some("hook"), Some("pipe")));
     let nothing = serde_json::to_value(w.evaluate(&Request::new(r#"{"a":1}"#))).unwrap();
-    assert_eq!(nothing["found"], serde_json::Value::Null);
-    assert!(nothing.as_object().unwrap().contains_key("found"));
+    assert_eq!(nothing["found"], json!({"type": "nothing"}), "selected nothing is not a JSON null");
+    let null = serde_json::to_value(w.evaluate(&Request::new(r#"{"a":1,"b":null}"#))).unwrap();
+    assert_eq!(null["found"], serde_json::Value::Null, "a selected JSON null is null");
     let several = unauthenticated(json!([{"jsonPath": "$.a[*]", "matchEquals": "x"}]));
     let several = serde_json::to_value(several.evaluate(&Request::new(r#"{"a":["p",{"q":1},[2]]}"#))).unwrap();
     assert_eq!(several["found"], json!({"count": 3, "first": ["p", {"type": "object"}, {"type": "array"}]}));
@@ -534,4 +535,57 @@ fn github_verify_decides_as_evaluate_does() {
             Err(e) => assert_eq!(verdict.rejection(), Some(&Rejection::Signature(e)), "{headers:?}"),
         }
     }
+}
+
+// --- The HTTP answer -------------------------------------------------------------------------------
+
+#[test]
+fn http_answer_tells_the_reason_only_to_a_sender_that_proved_the_secret() {
+    let answer = |w: &Webhook, r: &Request<'_>| {
+        let a = w.evaluate(r).http_answer();
+        (a.status(), a.body().clone())
+    };
+    let hmac = hmac_webhook(json!([{"jsonPath": "$.ref", "matchEquals": "refs/heads/{Branch}"}]));
+    assert_eq!(answer(&hmac, &Request::new(BODY).header("X-Hub-Signature-256", &sig256(BODY))), (202, json!({})));
+    let dev = r#"{"ref":"refs/heads/dev"}"#;
+    assert_eq!(
+        answer(&hmac, &Request::new(dev).header("X-Hub-Signature-256", &sig256(dev))),
+        (200, json!({"ignored": r#"filter 0 ($.ref) expected "refs/heads/main", found "refs/heads/dev""#}))
+    );
+    // Unsigned, or signed with another secret: 403 and nothing else.
+    assert_eq!(answer(&hmac, &Request::new(dev)), (403, json!({})));
+    let forged = github::signature_256(b"not the secret", dev.as_bytes());
+    assert_eq!(answer(&hmac, &Request::new(dev).header("X-Hub-Signature-256", &forged)), (403, json!({})));
+    // Malformed JSON after a good signature: 400 with the reason.
+    let (status, body) = answer(&hmac, &Request::new("{").header("X-Hub-Signature-256", &sig256("{")));
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("not valid JSON"), "{body}");
+    // curl -d declares a form: the reason says so, to the sender that proved the secret.
+    let form = r#"{"ref":"refs/heads/main"}"#;
+    let (status, body) = answer(
+        &hmac,
+        &Request::new(form)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("X-Hub-Signature-256", &sig256(form)),
+    );
+    assert_eq!(status, 400);
+    let reason = body["error"].as_str().unwrap();
+    assert!(reason.contains("no payload field") && reason.contains("curl -d"), "{reason}");
+    // Strangers to an UNAUTHENTICATED or IP webhook learn nothing of its filters.
+    let open = unauthenticated(json!([{"jsonPath": "$.ref", "matchEquals": "refs/heads/main"}]));
+    assert_eq!(answer(&open, &Request::new(dev)), (200, json!({})));
+    assert_eq!(answer(&open, &Request::new("{")), (400, json!({})));
+    assert_eq!(answer(&ip_webhook("10.0.0.0/8"), &Request::new(BODY).source_ip([192, 0, 2, 1])), (403, json!({})));
+    // Too large is decided before the signature: it proves nothing.
+    let small = Webhook::options()
+        .max_body_bytes(4)
+        .build(
+            &definition_with(json!([{"jsonPath": "$.ref"}]), |v| {
+                v["authentication"] = json!("GITHUB_HMAC");
+                v["authenticationConfiguration"] = json!({"SecretToken": SECRET});
+            }),
+            &config(),
+        )
+        .unwrap();
+    assert_eq!(answer(&small, &Request::new(BODY).header("X-Hub-Signature-256", &sig256(BODY))), (413, json!({})));
 }

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::executions::Job;
 use super::store::{ExecutionRow, Recorded, TriggerRecord};
 use super::{App, TokenInfo};
-use codepipeline_webhooks::{ErrorCode, Request, Step, Verdict, WebhookAuthenticationType};
+use codepipeline_webhooks::{ErrorCode, Request, Step, Verdict};
 
 /// How long a repeated `X-GitHub-Delivery` is remembered.
 pub const DEDUPE_WINDOW_SECS: f64 = 3600.0;
@@ -109,7 +109,6 @@ async fn answer(
 ) -> Response {
     let event = header_str(headers, "x-github-event");
     let delivery = header_str(headers, "x-github-delivery");
-    let proved_secret = info.authentication == WebhookAuthenticationType::GithubHmac;
     let is_ping = event == Some("ping");
     match verdict.rejection() {
         None => {
@@ -169,41 +168,40 @@ async fn answer(
             json_response(StatusCode::ACCEPTED, json!({"pipelineExecutionId": id}))
         }
         Some(rejection) => {
+            // The engine's one mapping from a verdict to what the sender is told (status, and a
+            // reason only for a sender that proved the secret); the service adds metrics and logs.
             let step = rejection.step();
             let elapsed = started.elapsed();
+            let answer = verdict.http_answer();
+            let status = StatusCode::from_u16(answer.status()).unwrap_or(StatusCode::FORBIDDEN);
             match step {
                 Step::SourceIp | Step::Signature => {
                     app.metrics.delivery("rejected", step.as_str(), elapsed);
                     tracing::info!(webhook = %info.name, outcome = "rejected", step = step.as_str(), reason = %rejection, "delivery refused");
-                    empty(StatusCode::FORBIDDEN)
+                    empty(status)
                 }
-                Step::Payload if matches!(rejection, codepipeline_webhooks::Rejection::PayloadTooLarge { .. }) => {
+                Step::Payload if status == StatusCode::PAYLOAD_TOO_LARGE => {
                     app.metrics.delivery("too_large", step.as_str(), elapsed);
-                    empty(StatusCode::PAYLOAD_TOO_LARGE)
+                    empty(status)
                 }
                 Step::Payload => {
                     app.metrics.delivery("bad_request", step.as_str(), elapsed);
                     tracing::info!(webhook = %info.name, outcome = "bad_request", reason = %rejection, "malformed payload");
-                    if proved_secret {
-                        json_response(StatusCode::BAD_REQUEST, json!({"error": rejection.to_string()}))
-                    } else {
-                        empty(StatusCode::BAD_REQUEST)
-                    }
+                    json_response(status, answer.into_body())
                 }
                 // Step::Filter, and any step a later engine adds (Step is non-exhaustive).
+                _ if is_ping => {
+                    app.metrics.delivery("ping", "none", elapsed);
+                    let body = if verdict.proves_secret() { json!({"ignored": "ping"}) } else { json!({}) };
+                    json_response(StatusCode::OK, body)
+                }
                 _ => {
-                    let (outcome, reason) =
-                        if is_ping { ("ping", "ping".to_owned()) } else { ("ignored", rejection.to_string()) };
-                    app.metrics.delivery(outcome, if is_ping { "none" } else { step.as_str() }, elapsed);
+                    app.metrics.delivery("ignored", step.as_str(), elapsed);
                     // The common case of a busy receiver (every push to every branch): debug, so that
                     // the log holds the triggers and the refusals (measured: a line per delivery is
                     // about 10 % of the data plane's CPU).
-                    tracing::debug!(webhook = %info.name, outcome, reason = %rejection, "filters did not match");
-                    if proved_secret {
-                        json_response(StatusCode::OK, json!({"ignored": reason}))
-                    } else {
-                        json_response(StatusCode::OK, json!({}))
-                    }
+                    tracing::debug!(webhook = %info.name, outcome = "ignored", reason = %rejection, "filters did not match");
+                    json_response(status, answer.into_body())
                 }
             }
         }

@@ -19,8 +19,8 @@ use super::executions::Runner;
 use super::metrics::Metrics;
 use super::sigv4::{self, AccessKey};
 use super::store::{Store, StoreError};
+use codepipeline_webhooks::DEFAULT_MAX_BODY_BYTES;
 use codepipeline_webhooks::registry::{PipelineDeclaration, Registry, RegistryState, WebhookState};
-use codepipeline_webhooks::{DEFAULT_MAX_BODY_BYTES, WebhookAuthenticationType};
 
 /// How logs are written (to stderr).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -105,7 +105,6 @@ pub struct ServeConfig {
 #[derive(Clone, Debug)]
 pub(crate) struct TokenInfo {
     pub(crate) name: String,
-    pub(crate) authentication: WebhookAuthenticationType,
 }
 
 /// The running service's shared state.
@@ -163,11 +162,7 @@ impl App {
 
     pub(crate) fn refresh_tokens(&self) {
         let state = self.registry.export_state();
-        let map = state
-            .webhooks
-            .into_iter()
-            .map(|w| (w.token, TokenInfo { name: w.definition.name, authentication: w.definition.authentication }))
-            .collect();
+        let map = state.webhooks.into_iter().map(|w| (w.token, TokenInfo { name: w.definition.name })).collect();
         *self.tokens.write().unwrap_or_else(PoisonError::into_inner) = map;
     }
 
