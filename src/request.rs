@@ -22,6 +22,10 @@ pub const FORWARDED: &str = "Forwarded";
 /// [`header`](Self::header) is ignored, so a host may pass all of them. A header given twice is
 /// remembered as repeated, and a repeated signature header is a reject.
 ///
+/// From axum or hyper, the `http` feature builds one from the `http` crate's types without copying
+/// the body: [`Request::from_headers`]`(&HeaderMap, &body)` and
+/// [`Request::from_parts`]`(&Parts, &body)`.
+///
 /// ```
 /// use codepipeline_webhooks::Request;
 /// let body = br#"{"ref":"refs/heads/main"}"#;
@@ -204,6 +208,10 @@ impl<'a> Request<'a> {
     /// A delivery from the `http` crate's header map and the body bytes, borrowing both (the body
     /// is not copied). Add the peer address with [`source_ip`](Self::source_ip).
     ///
+    /// *Available with the `http` feature:* `codepipeline-webhooks = { version = "0.1", features =
+    /// ["http"] }`. Without it, the compiler says "no function or associated item named
+    /// `from_headers`".
+    ///
     /// ```
     /// # #[cfg(feature = "http")] {
     /// let mut headers = http::HeaderMap::new();
@@ -226,6 +234,8 @@ impl<'a> Request<'a> {
 
     /// A delivery from `http::request::Parts` and the body bytes; see
     /// [`from_headers`](Self::from_headers).
+    ///
+    /// *Available with the `http` feature.*
     pub fn from_parts(parts: &'a http::request::Parts, body: &'a [u8]) -> Self {
         Self::from_headers(&parts.headers, body)
     }

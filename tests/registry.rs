@@ -97,11 +97,18 @@ fn deliver(registry: &Registry, url: &str, body: &str) -> Result<bool, codepipel
 const MAIN: &str = r#"{"ref":"refs/heads/main"}"#;
 
 #[test]
-fn builder_requires_region_and_account() {
-    assert_eq!(Registry::builder().account_id("111111111111").build().unwrap_err().code(), "ValidationException");
-    assert_eq!(Registry::builder().region("us-east-1").build().unwrap_err().code(), "ValidationException");
-    assert!(Registry::builder().region("us-east-1").account_id("1234").build().is_err());
-    assert!(Registry::builder().region("US East").account_id("111111111111").build().is_err());
+fn builder_requires_region_and_account_as_a_host_mistake() {
+    // The host's own options, not an AWS request: InvalidOptions, naming the option.
+    let no_region = Registry::builder().account_id("111111111111").build().unwrap_err();
+    assert_eq!((no_region.code(), no_region.field()), ("InvalidOptions", Some("region")));
+    let no_account = Registry::builder().region("us-east-1").build().unwrap_err();
+    assert_eq!((no_account.code(), no_account.field()), ("InvalidOptions", Some("accountId")));
+    let short = Registry::builder().region("us-east-1").account_id("1234").build().unwrap_err();
+    assert_eq!(short.code(), "InvalidOptions");
+    let spaced = Registry::builder().region("US East").account_id("111111111111").build().unwrap_err();
+    assert_eq!(spaced.code(), "InvalidOptions");
+    let base = Registry::builder().region("us-east-1").account_id("111111111111").base_url("ftp://x").build();
+    assert_eq!(base.unwrap_err().code(), "InvalidOptions");
 }
 
 #[test]
@@ -509,7 +516,7 @@ fn base_url_sets_the_webhook_urls() {
     }
     for bad in ["", "hooks.example.com", "ftp://hooks.example.com", "https://h/x?y=1", "https://h/x#y"] {
         let err = Registry::builder().region("us-east-1").account_id("111111111111").base_url(bad).build().unwrap_err();
-        assert_eq!(err.code(), "ValidationException", "{bad}");
+        assert_eq!(err.code(), "InvalidOptions", "{bad}: the host's own option");
     }
 }
 

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::urls::BaseUrl;
 use super::{Clock, DEFAULT_WEBHOOK_QUOTA, Registry, RegistryState, State, TokenSource};
-use crate::error::Error;
+use crate::error::{Error, ErrorCode};
 use crate::webhook::WebhookOptions;
 use std::time::Duration;
 
@@ -116,20 +116,30 @@ impl RegistryBuilder {
         self
     }
 
-    /// Checks the options and builds the registry (`ValidationException` when region or account id
-    /// is missing or malformed, or the state does not load).
+    /// Checks the options and builds the registry. A host's own mistake (a region or account id
+    /// missing or malformed, a base URL that is not one) is `ErrorCode::InvalidOptions`, not an
+    /// AWS exception; a state that does not load is the exception its fault would have raised.
     pub fn build(self) -> Result<Registry, Error> {
-        let region = self.region.ok_or_else(|| Error::validation("region".to_owned(), "a region is required"))?;
+        let region = self.region.ok_or_else(|| {
+            Error::new(ErrorCode::InvalidOptions, "region".to_owned(), "a region is required: .region(\"us-east-1\")")
+        })?;
         if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-            return Err(Error::validation(
+            return Err(Error::new(
+                ErrorCode::InvalidOptions,
                 "region".to_owned(),
                 format!("'{region}' is not a region name such as us-east-1"),
             ));
         }
-        let account_id =
-            self.account_id.ok_or_else(|| Error::validation("accountId".to_owned(), "an account id is required"))?;
+        let account_id = self.account_id.ok_or_else(|| {
+            Error::new(
+                ErrorCode::InvalidOptions,
+                "accountId".to_owned(),
+                "an account id is required: .account_id(\"123456789012\")",
+            )
+        })?;
         if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(Error::validation(
+            return Err(Error::new(
+                ErrorCode::InvalidOptions,
                 "accountId".to_owned(),
                 format!("'{account_id}' is not a 12-digit account id"),
             ));

@@ -28,7 +28,8 @@ impl BaseUrl {
     /// fragment (the registry adds its own query).
     pub(super) fn parse(text: &str) -> Result<Self, Error> {
         let invalid = || {
-            Error::validation(
+            Error::new(
+                crate::ErrorCode::InvalidOptions,
                 "baseUrl".to_owned(),
                 format!(
                     "'{}' is not a base URL such as https://hooks.example.com or http://127.0.0.1:3000/codepipeline (http or https, a host, an optional path, no query or fragment)",
