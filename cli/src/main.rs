@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use codepipeline_webhooks::registry::PipelineDeclaration;
 use codepipeline_webhooks::{ActionConfiguration, PutWebhookInput, Request, Webhook, WebhookDefinition, github};
 
 /// The environment variable `sign` reads the secret from when neither `--secret` nor
@@ -85,6 +84,10 @@ struct DefinitionArgs {
     /// exit 2 with the exception they name.
     #[arg(long)]
     deny_warnings: bool,
+    /// Print the outcome as one JSON object (check: the verdict; validate: the webhook and its
+    /// warnings); on exit 2, {"error": {"code", "field", "message", "position"}}.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -103,9 +106,6 @@ struct CheckArgs {
     /// Refuse deliveries that carry only the legacy SHA-1 signature.
     #[arg(long)]
     require_sha256: bool,
-    /// Print the verdict as one JSON object.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Args)]
@@ -122,36 +122,101 @@ struct SignArgs {
     payload: String,
 }
 
-/// A failure before any verdict: exit 2 with this on stderr.
-struct Usage(String);
+/// A failure before any verdict: exit 2, with this on stderr (and with `--json`, as
+/// `{"error": {"code", "field", "message", "position"}}` on stdout).
+struct Usage {
+    /// The AWS exception name for a definition's fault; `UsageError` for the command line or a file.
+    code: &'static str,
+    field: Option<String>,
+    message: String,
+    position: Option<usize>,
+    /// A line after the message, for people (not in the JSON form).
+    hint: Option<&'static str>,
+}
+
+/// A fault of the command line or of reading a file (not of a definition).
+#[allow(non_snake_case)]
+fn Usage(message: String) -> Usage {
+    Usage { code: "UsageError", field: None, message, position: None, hint: None }
+}
 
 impl From<codepipeline_webhooks::Error> for Usage {
     fn from(e: codepipeline_webhooks::Error) -> Self {
-        let field = e.field().map(|f| format!(" (at {f})")).unwrap_or_default();
-        Usage(format!("{}: {}{field}", e.code(), e.message()))
+        Usage {
+            code: e.code(),
+            field: e.field().map(str::to_owned),
+            message: e.message().to_owned(),
+            position: e.position(),
+            hint: None,
+        }
+    }
+}
+
+impl Usage {
+    /// What stderr shows: `ValidationException: ... (at webhook.name)`, or `error: ...`.
+    fn text(&self) -> String {
+        let mut text = if self.code == "UsageError" {
+            self.message.clone()
+        } else {
+            let field = self.field.as_ref().map(|f| format!(" (at {f})")).unwrap_or_default();
+            format!("{}: {}{field}", self.code, self.message)
+        };
+        if let Some(hint) = self.hint {
+            text.push('\n');
+            text.push_str(hint);
+        }
+        text
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let message = self.message.strip_prefix("error: ").unwrap_or(&self.message);
+        serde_json::json!({"error": {
+            "code": self.code, "field": self.field, "message": message, "position": self.position,
+        }})
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = match &cli.command {
+        Command::Check(args) => args.definition.json,
+        Command::Validate(args) => args.json,
+        _ => false,
+    };
     let result = match cli.command {
         Command::Check(args) => check(args),
         Command::Validate(args) => compile(&args, false).and_then(|w| {
-            print(&format!(
-                "valid: webhook '{}' targets pipeline '{}', action '{}'\n",
-                w.name(),
-                w.target_pipeline(),
-                w.target_action()
-            ))?;
+            if args.json {
+                let warnings: Vec<_> = w
+                    .warnings()
+                    .iter()
+                    .map(|w| serde_json::json!({"field": w.field(), "message": w.message()}))
+                    .collect();
+                let out = serde_json::json!({
+                    "valid": true, "webhook": w.name(), "pipeline": w.target_pipeline(),
+                    "action": w.target_action(), "warnings": warnings,
+                });
+                print(&format!("{out}\n"))?;
+            } else {
+                print(&format!(
+                    "valid: webhook '{}' targets pipeline '{}', action '{}'\n",
+                    w.name(),
+                    w.target_pipeline(),
+                    w.target_action()
+                ))?;
+            }
             Ok(ExitCode::SUCCESS)
         }),
         Command::Sign(args) => sign(args),
         #[cfg(feature = "serve")]
         Command::Serve(args) => Ok(codepipeline_webhooks_cli::serve::main(args)),
     };
-    result.unwrap_or_else(|Usage(message)| {
+    result.unwrap_or_else(|usage| {
+        if json {
+            let _ = print(&format!("{}\n", usage.json()));
+        }
         // Standard error closed too: nothing more can be said.
-        let _ = writeln!(std::io::stderr(), "{message}");
+        let _ = writeln!(std::io::stderr(), "{}", usage.text());
         ExitCode::from(2)
     })
 }
@@ -179,7 +244,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, Usage> {
         request = request.source_ip(parse_addr(addr)?);
     }
     let verdict = webhook.evaluate(&request);
-    if args.json {
+    if args.definition.json {
         let json = serde_json::to_string(&verdict).map_err(|e| Usage(format!("error: {e}")))?;
         print(&format!("{json}\n"))?;
     } else {
@@ -224,20 +289,19 @@ fn compile(args: &DefinitionArgs, require_sha256: bool) -> Result<Webhook, Usage
         Some(path) => action_configuration(path, &read_text(path)?, &definition.target_action)?,
     };
     const HINT: &str = "hint: pass the target action's configuration with --action-config FILE";
-    let placeholder =
-        |field: Option<&str>| args.action_config.is_none() && field.is_some_and(|f| f.ends_with(".matchEquals"));
+    // Only where a placeholder could have needed it: no configuration given, and the fault is a
+    // matchEquals that holds brace text.
+    let has_braces = definition.filters.iter().any(|f| f.match_equals.as_deref().is_some_and(|m| m.contains('{')));
+    let placeholder = |field: Option<&str>| {
+        args.action_config.is_none() && has_braces && field.is_some_and(|f| f.ends_with(".matchEquals"))
+    };
     let webhook = Webhook::options()
         .require_sha256(require_sha256)
         .deny_warnings(args.deny_warnings)
         .build(&definition, &config)
         .map_err(|e| {
-            let hint = placeholder(e.field());
-            let Usage(mut message) = Usage::from(e);
-            if hint {
-                message.push('\n');
-                message.push_str(HINT);
-            }
-            Usage(message)
+            let hint = placeholder(e.field()).then_some(HINT);
+            Usage { hint, ..Usage::from(e) }
         })?;
     // Warnings go to standard error, so that stdout stays the verdict (or `--json`).
     let mut stderr = std::io::stderr().lock();
@@ -259,8 +323,7 @@ fn action_configuration(path: &Path, text: &str, target_action: &str) -> Result<
     let is_pipeline = value.get("pipeline").is_some_and(serde_json::Value::is_object)
         || value.get("stages").is_some_and(serde_json::Value::is_array);
     if is_pipeline {
-        let pipeline = PipelineDeclaration::from_json(text)?;
-        return Ok(pipeline.first_stage_configuration(target_action)?.clone());
+        return Ok(ActionConfiguration::from_pipeline_json(text, target_action)?);
     }
     serde_json::from_value(value).map_err(|_| {
         Usage(format!(
@@ -272,9 +335,12 @@ fn action_configuration(path: &Path, text: &str, target_action: &str) -> Result<
 
 /// A put-webhook input document when it has a `webhook` member, a bare definition otherwise.
 fn parse_definition(text: &str) -> Result<WebhookDefinition, Usage> {
-    let is_input = serde_json::from_str::<serde_json::Value>(text)
-        .map(|v| v.get("webhook").is_some())
-        .map_err(|e| Usage(format!("ValidationException: the webhook file is not JSON: {e}")))?;
+    let is_input =
+        serde_json::from_str::<serde_json::Value>(text).map(|v| v.get("webhook").is_some()).map_err(|e| Usage {
+            code: "ValidationException",
+            message: format!("the webhook file is not JSON: {e}"),
+            ..Usage(String::new())
+        })?;
     if is_input {
         let input = PutWebhookInput::from_json(text)?;
         input.validate()?;

@@ -219,6 +219,70 @@ fn invalid_definitions_exit_2_with_the_exception_name_first() {
 }
 
 #[test]
+fn json_says_why_on_exit_2_and_tells_nothing_selected_from_null() {
+    let dir = std::env::temp_dir().join(format!("cpw-cli-json-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad-path.json");
+    std::fs::write(
+        &bad,
+        r#"{"name":"n","targetPipeline":"p","targetAction":"a","filters":[{"jsonPath":"$.ref[","matchEquals":"x"}],"authentication":"UNAUTHENTICATED","authenticationConfiguration":{}}"#,
+    )
+    .unwrap();
+    for command in ["check", "validate"] {
+        let mut args = vec![command, "--json", "--webhook", bad.to_str().unwrap()];
+        if command == "check" {
+            args.extend(["--payload", "examples/push.json"]);
+        }
+        let out = run(&args, None);
+        assert_eq!(out.status.code(), Some(2));
+        let error: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON object on stdout");
+        assert_eq!(error["error"]["code"], "InvalidWebhookFilterPatternException", "{error}");
+        assert_eq!(error["error"]["field"], "webhook.filters[0].jsonPath");
+        assert_eq!(error["error"]["position"], 5, "the character the caret points at");
+        assert!(error["error"]["message"].as_str().unwrap().contains("does not parse"), "{error}");
+    }
+    // A file that cannot be read is a usage error, in the same form.
+    let out = run(&["check", "--json", "--webhook", "missing.json", "--payload", "examples/push.json"], None);
+    let error: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!((error["error"]["code"].as_str(), out.status.code()), (Some("UsageError"), Some(2)));
+
+    // `found`: a JSON null that was selected is null; a path that selected nothing says so.
+    let def = dir.join("b.json");
+    std::fs::write(
+        &def,
+        r#"{"name":"n","targetPipeline":"p","targetAction":"a","filters":[{"jsonPath":"$.b","matchEquals":"x"}],"authentication":"UNAUTHENTICATED","authenticationConfiguration":{}}"#,
+    )
+    .unwrap();
+    let found = |body: &[u8]| {
+        let out = run(&["check", "--json", "--webhook", def.to_str().unwrap(), "--payload", "-"], Some(body));
+        assert_eq!(out.status.code(), Some(1));
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()["found"].clone()
+    };
+    assert_eq!(found(br#"{"b":null}"#), serde_json::Value::Null);
+    assert_eq!(found(br#"{"a":1}"#), serde_json::json!({"type": "nothing"}));
+}
+
+#[test]
+fn the_action_config_hint_only_where_a_placeholder_needs_it() {
+    let dir = std::env::temp_dir().join(format!("cpw-cli-hint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A wildcard in matchEquals on an indefinite path is a warning, but no placeholder is involved.
+    let def = dir.join("no-placeholder.json");
+    std::fs::write(
+        &def,
+        r#"{"name":"n","targetPipeline":"p","targetAction":"a","filters":[{"jsonPath":"$.commits[*].id","matchEquals":"abc*"}],"authentication":"UNAUTHENTICATED","authenticationConfiguration":{}}"#,
+    )
+    .unwrap();
+    let out = run(&["validate", "--webhook", def.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("warning: webhook.filters[0].matchEquals"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("hint:"), "{}", stderr(&out));
+    let out = run(&["validate", "--webhook", def.to_str().unwrap(), "--deny-warnings"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr(&out).contains("hint:"), "{}", stderr(&out));
+}
+
+#[test]
 fn action_config_takes_get_pipeline_output() {
     let dir = std::env::temp_dir().join(format!("cpw-cli-pipeline-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
