@@ -19,6 +19,8 @@ impl From<super::store::StoreError> for ApiError {
 /// acknowledged by any instance is seen at once), writes are one transaction each on the one
 /// webhook or pipeline they change. The registry's rules decide; the database decides what is.
 pub(crate) async fn execute(app: &App, op: Operation) -> Result<Value, ApiError> {
+    // What any instance committed is in this instance's cache before it answers.
+    app.sync().await?;
     match op {
         Operation::PutWebhook(input) => {
             let name = input.webhook.name.clone();
@@ -57,7 +59,6 @@ pub(crate) async fn execute(app: &App, op: Operation) -> Result<Value, ApiError>
             }
         }
         Operation::ListWebhooks(input) => {
-            app.sync().await?;
             let mut out = app.registry.list_webhooks(input)?;
             // lastTriggered: the latest over every instance.
             let stamps: std::collections::HashMap<String, f64> =

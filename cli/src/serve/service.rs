@@ -108,8 +108,6 @@ pub struct ServeConfig {
 /// How often each instance polls the change feed (changes reach its data plane within this, and
 /// its control plane at once: every call catches up first).
 const POLL_EVERY: Duration = Duration::from_millis(200);
-/// An instance whose heartbeat is older than this is dead: its running executions are Stopped.
-const DEAD_AFTER_SECS: f64 = 15.0;
 /// How long change-feed entries are kept.
 const KEEP_CHANGES_SECS: f64 = 3600.0;
 
@@ -230,11 +228,10 @@ impl App {
     pub(crate) async fn sync(&self) -> Result<(), StoreError> {
         let mut applied = self.applied.lock().await;
         loop {
-            let (changes, oldest) = self.store.changes_since(*applied, 500).await?;
-            if oldest.is_some_and(|oldest| oldest > *applied + 1)
-                && changes.first().is_none_or(|c| c.seq > *applied + 1)
-            {
-                // Entries this instance never saw were pruned: reload everything.
+            let changes = self.store.changes_since(*applied, 500).await?;
+            // The feed has no gaps, and pruning keeps its last entry: a first entry past the
+            // next one means entries this instance never saw were pruned. Reload everything.
+            if changes.first().is_some_and(|c| c.seq > *applied + 1) {
                 let seq = self.store.change_seq().await?;
                 self.load_all().await?;
                 *applied = seq;
@@ -288,8 +285,8 @@ impl App {
     }
 }
 
-/// Polls the change feed, beats this instance's heartbeat, stops the executions of dead
-/// instances and prunes the feed, until the process ends.
+/// Polls the change feed, beats this instance's heartbeat, stops the executions of instances
+/// that are gone and prunes the feed, until the process ends.
 async fn housekeeping(app: Arc<App>) {
     let mut tick: u64 = 0;
     loop {
@@ -298,19 +295,19 @@ async fn housekeeping(app: Arc<App>) {
         if let Err(e) = app.sync().await {
             tracing::warn!(error = %e, "catching up with the change feed failed");
         }
-        if tick % 5 == 0
+        if tick.is_multiple_of(5)
             && let Err(e) = app.store.heartbeat(&app.instance, std::process::id(), now()).await
         {
             tracing::warn!(error = %e, "heartbeat failed");
         }
-        if tick % 50 == 0 {
-            match app.store.stop_orphans(now() - DEAD_AFTER_SECS, now()).await {
+        if tick.is_multiple_of(50) {
+            match app.store.stop_orphans(&app.instance, now()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::warn!(executions = n, "executions of an instance that stopped marked Stopped"),
                 Err(e) => tracing::warn!(error = %e, "looking for orphaned executions failed"),
             }
         }
-        if tick % 300 == 0
+        if tick.is_multiple_of(300)
             && let Err(e) = app.store.prune_changes(now() - KEEP_CHANGES_SECS).await
         {
             tracing::warn!(error = %e, "pruning the change feed failed");
@@ -377,13 +374,10 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
 async fn build_app(config: ServeConfig) -> Result<Arc<App>, ServeError> {
     let store = Arc::new(Store::open(&config.database).await?);
     let instance = uuid();
-    // SQLite: this process holds the lock, so whatever ran before is dead. Postgres: the
-    // instances whose heartbeat stopped.
-    let dead_before = match store.backend() {
-        super::store::Backend::Sqlite => f64::INFINITY,
-        super::store::Backend::Postgres => now() - DEAD_AFTER_SECS,
-    };
-    let stopped = store.stop_orphans(dead_before, now()).await?;
+    store.hold_instance_lock(&instance).await?;
+    // SQLite: this process holds the lock, so whatever ran before is gone. Postgres: the
+    // instances whose liveness lock is free.
+    let stopped = store.stop_orphans(&instance, now()).await?;
     if stopped > 0 {
         tracing::warn!(executions = stopped, "executions left running by a previous process marked Stopped");
     }

@@ -222,6 +222,8 @@ pub struct Store {
     backend: Backend,
     /// The exclusive lock on the SQLite database's directory, held while the store lives.
     _lock: Option<fs::File>,
+    /// Postgres: the connection that holds this instance's liveness lock.
+    liveness: tokio::sync::Mutex<Option<sqlx::AnyConnection>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -275,7 +277,7 @@ impl Store {
                     .await
                     .map_err(|e| StoreError(format!("cannot connect to {}: {e}", redact_url(url))))?;
                 POSTGRES_MIGRATIONS.run(&pool).await?;
-                Ok(Store { pool, backend: Backend::Postgres, _lock: None })
+                Ok(Store { pool, backend: Backend::Postgres, _lock: None, liveness: Default::default() })
             }
             Location::Url(url) => Err(StoreError(format!(
                 "--database-url must start with sqlite: or postgres://, not '{}'",
@@ -319,7 +321,7 @@ impl Store {
             }
         }
         restrict(path, 0o600)?;
-        Ok(Store { pool, backend: Backend::Sqlite, _lock: Some(lock) })
+        Ok(Store { pool, backend: Backend::Sqlite, _lock: Some(lock), liveness: Default::default() })
     }
 
     /// Which database this is.
@@ -409,9 +411,9 @@ impl Store {
         Ok(WriteTx { tx, changes: Vec::new() })
     }
 
-    /// The change feed after `seq`, in commit order (at most `limit`), and the lowest sequence
-    /// still kept (older entries are pruned; an instance that is behind it reloads everything).
-    pub async fn changes_since(&self, seq: i64, limit: usize) -> Result<(Vec<Change>, Option<i64>), StoreError> {
+    /// The change feed after `seq`, in commit order (at most `limit`). The feed has no gaps
+    /// (its counter row is taken in each writing transaction) and pruning keeps its last entry.
+    pub async fn changes_since(&self, seq: i64, limit: usize) -> Result<Vec<Change>, StoreError> {
         let rows = sqlx::query("SELECT seq, kind, name FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
             .bind(seq)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -427,9 +429,7 @@ impl Store {
             };
             out.push(Change { seq: r.try_get(0)?, kind, name: r.try_get(2)? });
         }
-        let oldest: Option<i64> =
-            sqlx::query("SELECT MIN(seq) FROM changes").fetch_one(&self.pool).await?.try_get(0).ok().flatten();
-        Ok((out, oldest))
+        Ok(out)
     }
 
     /// The change feed's last sequence.
@@ -567,7 +567,7 @@ impl Store {
         Ok(())
     }
 
-    /// Registers this instance (and refreshes its heartbeat).
+    /// Registers this instance (and refreshes its heartbeat, which says when it was last seen).
     pub async fn heartbeat(&self, instance: &str, pid: u32, at: f64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO instances (id, pid, started, heartbeat) VALUES ($1, $2, $3, $3)
@@ -581,23 +581,80 @@ impl Store {
         Ok(())
     }
 
-    /// Marks `Stopped` the executions left `InProgress` by instances whose heartbeat is older
-    /// than `dead_before` (or by no instance: a previous process on SQLite), and forgets those
-    /// instances. How many executions.
-    pub async fn stop_orphans(&self, dead_before: f64, at: f64) -> Result<u64, StoreError> {
-        let n = sqlx::query(
+    /// Holds this instance's liveness lock for as long as the store lives: on Postgres a
+    /// session advisory lock on a connection of its own, which the server releases when the
+    /// process dies (even by `kill -9`: its connection closes); on SQLite the directory's lock
+    /// already says it.
+    pub async fn hold_instance_lock(&self, instance: &str) -> Result<(), StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let mut conn = self.pool.acquire().await?.detach();
+        sqlx::query("SELECT 1 FROM (SELECT pg_advisory_lock(hashtext($1))) AS locked")
+            .bind(format!("instance:{instance}"))
+            .fetch_one(&mut conn)
+            .await?;
+        *self.liveness.lock().await = Some(conn);
+        Ok(())
+    }
+
+    /// Marks `Stopped` the executions left `InProgress` by instances that are gone, and forgets
+    /// those instances. How many executions. On SQLite every other instance is gone (this process
+    /// holds the directory's lock); on Postgres an instance is gone when its liveness lock can be
+    /// taken.
+    pub async fn stop_orphans(&self, me: &str, at: f64) -> Result<u64, StoreError> {
+        const STOP: &str =
             "UPDATE executions SET status = 'Stopped', status_summary = 'the server restarted while it ran',
-             last_update_time = $2
-             WHERE status = 'InProgress'
-               AND (instance IS NULL OR instance NOT IN (SELECT id FROM instances WHERE heartbeat >= $1))",
-        )
-        .bind(dead_before)
-        .bind(at)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        sqlx::query("DELETE FROM instances WHERE heartbeat < $1").bind(dead_before).execute(&self.pool).await?;
-        Ok(n)
+             last_update_time = $2 WHERE status = 'InProgress' AND ";
+        match self.backend {
+            Backend::Sqlite => {
+                let n = sqlx::query(&format!("{STOP} (instance IS NULL OR instance <> $1)"))
+                    .bind(me)
+                    .bind(at)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                sqlx::query("DELETE FROM instances WHERE id <> $1").bind(me).execute(&self.pool).await?;
+                Ok(n)
+            }
+            Backend::Postgres => {
+                let mut conn = self.pool.acquire().await?;
+                let mut n = sqlx::query(&format!("{STOP} instance IS NULL"))
+                    .bind(me)
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                let rows = sqlx::query(
+                    "SELECT id FROM instances WHERE id <> $1
+                     UNION SELECT DISTINCT instance FROM executions WHERE status = 'InProgress' AND instance <> $1",
+                )
+                .bind(me)
+                .fetch_all(&mut *conn)
+                .await?;
+                for row in rows {
+                    let other: String = row.try_get(0)?;
+                    let key = format!("instance:{other}");
+                    let gone: bool = sqlx::query("SELECT pg_try_advisory_lock(hashtext($1))")
+                        .bind(&key)
+                        .fetch_one(&mut *conn)
+                        .await?
+                        .try_get(0)?;
+                    if !gone {
+                        continue;
+                    }
+                    n += sqlx::query(&format!("{STOP} instance = $1"))
+                        .bind(&other)
+                        .bind(at)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                    sqlx::query("DELETE FROM instances WHERE id = $1").bind(&other).execute(&mut *conn).await?;
+                    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))").bind(&key).fetch_one(&mut *conn).await?;
+                }
+                Ok(n)
+            }
+        }
     }
 
     /// One page of a pipeline's executions, newest first, after `before_seq`.
@@ -633,8 +690,11 @@ impl Store {
         sqlx::query("SELECT 1").fetch_one(&self.pool).await.is_ok()
     }
 
-    /// Closes the pool (waits for connections in use).
+    /// Closes the pool (waits for connections in use) and releases the liveness lock.
     pub async fn close(&self) {
+        if let Some(conn) = self.liveness.lock().await.take() {
+            let _ = sqlx::Connection::close(conn).await;
+        }
         self.pool.close().await;
     }
 }
@@ -913,9 +973,9 @@ mod tests {
         let mut tx = store.write("webhook:x").await.unwrap();
         assert!(!tx.take_webhook_slot(1).await.unwrap(), "the quota of 1 is taken");
         drop(tx);
-        let (changes, oldest) = store.changes_since(0, 10).await.unwrap();
+        let changes = store.changes_since(0, 10).await.unwrap();
         assert_eq!(changes, [Change { seq: 1, kind: ChangeKind::Webhook, name: "w".into() }]);
-        assert_eq!((oldest, store.change_seq().await.unwrap()), (Some(1), 1));
+        assert_eq!(store.change_seq().await.unwrap(), 1);
         let out = store
             .record_triggers(&[
                 record(Some("d1"), "e1", 1000.0),
