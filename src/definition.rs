@@ -218,7 +218,7 @@ fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Error> {
     })
 }
 
-fn collect_tag_violations(tags: &[Tag], field: &str, v: &mut Violations) {
+pub(crate) fn collect_tag_violations(tags: &[Tag], field: &str, v: &mut Violations) {
     for (i, tag) in tags.iter().enumerate() {
         v.length(&format!("{field}[{i}].key"), &tag.key, 1, 128, false);
         v.length(&format!("{field}[{i}].value"), &tag.value, 0, 256, false);

@@ -205,8 +205,13 @@ fn signed_headers(secret: &str, body: &[u8], event: &str, delivery: &str) -> Vec
 }
 
 fn pipeline(name: &str, branch: &str) -> PipelineDeclaration {
+    pipeline_with_action(name, branch, "Source")
+}
+
+/// A pipeline whose first-stage action is named `action`.
+fn pipeline_with_action(name: &str, branch: &str, action: &str) -> PipelineDeclaration {
     let source = ActionDeclaration::builder()
-        .name("Source")
+        .name(action)
         .action_type_id(
             ActionTypeId::builder()
                 .category(ActionCategory::Source)
@@ -821,12 +826,44 @@ async fn on_trigger_timeout_fails_the_execution() {
     assert!(summary.contains("killed"), "{summary}");
 }
 
+/// A database of its own in the Postgres cluster of `TEST_DATABASE_URL` (`--database-url` and
+/// its URL), or `None`, with a message saying how to run the test, when it is not set.
+async fn postgres_database(tag: &str) -> Option<String> {
+    use sqlx::Connection as _;
+    let Ok(base) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!(
+            "skipped: set TEST_DATABASE_URL=postgres://USER@127.0.0.1:PORT/DB to run this test on Postgres \
+             (bash .ci/run starts a throwaway cluster and sets it)"
+        );
+        return None;
+    };
+    let name = format!("cpw_serve_{tag}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+    let mut conn = sqlx::PgConnection::connect(&base).await.expect("TEST_DATABASE_URL connects");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    let (prefix, _) = base.split('?').next().unwrap().rsplit_once('/').expect("a URL with a database name");
+    Some(format!("{prefix}/{name}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_and_kill9_lose_nothing_acknowledged() {
+    restart_and_kill9(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_and_kill9_lose_nothing_acknowledged_on_postgres() {
+    let Some(url) = postgres_database("restart").await else { return };
+    restart_and_kill9(&["--database-url", &url]).await;
+}
+
+/// Deliveries, a pipeline update, a registration and a deletion survive `kill -9` and SIGTERM;
+/// `db` chooses the database (nothing: SQLite under the data dir).
+async fn restart_and_kill9(db: &[&str]) {
     let dir = temp_dir("restart");
     let data = dir.join("data");
+    let with = |extra: &[&'static str]| -> Vec<String> { db.iter().chain(extra).map(|s| s.to_string()).collect() };
+    let start = |extra: Vec<String>| Server::start(&data, &extra.iter().map(String::as_str).collect::<Vec<_>>());
     // A child that outlives the server's kill -9.
-    let server = Server::start(&data, &["--on-trigger", "sleep", "3"]);
+    let server = start(with(&["--on-trigger", "sleep", "3"]));
     let (c, addr) = (server.client(), server.addr);
     let token = setup(&c, "app", "hook", WebhookAuthenticationType::GithubHmac).await;
     c.update_pipeline().pipeline(pipeline("app", "master")).send().await.unwrap();
@@ -839,14 +876,14 @@ async fn restart_and_kill9_lose_nothing_acknowledged() {
     server.kill9();
 
     #[cfg(unix)]
-    {
+    if db.is_empty() {
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&data), 0o700);
         assert_eq!(mode(&data.join("codepipeline-webhooks.sqlite3")), 0o600);
     }
 
-    let server = Server::start(&data, &[]);
+    let server = start(with(&[]));
     let (c, addr) = (server.client(), server.addr);
     let hooks_after = c.list_webhooks().send().await.unwrap();
     let (before, after) = (&hooks_before.webhooks()[0], &hooks_after.webhooks()[0]);
@@ -868,7 +905,7 @@ async fn restart_and_kill9_lose_nothing_acknowledged() {
 
     // Graceful stop (SIGTERM): exit 0, and again nothing lost.
     assert!(server.terminate().success());
-    let server = Server::start(&data, &[]);
+    let server = start(with(&[]));
     let c = server.client();
     let ids: Vec<_> = c
         .list_pipeline_executions()
@@ -884,10 +921,66 @@ async fn restart_and_kill9_lose_nothing_acknowledged() {
     // Deleting survives a restart too.
     c.delete_webhook().name("hook").send().await.unwrap();
     server.kill9();
-    let server = Server::start(&data, &[]);
+    let server = start(with(&[]));
     assert!(server.client().list_webhooks().send().await.unwrap().webhooks().is_empty());
     let a = deliver(server.addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", "d-3")).await;
     assert_eq!(a.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_in_error_stays_in_error_across_restarts() {
+    webhook_in_error_across_restarts(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_in_error_stays_in_error_across_restarts_on_postgres() {
+    let Some(url) = postgres_database("inerror").await else { return };
+    webhook_in_error_across_restarts(&["--database-url", &url]).await;
+}
+
+/// A legal UpdatePipeline that renames the first-stage action leaves the webhook in error; the
+/// server still starts after SIGTERM and after kill -9, and the webhook is still in error with
+/// its reason until the pipeline is fixed.
+async fn webhook_in_error_across_restarts(db: &[&str]) {
+    let dir = temp_dir("inerror");
+    let data = dir.join("data");
+    let server = Server::start(&data, db);
+    let c = server.client();
+    let token = setup(&c, "app", "hook", WebhookAuthenticationType::GithubHmac).await;
+    c.update_pipeline().pipeline(pipeline_with_action("app", "master", "Renamed")).send().await.unwrap();
+    let reason = "Action with name Source was not found in the first stage of the pipeline";
+    let body = push();
+    let check = |server: &Server| {
+        let (c, addr) = (server.client(), server.addr);
+        let body = body.clone();
+        let token = token.clone();
+        async move {
+            let hooks = c.list_webhooks().send().await.unwrap();
+            let hook = &hooks.webhooks()[0];
+            assert_eq!(hook.error_code(), Some("ValidationException"));
+            assert!(hook.error_message().unwrap().contains(reason), "{:?}", hook.error_message());
+            let a = deliver(addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", "d-in-error")).await;
+            assert_eq!(a.status, 409, "a webhook in error refuses deliveries");
+        }
+    };
+    check(&server).await;
+    assert!(server.terminate().success());
+    let server = Server::start(&data, db);
+    check(&server).await;
+    server.kill9();
+    let server = Server::start(&data, db);
+    check(&server).await;
+    // Fixed: it triggers again, and still after a restart.
+    let c = server.client();
+    c.update_pipeline().pipeline(pipeline("app", "master")).send().await.unwrap();
+    let a = deliver(server.addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", "d-fixed")).await;
+    assert_eq!(a.status, 202);
+    server.kill9();
+    let server = Server::start(&data, db);
+    let hooks = server.client().list_webhooks().send().await.unwrap();
+    assert_eq!(hooks.webhooks()[0].error_code(), None);
+    let got = server.client().get_pipeline().name("app").send().await.unwrap();
+    assert_eq!(got.pipeline().unwrap().version(), Some(3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

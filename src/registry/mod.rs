@@ -12,6 +12,7 @@
 #![cfg(feature = "registry")]
 
 mod builder;
+mod host;
 mod next_token;
 mod operations;
 mod shapes;
@@ -25,6 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGua
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use builder::{RegistryBuilder, partition_of};
+pub use host::{Resolved, check_max_results, check_tags, invalid_next_token, no_such_pipeline};
 pub use shapes::{
     ActionDeclaration, DeleteWebhookInput, DeregisterWebhookWithThirdPartyInput, ListWebhookItem, ListWebhooksInput,
     ListWebhooksOutput, PipelineDeclaration, PutWebhookOutput, RegisterWebhookWithThirdPartyInput, RegistryState,

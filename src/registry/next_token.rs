@@ -18,18 +18,28 @@ pub(super) const MAX_NEXT_TOKEN_LEN: usize = 2048;
 
 const TAG_LEN: usize = 32;
 
-fn mac(key: &[u8; 32], name: &[u8]) -> Hmac<Sha256> {
+fn mac(key: &[u8; 32], operation: &str, name: &[u8]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-    // Domain separation: the key signs nothing else today, but a tag for one purpose must never
-    // verify for another.
-    mac.update(b"ListWebhooks\0");
+    // Domain separation: a token one list operation issued never verifies for another.
+    mac.update(operation.as_bytes());
+    mac.update(b"\0");
     mac.update(name);
     mac
 }
 
 /// The token that resumes a listing after `name`.
 pub(super) fn issue(key: &[u8; 32], name: &str) -> String {
-    let tag = mac(key, name.as_bytes()).finalize().into_bytes();
+    issue_for(key, "ListWebhooks", name)
+}
+
+/// The name a `ListWebhooks` token resumes after.
+pub(super) fn verify(key: &[u8; 32], token: &str) -> Result<String, Error> {
+    verify_for(key, "ListWebhooks", token)
+}
+
+/// The token that resumes `operation`'s listing after `name`.
+pub(super) fn issue_for(key: &[u8; 32], operation: &str, name: &str) -> String {
+    let tag = mac(key, operation, name.as_bytes()).finalize().into_bytes();
     let mut bytes = Vec::with_capacity(name.len() + TAG_LEN);
     bytes.extend_from_slice(name.as_bytes());
     bytes.extend_from_slice(&tag);
@@ -39,7 +49,7 @@ pub(super) fn issue(key: &[u8; 32], name: &str) -> String {
 /// The name a token resumes after: `ValidationException` when its length breaks the model,
 /// `InvalidNextTokenException` when this key did not issue it. The tag is compared in constant
 /// time.
-pub(super) fn verify(key: &[u8; 32], token: &str) -> Result<String, Error> {
+pub(super) fn verify_for(key: &[u8; 32], operation: &str, token: &str) -> Result<String, Error> {
     let len = token.chars().count();
     if !(1..=MAX_NEXT_TOKEN_LEN).contains(&len) {
         let bound = if len == 0 {
@@ -59,13 +69,13 @@ pub(super) fn verify(key: &[u8; 32], token: &str) -> Result<String, Error> {
         Error::new(
             ErrorCode::InvalidNextTokenException,
             Some("NextToken".to_owned()),
-            "The next token was not issued by ListWebhooks",
+            format!("The next token was not issued by {operation}"),
         )
     };
     let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
     let split = bytes.len().checked_sub(TAG_LEN).ok_or_else(invalid)?;
     let (name, tag) = bytes.split_at(split);
-    mac(key, name).verify_slice(tag).map_err(|_| invalid())?;
+    mac(key, operation, name).verify_slice(tag).map_err(|_| invalid())?;
     String::from_utf8(name.to_vec()).map_err(|_| invalid())
 }
 

@@ -5,8 +5,8 @@
 //! what it compiled against is still in force; deliveries take the read lock only to find the
 //! compiled webhook.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
 
 use super::{
     DeleteWebhookInput, DeregisterWebhookWithThirdPartyInput, Entry, ListWebhookItem, ListWebhooksInput,
@@ -291,20 +291,7 @@ impl Registry {
 
     /// As [`trigger`](Self::trigger), for a host that routes by the URL's `t` parameter.
     pub fn trigger_token(&self, token: &str, request: &Request<'_>) -> Result<Verdict, Error> {
-        let (webhook, last_triggered, previous_until) = {
-            let state = self.read();
-            let entry = state.tokens.get(token).and_then(|name| state.webhooks.get(name)).ok_or_else(unknown_url)?;
-            (entry.compiled.clone()?, entry.last_triggered.clone(), entry.previous.as_ref().map(|p| p.until))
-        };
-        let mut verdict = webhook.evaluate(request);
-        // Past its grace period the previous secret verifies nothing: as a mismatch.
-        if verdict.used_previous_secret() && previous_until.is_none_or(|until| (self.clock)() >= until) {
-            verdict = verdict.previous_secret_expired(request);
-        }
-        if verdict.is_trigger() {
-            *last_triggered.lock().unwrap_or_else(PoisonError::into_inner) = Some((self.clock)());
-        }
-        Ok(verdict)
+        self.trigger_by_token(token, request)
     }
 }
 

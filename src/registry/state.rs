@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::{
     Entry, PipelineDeclaration, Previous, Registry, RegistryState, State, WebhookState, check_pipeline, is_url_token,
-    last_triggered, pipeline_not_found,
+    pipeline_not_found,
 };
 use crate::definition::PutWebhookInput;
 use crate::error::{Error, ErrorCode};
@@ -22,21 +22,7 @@ impl Registry {
         let state = self.read();
         RegistryState {
             pipelines: state.pipelines.values().map(|p| PipelineDeclaration::clone(p)).collect(),
-            webhooks: state
-                .webhooks
-                .values()
-                .map(|e| WebhookState {
-                    definition: e.definition.clone(),
-                    tags: e.tags.clone(),
-                    token: e.token.clone(),
-                    registered_with_third_party: e.registered,
-                    last_triggered: last_triggered(e),
-                    error_code: e.compiled.as_ref().err().map(|e| e.code().to_owned()),
-                    error_message: e.compiled.as_ref().err().map(|e| e.message().to_owned()),
-                    previous_secret_token: e.previous.as_ref().map(|p| p.secret.clone()),
-                    previous_secret_valid_until: e.previous.as_ref().map(|p| epoch_seconds(p.until)),
-                })
-                .collect(),
+            webhooks: state.webhooks.values().map(super::host::export_entry).collect(),
             next_token_key: Some(URL_SAFE_NO_PAD.encode(state.next_token_key)),
         }
     }
@@ -80,82 +66,14 @@ impl Registry {
             ));
         }
         for w in imported.webhooks {
-            let input = PutWebhookInput { webhook: w.definition, tags: w.tags };
-            input.validate()?;
-            let name = input.webhook.name.clone();
+            let (name, entry) = self.load_entry(w, &next.pipelines, false)?;
             let shown = crate::error::escape(&name).into_owned();
-            let previous = match (w.previous_secret_token, w.previous_secret_valid_until) {
-                (None, None) => None,
-                (Some(secret), Some(until)) => Some(Previous {
-                    secret,
-                    until: time_of(until).ok_or_else(|| {
-                        Error::validation(
-                            "webhooks".to_owned(),
-                            format!(
-                                "webhook '{shown}' has previousSecretValidUntil {until}, which is not a time after 1970"
-                            ),
-                        )
-                    })?,
-                }),
-                _ => {
-                    return Err(Error::validation(
-                        "webhooks".to_owned(),
-                        format!(
-                            "webhook '{shown}' needs both previousSecretToken and previousSecretValidUntil, or neither"
-                        ),
-                    ));
-                }
-            };
-            let compiled = match next.pipelines.get(&input.webhook.target_pipeline) {
-                Some(pipeline) => self.compile(&input.webhook, pipeline, previous.as_ref()).map(Arc::new),
-                None => Err(pipeline_not_found(&input.webhook.target_pipeline)),
-            };
-            // A missing pipeline is a state `delete_pipeline` produces: the webhook loads in
-            // error. Any other error must be the one the state recorded.
-            if let Err(e) = &compiled
-                && e.kind() != ErrorCode::PipelineNotFoundException
-                && w.error_code.as_deref() != Some(e.code())
-            {
-                return Err(Error::new(
-                    e.kind(),
-                    e.field().map(str::to_owned),
-                    format!(
-                        "webhook '{shown}' in the state does not compile and records no such error: {}",
-                        e.message()
-                    ),
-                ));
-            }
-            if !is_url_token(&w.token) {
-                return Err(Error::validation(
-                    "webhooks".to_owned(),
-                    format!("webhook '{shown}' has a URL token that is empty or not URL-safe ([A-Za-z0-9_-])"),
-                ));
-            }
-            if next.tokens.insert(w.token.clone(), name.clone()).is_some() {
+            if next.tokens.insert(entry.token.clone(), name.clone()).is_some() {
                 return Err(Error::validation(
                     "webhooks".to_owned(),
                     format!("webhook '{shown}' reuses another's URL token"),
                 ));
             }
-            let last = match w.last_triggered {
-                None => None,
-                Some(secs) => Some(time_of(secs).ok_or_else(|| {
-                    Error::validation(
-                        "webhooks".to_owned(),
-                        format!("webhook '{shown}' has lastTriggered {secs}, which is not a time after 1970"),
-                    )
-                })?),
-            };
-            let entry = Entry {
-                revision: self.revisions.fetch_add(1, Ordering::Relaxed),
-                definition: input.webhook,
-                tags: input.tags,
-                token: w.token,
-                registered: w.registered_with_third_party,
-                compiled,
-                last_triggered: Arc::new(Mutex::new(last)),
-                previous,
-            };
             if next.webhooks.insert(name, entry).is_some() {
                 return Err(Error::validation(
                     "webhooks".to_owned(),
@@ -166,13 +84,89 @@ impl Registry {
         *self.write() = next;
         Ok(())
     }
+
+    /// One exported webhook as an entry, checked as `import_state` checks it, compiled against
+    /// `pipelines`. `lenient`: a webhook that does not compile loads in error with the error its
+    /// pipeline gives it now, whatever the state recorded (the pipeline decides).
+    pub(super) fn load_entry(
+        &self,
+        w: WebhookState,
+        pipelines: &std::collections::BTreeMap<String, Arc<PipelineDeclaration>>,
+        lenient: bool,
+    ) -> Result<(String, Entry), Error> {
+        let input = PutWebhookInput { webhook: w.definition, tags: w.tags };
+        input.validate()?;
+        let name = input.webhook.name.clone();
+        let shown = crate::error::escape(&name).into_owned();
+        let previous = match (w.previous_secret_token, w.previous_secret_valid_until) {
+            (None, None) => None,
+            (Some(secret), Some(until)) => Some(Previous {
+                secret,
+                until: time_of(until).ok_or_else(|| {
+                    Error::validation(
+                        "webhooks".to_owned(),
+                        format!(
+                            "webhook '{shown}' has previousSecretValidUntil {until}, which is not a time after 1970"
+                        ),
+                    )
+                })?,
+            }),
+            _ => {
+                return Err(Error::validation(
+                    "webhooks".to_owned(),
+                    format!(
+                        "webhook '{shown}' needs both previousSecretToken and previousSecretValidUntil, or neither"
+                    ),
+                ));
+            }
+        };
+        let compiled = match pipelines.get(&input.webhook.target_pipeline) {
+            Some(pipeline) => self.compile(&input.webhook, pipeline, previous.as_ref()).map(Arc::new),
+            None => Err(pipeline_not_found(&input.webhook.target_pipeline)),
+        };
+        // A missing pipeline is a state `delete_pipeline` produces: the webhook loads in
+        // error. Any other error must be the one the state recorded, unless lenient.
+        if let Err(e) = &compiled
+            && !lenient
+            && e.kind() != ErrorCode::PipelineNotFoundException
+            && w.error_code.as_deref() != Some(e.code())
+        {
+            return Err(Error::new(
+                e.kind(),
+                e.field().map(str::to_owned),
+                format!("webhook '{shown}' in the state does not compile and records no such error: {}", e.message()),
+            ));
+        }
+        if !is_url_token(&w.token) {
+            return Err(Error::validation(
+                "webhooks".to_owned(),
+                format!("webhook '{shown}' has a URL token that is empty or not URL-safe ([A-Za-z0-9_-])"),
+            ));
+        }
+        let last = match w.last_triggered {
+            None => None,
+            Some(secs) => Some(time_of(secs).ok_or_else(|| {
+                Error::validation(
+                    "webhooks".to_owned(),
+                    format!("webhook '{shown}' has lastTriggered {secs}, which is not a time after 1970"),
+                )
+            })?),
+        };
+        let entry = Entry {
+            revision: self.revisions.fetch_add(1, Ordering::Relaxed),
+            definition: input.webhook,
+            tags: input.tags,
+            token: w.token,
+            registered: w.registered_with_third_party,
+            compiled,
+            last_triggered: Arc::new(Mutex::new(last)),
+            previous,
+        };
+        Ok((name, entry))
+    }
 }
 
 /// A time from seconds since the Unix epoch, as the wire gives `lastTriggered`.
 fn time_of(secs: f64) -> Option<std::time::SystemTime> {
     std::time::Duration::try_from_secs_f64(secs).ok().and_then(|d| UNIX_EPOCH.checked_add(d))
-}
-
-fn epoch_seconds(time: std::time::SystemTime) -> f64 {
-    time.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }

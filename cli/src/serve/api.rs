@@ -1,15 +1,12 @@
 //! The control plane's operations: a decoded [`Operation`] run against the service's state and
 //! answered with AWS's shapes.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use super::App;
 use super::control::{ApiError, Operation};
-use super::store::{ExecutionRow, PipelineRow};
-use codepipeline_webhooks::Tag;
-use codepipeline_webhooks::registry::PipelineDeclaration;
+use super::store::{ChangeKind, ExecutionRow, PipelineRow, StoreError, WriteTx};
+use codepipeline_webhooks::registry::{self, PipelineDeclaration, Registry};
 
 impl From<super::store::StoreError> for ApiError {
     fn from(e: super::store::StoreError) -> Self {
@@ -18,55 +15,102 @@ impl From<super::store::StoreError> for ApiError {
     }
 }
 
-/// Runs a decoded call against the service's state; the JSON answer or an error.
-pub(crate) fn execute(app: &App, op: Operation) -> Result<Value, ApiError> {
+/// Runs a decoded call: reads catch this instance's cache up with the database first (a write
+/// acknowledged by any instance is seen at once), writes are one transaction each on the one
+/// webhook or pipeline they change. The registry's rules decide; the database decides what is.
+pub(crate) async fn execute(app: &App, op: Operation) -> Result<Value, ApiError> {
+    // What any instance committed is in this instance's cache before it answers.
+    app.sync().await?;
     match op {
         Operation::PutWebhook(input) => {
-            let _w = app.write_lock();
             let name = input.webhook.name.clone();
+            let target = input.webhook.target_pipeline.clone();
+            // The model's rules first, before anything is locked.
+            input.validate()?;
+            let mut tx = app.store.write(&format!("webhook:{name}")).await?;
+            // The cache as the database has it now, for this webhook and its pipeline.
+            let row = tx.webhook(&name).await?;
+            let pipeline = tx.pipeline(&target, None).await?;
+            app.load_pipeline(&target, pipeline.as_ref())?;
+            app.load_webhook(&name, row.as_ref())?;
             let out = app.registry.put_webhook(input)?;
-            app.persist_webhook(&name)?;
-            Ok(serde_json::to_value(out).map_err(|_| ApiError::internal())?)
+            let written = async {
+                if row.is_none() && !tx.take_webhook_slot(app.registry.webhook_quota()).await? {
+                    return Ok(Err(app.registry.quota_exceeded()));
+                }
+                let state =
+                    app.registry.export_webhook(&name).ok_or_else(|| StoreError::new("the webhook vanished"))?;
+                let json = serde_json::to_string(&state).map_err(|e| StoreError::new(e.to_string()))?;
+                tx.put_webhook(&name, &state.token, &json).await?;
+                tx.commit(super::now()).await?;
+                Ok::<_, StoreError>(Ok(()))
+            }
+            .await;
+            match written {
+                Ok(Ok(())) => Ok(serde_json::to_value(out).map_err(|_| ApiError::internal())?),
+                Ok(Err(e)) => {
+                    app.reload(ChangeKind::Webhook, &name).await;
+                    Err(e.into())
+                }
+                Err(e) => {
+                    app.reload(ChangeKind::Webhook, &name).await;
+                    Err(e.into())
+                }
+            }
         }
         Operation::ListWebhooks(input) => {
-            Ok(serde_json::to_value(app.registry.list_webhooks(input)?).map_err(|_| ApiError::internal())?)
+            let mut out = app.registry.list_webhooks(input)?;
+            // lastTriggered: the latest over every instance.
+            let stamps: std::collections::HashMap<String, f64> =
+                app.store.last_triggered().await?.into_iter().collect();
+            for item in &mut out.webhooks {
+                if let Some(at) = stamps.get(&item.definition.name) {
+                    item.last_triggered = Some(item.last_triggered.map_or(*at, |mine| mine.max(*at)));
+                }
+            }
+            Ok(serde_json::to_value(out).map_err(|_| ApiError::internal())?)
         }
         Operation::DeleteWebhook(input) => {
-            let _w = app.write_lock();
             let name = input.name.clone();
+            let mut tx = app.store.write(&format!("webhook:{name}")).await?;
+            // Checks the name and drops it from the cache: its URL stops answering here at once.
             app.registry.delete_webhook(input)?;
-            app.store.delete_webhook(&name).map_err(|e| app.recover(e))?;
-            app.refresh_tokens();
+            let written = async {
+                tx.delete_webhook(&name).await?;
+                tx.commit(super::now()).await
+            }
+            .await;
+            if let Err(e) = written {
+                app.reload(ChangeKind::Webhook, &name).await;
+                return Err(e.into());
+            }
             Ok(json!({}))
         }
         Operation::RegisterWebhookWithThirdParty(input) => {
-            let _w = app.write_lock();
             let name = input.webhook_name.clone();
-            app.registry.register_webhook_with_third_party(input)?;
-            app.persist_webhook(&name)?;
+            write_webhook(app, &name, |r| r.register_webhook_with_third_party(input)).await?;
             Ok(json!({}))
         }
         Operation::DeregisterWebhookWithThirdParty(input) => {
-            let _w = app.write_lock();
             let name = input.webhook_name.clone();
-            app.registry.deregister_webhook_with_third_party(input)?;
-            app.persist_webhook(&name)?;
+            write_webhook(app, &name, |r| r.deregister_webhook_with_third_party(input)).await?;
             Ok(json!({}))
         }
         Operation::CreatePipeline(input) => {
-            let _w = app.write_lock();
             let name = pipeline_name(&input.pipeline)?;
-            if app.store.pipeline(&name, None)?.is_some() {
+            if let Some(tags) = &input.tags {
+                registry::check_tags(tags)?;
+            }
+            let mut tx = app.store.write(&format!("pipeline:{name}")).await?;
+            if tx.pipeline(&name, None).await?.is_some() {
                 return Err(ApiError::client(
                     "PipelineNameInUseException",
                     format!("A pipeline with the name '{name}' already exists"),
                 ));
             }
-            if let Some(tags) = &input.tags {
-                check_tags(tags)?;
-            }
             let now = super::now();
-            let row = put_pipeline(app, input.pipeline, 1, now, now)?;
+            let version = Registry::next_pipeline_version(None);
+            let row = put_pipeline(app, tx, input.pipeline, version, now, now).await?;
             let mut out =
                 json!({"pipeline": serde_json::from_str::<Value>(&row.declaration).map_err(|_| ApiError::internal())?});
             if let Some(tags) = input.tags.filter(|t| !t.is_empty()) {
@@ -75,52 +119,56 @@ pub(crate) fn execute(app: &App, op: Operation) -> Result<Value, ApiError> {
             Ok(out)
         }
         Operation::UpdatePipeline(input) => {
-            let _w = app.write_lock();
             let name = pipeline_name(&input.pipeline)?;
-            let Some(current) = app.store.pipeline(&name, None)? else {
-                return Err(pipeline_not_found(&name));
+            let mut tx = app.store.write(&format!("pipeline:{name}")).await?;
+            let Some(current) = tx.pipeline(&name, None).await? else {
+                return Err(registry::no_such_pipeline(&name).into());
             };
-            let row = put_pipeline(app, input.pipeline, current.version + 1, current.created, super::now())?;
+            let version = Registry::next_pipeline_version(Some(current.version));
+            let row = put_pipeline(app, tx, input.pipeline, version, current.created, super::now()).await?;
             Ok(json!({"pipeline": serde_json::from_str::<Value>(&row.declaration).map_err(|_| ApiError::internal())?}))
         }
         Operation::GetPipeline(input) => {
-            let row = match app.store.pipeline(&input.name, input.version)? {
+            let row = match app.store.pipeline(&input.name, input.version).await? {
                 Some(row) => row,
-                None if input.version.is_some() && app.store.pipeline(&input.name, None)?.is_some() => {
+                None if input.version.is_some() && app.store.pipeline(&input.name, None).await?.is_some() => {
                     return Err(ApiError::client(
                         "PipelineVersionNotFoundException",
                         format!("Pipeline '{}' has no version {}", input.name, input.version.unwrap_or_default()),
                     ));
                 }
-                None => return Err(pipeline_not_found(&input.name)),
+                None => return Err(registry::no_such_pipeline(&input.name).into()),
             };
             let mut pipeline = serde_json::from_str::<Value>(&row.declaration).map_err(|_| ApiError::internal())?;
             mask_secrets(&mut pipeline);
             Ok(json!({
                 "pipeline": pipeline,
-                "metadata": {"pipelineArn": app.pipeline_arn(&row.name), "created": row.created, "updated": row.updated},
+                "metadata": {"pipelineArn": app.registry.pipeline_arn(&row.name), "created": row.created, "updated": row.updated},
             }))
         }
         Operation::DeletePipeline(input) => {
-            let _w = app.write_lock();
-            if app.store.delete_pipeline(&input.name)? {
-                app.forget_pipeline(&input.name)?;
+            let mut tx = app.store.write(&format!("pipeline:{}", input.name)).await?;
+            if tx.delete_pipeline(&input.name).await? {
+                tx.commit(super::now()).await?;
+                // Its webhooks stay, in error.
+                app.registry.delete_pipeline(&input.name)?;
             }
             Ok(json!({}))
         }
         Operation::ListPipelines(input) => {
+            const OP: &str = "ListPipelines";
             let max = input.max_results.unwrap_or(100);
-            if !(1..=1000).contains(&max) {
-                return Err(max_results_error(max, 1000));
-            }
-            let after = input.next_token.as_deref().map(decode_token).transpose()?;
-            let rows = app.store.latest_pipelines()?;
-            let mut page =
-                rows.into_iter().filter(|r| after.as_ref().is_none_or(|a| r.name.as_str() > a.as_str())).peekable();
-            let mut pipelines = Vec::new();
-            let mut last = None;
-            while pipelines.len() < max as usize {
-                let Some(row) = page.next() else { break };
+            registry::check_max_results("maxResults", max, 1000)?;
+            let after = match input.next_token.as_deref() {
+                None => None,
+                Some(t) => Some(app.registry.verify_next_token(OP, t)?),
+            };
+            let max = usize::try_from(max).unwrap_or(1);
+            let mut rows = app.store.pipelines_page(after.as_deref(), max + 1).await?;
+            let more = rows.len() > max;
+            rows.truncate(max);
+            let mut pipelines = Vec::with_capacity(rows.len());
+            for row in &rows {
                 let declaration: Value = serde_json::from_str(&row.declaration).map_err(|_| ApiError::internal())?;
                 let mut summary =
                     json!({"name": row.name, "version": row.version, "created": row.created, "updated": row.updated});
@@ -129,41 +177,49 @@ pub(crate) fn execute(app: &App, op: Operation) -> Result<Value, ApiError> {
                         summary[key] = v.clone();
                     }
                 }
-                last = Some(row.name);
                 pipelines.push(summary);
             }
             let mut out = json!({"pipelines": pipelines});
-            if let (Some(_), Some(last)) = (page.peek(), last) {
-                out["nextToken"] = Value::String(URL_SAFE_NO_PAD.encode(last.as_bytes()));
+            if let (true, Some(last)) = (more, rows.last()) {
+                out["nextToken"] = Value::String(app.registry.issue_next_token(OP, &last.name));
             }
             Ok(out)
         }
         Operation::ListPipelineExecutions(input) => {
+            const OP: &str = "ListPipelineExecutions";
             let max = input.max_results.unwrap_or(100);
-            if !(1..=100).contains(&max) {
-                return Err(max_results_error(max, 100));
+            registry::check_max_results("maxResults", max, 100)?;
+            if app.store.pipeline(&input.pipeline_name, None).await?.is_none() {
+                return Err(registry::no_such_pipeline(&input.pipeline_name).into());
             }
-            if app.store.pipeline(&input.pipeline_name, None)?.is_none() {
-                return Err(pipeline_not_found(&input.pipeline_name));
-            }
+            // A token names the pipeline it pages and the last execution's place.
             let before = match input.next_token.as_deref() {
                 None => None,
-                Some(t) => Some(decode_token(t)?.parse::<i64>().map_err(|_| invalid_next_token())?),
+                Some(t) => {
+                    let position = app.registry.verify_next_token(OP, t)?;
+                    let (seq, pipeline) = position.split_once(':').ok_or_else(|| registry::invalid_next_token(OP))?;
+                    if pipeline != input.pipeline_name {
+                        return Err(registry::invalid_next_token(OP).into());
+                    }
+                    Some(seq.parse::<i64>().map_err(|_| registry::invalid_next_token(OP))?)
+                }
             };
-            let mut rows = app.store.executions(&input.pipeline_name, before, max as usize + 1)?;
-            let more = rows.len() > max as usize;
-            rows.truncate(max as usize);
+            let max = usize::try_from(max).unwrap_or(1);
+            let mut rows = app.store.executions(&input.pipeline_name, before, max + 1).await?;
+            let more = rows.len() > max;
+            rows.truncate(max);
             let mut out = json!({"pipelineExecutionSummaries": rows.iter().map(summary).collect::<Vec<_>>()});
             if let (true, Some(last)) = (more, rows.last()) {
-                out["nextToken"] = Value::String(URL_SAFE_NO_PAD.encode(last.seq.to_string().as_bytes()));
+                out["nextToken"] =
+                    Value::String(app.registry.issue_next_token(OP, &format!("{}:{}", last.seq, input.pipeline_name)));
             }
             Ok(out)
         }
         Operation::GetPipelineExecution(input) => {
-            if app.store.pipeline(&input.pipeline_name, None)?.is_none() {
-                return Err(pipeline_not_found(&input.pipeline_name));
+            if app.store.pipeline(&input.pipeline_name, None).await?.is_none() {
+                return Err(registry::no_such_pipeline(&input.pipeline_name).into());
             }
-            let Some(row) = app.store.execution(&input.pipeline_name, &input.pipeline_execution_id)? else {
+            let Some(row) = app.store.execution(&input.pipeline_name, &input.pipeline_execution_id).await? else {
                 return Err(ApiError::client(
                     "PipelineExecutionNotFoundException",
                     format!(
@@ -188,6 +244,30 @@ pub(crate) fn execute(app: &App, op: Operation) -> Result<Value, ApiError> {
     }
 }
 
+/// A write to one existing webhook by a registry operation, in one transaction.
+async fn write_webhook(
+    app: &App,
+    name: &str,
+    operation: impl FnOnce(&Registry) -> Result<(), codepipeline_webhooks::Error>,
+) -> Result<(), ApiError> {
+    let mut tx = app.store.write(&format!("webhook:{name}")).await?;
+    let row = tx.webhook(name).await?;
+    app.load_webhook(name, row.as_ref())?;
+    operation(&app.registry)?;
+    let written = async {
+        let state = app.registry.export_webhook(name).ok_or_else(|| StoreError::new("the webhook vanished"))?;
+        let json = serde_json::to_string(&state).map_err(|e| StoreError::new(e.to_string()))?;
+        tx.put_webhook(name, &state.token, &json).await?;
+        tx.commit(super::now()).await
+    }
+    .await;
+    if let Err(e) = written {
+        app.reload(ChangeKind::Webhook, name).await;
+        return Err(e.into());
+    }
+    Ok(())
+}
+
 fn summary(row: &ExecutionRow) -> Value {
     let mut v = json!({
         "pipelineExecutionId": row.id,
@@ -210,49 +290,11 @@ fn pipeline_name(pipeline: &Map<String, Value>) -> Result<String, ApiError> {
     }
 }
 
-fn pipeline_not_found(name: &str) -> ApiError {
-    ApiError::client("PipelineNotFoundException", format!("Account does not have a pipeline with name '{name}'"))
-}
-
-fn invalid_next_token() -> ApiError {
-    ApiError::client("InvalidNextTokenException", "The next token was not issued by this service")
-}
-
-fn decode_token(token: &str) -> Result<String, ApiError> {
-    URL_SAFE_NO_PAD.decode(token).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(invalid_next_token)
-}
-
-fn max_results_error(max: i64, limit: i64) -> ApiError {
-    ApiError::client(
-        "ValidationException",
-        format!(
-            "1 validation error detected: Value '{max}' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and {limit}"
-        ),
-    )
-}
-
-fn check_tags(tags: &[Tag]) -> Result<(), ApiError> {
-    if tags.len() > codepipeline_webhooks::MAX_TAGS {
-        return Err(ApiError::client(
-            "TooManyTagsException",
-            format!("a pipeline carries at most {} tags", codepipeline_webhooks::MAX_TAGS),
-        ));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for tag in tags {
-        if tag.key.starts_with("aws:") || !seen.insert(tag.key.as_str()) {
-            return Err(ApiError::client(
-                "InvalidTagsException",
-                format!("the tag key '{}' is reserved or repeated", tag.key),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Checks the declaration as the registry needs it, puts it in the registry, then writes it.
-fn put_pipeline(
+/// Checks the declaration as the registry needs it, puts it in the cache (recompiling the
+/// webhooks that target it), then writes it and commits; on a failed write the cache reloads.
+async fn put_pipeline(
     app: &App,
+    mut tx: WriteTx,
     mut declaration: Map<String, Value>,
     version: i64,
     created: f64,
@@ -262,16 +304,18 @@ fn put_pipeline(
     let typed: PipelineDeclaration = serde_json::from_value(Value::Object(declaration.clone())).map_err(|e| {
         ApiError::client("InvalidStructureException", format!("the pipeline declaration does not parse: {e}"))
     })?;
+    let name = typed.name.clone();
     app.registry.put_pipeline(typed)?;
-    let row = PipelineRow {
-        name: pipeline_name(&declaration)?,
-        version,
-        declaration: Value::Object(declaration).to_string(),
-        created,
-        updated,
-    };
-    app.store.put_pipeline(&row).map_err(|e| app.recover(e))?;
-    app.set_pipeline_version(&row.name, version);
+    let row = PipelineRow { name, version, declaration: Value::Object(declaration).to_string(), created, updated };
+    let written = async {
+        tx.insert_pipeline(&row).await?;
+        tx.commit(updated).await
+    }
+    .await;
+    if let Err(e) = written {
+        app.reload(ChangeKind::Pipeline, &row.name).await;
+        return Err(e.into());
+    }
     Ok(row)
 }
 

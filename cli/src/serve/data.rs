@@ -13,10 +13,11 @@ use http::{HeaderMap, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
+use super::App;
 use super::executions::Job;
 use super::store::{ExecutionRow, Recorded, TriggerRecord};
-use super::{App, TokenInfo};
-use codepipeline_webhooks::{ErrorCode, Request, Step, Verdict};
+use codepipeline_webhooks::registry::Resolved;
+use codepipeline_webhooks::{Request, Step, Verdict};
 
 /// How long a repeated `X-GitHub-Delivery` is remembered.
 pub const DEDUPE_WINDOW_SECS: f64 = 3600.0;
@@ -47,25 +48,31 @@ pub(crate) async fn trigger(
         app.metrics.delivery("unknown_token", "none", started.elapsed());
         return empty(StatusCode::NOT_FOUND);
     };
-    // Found before a byte of the body is read.
-    let Some(info) = app.token(&token) else {
+    // Found before a byte of the body is read, once: the compiled webhook comes with it.
+    let Some(info) = app.registry.resolve_token(&token) else {
         app.metrics.delivery("unknown_token", "none", started.elapsed());
         tracing::info!(outcome = "unknown_token", peer = %peer.ip(), "delivery to an unknown URL");
         return empty(StatusCode::NOT_FOUND);
     };
-    let limit = app.config.max_body_bytes;
+    if let Some(e) = info.error() {
+        // The webhook does not compile against its pipeline as it is now.
+        app.metrics.delivery("error", "none", started.elapsed());
+        tracing::warn!(webhook = %info.name(), code = e.code(), message = e.message(), "webhook cannot trigger");
+        return empty(StatusCode::CONFLICT);
+    }
+    let limit = info.max_body_bytes().unwrap_or(app.config.max_body_bytes);
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         app.metrics.delivery("too_large", "payload", started.elapsed());
-        tracing::info!(webhook = %info.name, outcome = "too_large", "Content-Length over the limit");
+        tracing::info!(webhook = %info.name(), outcome = "too_large", "Content-Length over the limit");
         return empty(StatusCode::PAYLOAD_TOO_LARGE);
     }
     let bytes: Bytes = match tokio::time::timeout(app.config.read_timeout, Limited::new(body, limit).collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.is::<LengthLimitError>() => {
             app.metrics.delivery("too_large", "payload", started.elapsed());
-            tracing::info!(webhook = %info.name, outcome = "too_large", "body over the limit");
+            tracing::info!(webhook = %info.name(), outcome = "too_large", "body over the limit");
             return empty(StatusCode::PAYLOAD_TOO_LARGE);
         }
         Ok(Err(_)) => {
@@ -74,21 +81,16 @@ pub(crate) async fn trigger(
         }
         Err(_) => {
             app.metrics.delivery("bad_request", "payload", started.elapsed());
-            tracing::info!(webhook = %info.name, outcome = "timeout", "body not received in time");
+            tracing::info!(webhook = %info.name(), outcome = "timeout", "body not received in time");
             return empty(StatusCode::REQUEST_TIMEOUT);
         }
     };
     let request = Request::from_headers(&headers, &bytes).source_ip(peer);
-    let verdict = match app.registry.trigger_token(&token, &request) {
+    let verdict = match app.registry.trigger_resolved(&info, &request) {
         Ok(v) => v,
-        Err(e) if e.kind() == ErrorCode::WebhookNotFoundException => {
-            app.metrics.delivery("unknown_token", "none", started.elapsed());
-            return empty(StatusCode::NOT_FOUND);
-        }
         Err(e) => {
-            // The webhook does not compile against its pipeline as it is now.
             app.metrics.delivery("error", "none", started.elapsed());
-            tracing::warn!(webhook = %info.name, code = e.code(), message = e.message(), "webhook cannot trigger");
+            tracing::warn!(webhook = %info.name(), code = e.code(), message = e.message(), "webhook cannot trigger");
             return empty(StatusCode::CONFLICT);
         }
     };
@@ -101,7 +103,7 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 
 async fn answer(
     app: &Arc<App>,
-    info: &TokenInfo,
+    info: &Resolved,
     headers: &HeaderMap,
     verdict: Verdict,
     payload: Bytes,
@@ -114,7 +116,7 @@ async fn answer(
         None => {
             if is_ping {
                 app.metrics.delivery("ping", "none", started.elapsed());
-                tracing::info!(webhook = %info.name, outcome = "ping", "authenticated ping");
+                tracing::info!(webhook = %info.name(), outcome = "ping", "authenticated ping");
                 return json_response(StatusCode::OK, json!({"ignored": "ping"}));
             }
             let now = super::now();
@@ -124,10 +126,10 @@ async fn answer(
                 seq: 0,
                 id: id.clone(),
                 pipeline: verdict.target_pipeline().to_owned(),
-                pipeline_version: app.pipeline_version(verdict.target_pipeline()),
+                pipeline_version: app.registry.pipeline_version(verdict.target_pipeline()).unwrap_or(1),
                 status: if running { "InProgress" } else { "Succeeded" }.to_owned(),
                 status_summary: None,
-                webhook_arn: app.webhook_arn(verdict.webhook_name()),
+                webhook_arn: app.registry.webhook_arn(verdict.webhook_name()),
                 start_time: now,
                 last_update_time: now,
             };
@@ -136,17 +138,18 @@ async fn answer(
                 delivery: delivery.map(str::to_owned),
                 dedupe_after: now - DEDUPE_WINDOW_SECS,
                 execution,
+                instance: running.then(|| app.instance.clone()),
             };
             match app.recorder.record(record).await {
                 Ok(Recorded::Started) => {}
                 Ok(Recorded::Duplicate) => {
                     app.metrics.delivery("duplicate", "none", started.elapsed());
-                    tracing::info!(webhook = %info.name, outcome = "duplicate", delivery, "repeated delivery id");
+                    tracing::info!(webhook = %info.name(), outcome = "duplicate", delivery, "repeated delivery id");
                     return json_response(StatusCode::OK, json!({"ignored": "duplicate delivery"}));
                 }
                 Err(e) => {
                     app.metrics.delivery("error", "none", started.elapsed());
-                    tracing::error!(webhook = %info.name, error = %e, "could not record the execution");
+                    tracing::error!(webhook = %info.name(), error = %e, "could not record the execution");
                     return empty(StatusCode::SERVICE_UNAVAILABLE);
                 }
             }
@@ -164,7 +167,7 @@ async fn answer(
                 );
             }
             app.metrics.delivery("started", "none", started.elapsed());
-            tracing::info!(webhook = %info.name, pipeline = verdict.target_pipeline(), execution = %id, outcome = "started", previous_secret = verdict.used_previous_secret(), "pipeline started");
+            tracing::info!(webhook = %info.name(), pipeline = verdict.target_pipeline(), execution = %id, outcome = "started", previous_secret = verdict.used_previous_secret(), "pipeline started");
             json_response(StatusCode::ACCEPTED, json!({"pipelineExecutionId": id}))
         }
         Some(rejection) => {
@@ -177,7 +180,7 @@ async fn answer(
             match step {
                 Step::SourceIp | Step::Signature => {
                     app.metrics.delivery("rejected", step.as_str(), elapsed);
-                    tracing::info!(webhook = %info.name, outcome = "rejected", step = step.as_str(), reason = %rejection, "delivery refused");
+                    tracing::info!(webhook = %info.name(), outcome = "rejected", step = step.as_str(), reason = %rejection, "delivery refused");
                     empty(status)
                 }
                 Step::Payload if status == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -186,7 +189,7 @@ async fn answer(
                 }
                 Step::Payload => {
                     app.metrics.delivery("bad_request", step.as_str(), elapsed);
-                    tracing::info!(webhook = %info.name, outcome = "bad_request", reason = %rejection, "malformed payload");
+                    tracing::info!(webhook = %info.name(), outcome = "bad_request", reason = %rejection, "malformed payload");
                     json_response(status, answer.into_body())
                 }
                 // Step::Filter, and any step a later engine adds (Step is non-exhaustive).
@@ -200,7 +203,7 @@ async fn answer(
                     // The common case of a busy receiver (every push to every branch): debug, so that
                     // the log holds the triggers and the refusals (measured: a line per delivery is
                     // about 10 % of the data plane's CPU).
-                    tracing::debug!(webhook = %info.name, outcome = "ignored", reason = %rejection, "filters did not match");
+                    tracing::debug!(webhook = %info.name(), outcome = "ignored", reason = %rejection, "filters did not match");
                     json_response(status, answer.into_body())
                 }
             }

@@ -1,4 +1,4 @@
-//! What a trigger starts: its execution record, written by one writer thread that commits
+//! What a trigger starts: its execution record, written by one writer task that commits
 //! concurrent triggers together (group commit: each caller still waits for its own commit), and
 //! the `--on-trigger` program, run without a shell with the payload on stdin, bounded in time and
 //! in how many run at once. Its exit code decides the execution's status.
@@ -23,22 +23,23 @@ const MAX_BATCH: usize = 256;
 
 type Reply = tokio::sync::oneshot::Sender<Result<Recorded, StoreError>>;
 
-/// Writes trigger records through one thread, batching those that arrive together.
+/// Writes trigger records through one task, batching those that arrive while the previous
+/// batch commits.
 #[derive(Debug)]
 pub struct Recorder {
-    queue: std::sync::mpsc::Sender<(TriggerRecord, Reply)>,
+    queue: tokio::sync::mpsc::UnboundedSender<(TriggerRecord, Reply)>,
 }
 
 impl Recorder {
-    /// Starts the writer thread.
-    pub fn start(store: Arc<Store>) -> std::io::Result<Recorder> {
-        let (queue, jobs) = std::sync::mpsc::channel::<(TriggerRecord, Reply)>();
-        std::thread::Builder::new().name("trigger-writer".into()).spawn(move || {
+    /// Starts the writer task (on the current runtime).
+    pub fn start(store: Arc<Store>) -> Recorder {
+        let (queue, mut jobs) = tokio::sync::mpsc::unbounded_channel::<(TriggerRecord, Reply)>();
+        tokio::spawn(async move {
             let mut pruned = std::time::Instant::now();
-            while let Ok(first) = jobs.recv() {
+            while let Some(first) = jobs.recv().await {
                 if pruned.elapsed() >= PRUNE_EVERY {
                     // Delivery ids older than the duplicate window are no longer needed.
-                    match store.prune_deliveries(super::now() - super::data::DEDUPE_WINDOW_SECS) {
+                    match store.prune_deliveries(super::now() - super::data::DEDUPE_WINDOW_SECS).await {
                         Ok(n) => tracing::debug!(forgotten = n, "old delivery ids pruned"),
                         Err(e) => tracing::warn!(error = %e, "pruning delivery ids failed"),
                     }
@@ -52,7 +53,15 @@ impl Recorder {
                     }
                 }
                 let (records, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-                match store.record_triggers(&records) {
+                let mut result = store.record_triggers(&records).await;
+                if let Err(e) = &result {
+                    // Postgres may abort a transaction that deadlocked with another instance's
+                    // batch on the same delivery ids: once more.
+                    tracing::warn!(error = %e, "recording a batch of triggers failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    result = store.record_triggers(&records).await;
+                }
+                match result {
                     Ok(results) => {
                         for (result, reply) in results.into_iter().zip(replies) {
                             let _ = reply.send(Ok(result));
@@ -65,14 +74,14 @@ impl Recorder {
                     }
                 }
             }
-        })?;
-        Ok(Recorder { queue })
+        });
+        Recorder { queue }
     }
 
     /// Records one trigger; answers once it is committed.
     pub async fn record(&self, record: TriggerRecord) -> Result<Recorded, StoreError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let gone = || StoreError::from(std::io::Error::other("the trigger writer stopped"));
+        let gone = || StoreError::new("the trigger writer stopped");
         self.queue.send((record, reply)).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
@@ -120,7 +129,9 @@ impl Runner {
             let Ok(_permit) = permits.acquire_owned().await else { return };
             let (status, summary) = run(&program, timeout, &job).await;
             app.metrics.execution_finished(status);
-            if let Err(e) = app.store.finish_execution(&job.execution_id, status, summary.as_deref(), super::now()) {
+            if let Err(e) =
+                app.store.finish_execution(&job.execution_id, status, summary.as_deref(), super::now()).await
+            {
                 tracing::error!(execution = %job.execution_id, error = %e, "could not record the execution's end");
             }
         });

@@ -5,7 +5,7 @@
 //! Modules, one job each: [`control`] (the AWS JSON 1.1 decoder and error shape; pure, so it is
 //! also built alone, without the default feature `serve`, for fuzzing), and with feature `serve`: `api`
 //! (operations against the state), `sigv4` (request verification), `data` (the `/trigger`
-//! receiver), `store` (SQLite: the one module a Postgres backend would replace), `executions`
+//! receiver), `store` (the database, SQLite or Postgres, through sqlx), `executions`
 //! (the on-trigger runner), `metrics`, and the service itself (configuration, routes, startup,
 //! shutdown).
 
@@ -27,6 +27,6 @@ pub mod sigv4;
 pub mod store;
 
 #[cfg(feature = "serve")]
-pub(crate) use service::{App, TokenInfo, now, uuid};
+pub(crate) use service::{App, now, uuid};
 #[cfg(feature = "serve")]
 pub use service::{LogFormat, ServeArgs, ServeConfig, ServeError, config, main, run};

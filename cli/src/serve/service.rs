@@ -1,10 +1,9 @@
 //! The running service: configuration, shared state, routes, startup and shutdown.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -18,7 +17,7 @@ use super::control::{self, ApiError, CONTENT_TYPE};
 use super::executions::Runner;
 use super::metrics::Metrics;
 use super::sigv4::{self, AccessKey};
-use super::store::{Store, StoreError};
+use super::store::{ChangeKind, Location, PipelineRow, Store, StoreError, WebhookRow};
 use codepipeline_webhooks::DEFAULT_MAX_BODY_BYTES;
 use codepipeline_webhooks::registry::{PipelineDeclaration, Registry, RegistryState, WebhookState};
 
@@ -41,9 +40,14 @@ pub struct ServeArgs {
     /// The URL webhook URLs start with: `{public-url}/trigger?t=…&v=1` (default `http://{listen}`).
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
-    /// Where the SQLite database lives.
+    /// Where the embedded SQLite database lives (one process; a second `serve` on the same
+    /// directory is refused).
     #[arg(long, default_value = "./codepipeline-webhooks-data", value_name = "DIR")]
     pub data_dir: PathBuf,
+    /// The database instead of `--data-dir`: `postgres://USER:PASS@HOST:PORT/DB` (shared by many
+    /// instances) or `sqlite:PATH`.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// The AWS region the service answers as (ARNs, SigV4 scope).
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
@@ -81,8 +85,8 @@ pub struct ServeConfig {
     pub account_id: String,
     /// The base of webhook URLs.
     pub public_url: String,
-    /// Where the database lives.
-    pub data_dir: PathBuf,
+    /// Where the database is.
+    pub database: Location,
     /// Accepted access keys; empty with `--no-auth`.
     pub keys: Vec<AccessKey>,
     /// Whether SigV4 is checked.
@@ -101,24 +105,25 @@ pub struct ServeConfig {
     pub max_api_body_bytes: usize,
 }
 
-/// What the data plane needs to know before reading a body.
-#[derive(Clone, Debug)]
-pub(crate) struct TokenInfo {
-    pub(crate) name: String,
-}
+/// How often each instance polls the change feed (changes reach its data plane within this, and
+/// its control plane at once: every call catches up first).
+const POLL_EVERY: Duration = Duration::from_millis(200);
+/// How long change-feed entries are kept.
+const KEEP_CHANGES_SECS: f64 = 3600.0;
 
-/// The running service's shared state.
+/// The running service's shared state. The database is the source of truth; `registry` is this
+/// instance's cache of it (compiled webhooks, pipelines), kept current through the change feed.
 pub(crate) struct App {
     pub(crate) config: ServeConfig,
     pub(crate) registry: Registry,
     pub(crate) store: Arc<Store>,
     pub(crate) recorder: super::executions::Recorder,
-    pub(crate) partition: String,
-    pub(crate) tokens: RwLock<HashMap<String, TokenInfo>>,
-    pub(crate) versions: RwLock<HashMap<String, i64>>,
-    pub(crate) writes: Mutex<()>,
     pub(crate) metrics: Metrics,
     pub(crate) runner: Option<Runner>,
+    /// This process's id in the `instances` table.
+    pub(crate) instance: String,
+    /// The change feed's position this cache has applied; held while catching up.
+    applied: tokio::sync::Mutex<i64>,
 }
 
 /// Seconds since the Unix epoch, with milliseconds.
@@ -151,95 +156,163 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+fn corrupt(what: &str, name: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::new(format!("the stored {what} '{name}' does not load: {e}"))
+}
+
+/// Whether two states of one webhook are the same webhook (what the registry compiles and
+/// answers with), apart from what the database keeps elsewhere or the registry derives.
+fn same_webhook(a: &WebhookState, b: &WebhookState) -> bool {
+    let strip =
+        |w: &WebhookState| WebhookState { last_triggered: None, error_code: None, error_message: None, ..w.clone() };
+    strip(a) == strip(b)
+}
+
 impl App {
-    pub(crate) fn write_lock(&self) -> MutexGuard<'_, ()> {
-        self.writes.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn token(&self, token: &str) -> Option<TokenInfo> {
-        self.tokens.read().unwrap_or_else(PoisonError::into_inner).get(token).cloned()
-    }
-
-    pub(crate) fn refresh_tokens(&self) {
-        let state = self.registry.export_state();
-        let map = state.webhooks.into_iter().map(|w| (w.token, TokenInfo { name: w.definition.name })).collect();
-        *self.tokens.write().unwrap_or_else(PoisonError::into_inner) = map;
-    }
-
-    pub(crate) fn pipeline_version(&self, name: &str) -> i64 {
-        self.versions.read().unwrap_or_else(PoisonError::into_inner).get(name).copied().unwrap_or(1)
-    }
-
-    pub(crate) fn set_pipeline_version(&self, name: &str, version: i64) {
-        self.versions.write().unwrap_or_else(PoisonError::into_inner).insert(name.to_owned(), version);
-    }
-
-    pub(crate) fn arn_prefix(&self) -> String {
-        format!("arn:{}:codepipeline:{}:{}", self.partition, self.config.region, self.config.account_id)
-    }
-
-    pub(crate) fn pipeline_arn(&self, name: &str) -> String {
-        format!("{}:{name}", self.arn_prefix())
-    }
-
-    pub(crate) fn webhook_arn(&self, name: &str) -> String {
-        format!("{}:webhook:{name}", self.arn_prefix())
-    }
-
-    /// Writes a webhook's exported state (after a registry mutation), then refreshes the tokens.
-    pub(crate) fn persist_webhook(&self, name: &str) -> Result<(), ApiError> {
-        let state = self.registry.export_state();
-        if let Some(w) = state.webhooks.iter().find(|w| w.definition.name == name) {
-            let json =
-                serde_json::to_string(w).map_err(|e| self.recover(StoreError::from(std::io::Error::other(e))))?;
-            self.store.put_webhook(name, &json).map_err(|e| self.recover(e))?;
-        }
-        self.refresh_tokens();
-        Ok(())
-    }
-
-    /// Removes a pipeline from the registry (its webhooks stay, in error).
-    pub(crate) fn forget_pipeline(&self, name: &str) -> Result<(), ApiError> {
-        self.registry.delete_pipeline(name)?;
-        self.versions.write().unwrap_or_else(PoisonError::into_inner).remove(name);
-        self.refresh_tokens();
-        Ok(())
-    }
-
-    /// After a failed write: the registry is reloaded from the store so that it shows only what
-    /// was written, and the caller answers InternalFailure.
-    pub(crate) fn recover(&self, e: StoreError) -> ApiError {
-        tracing::error!(error = %e, "store write failed; reloading the registry from the store");
-        match load_state(&self.store) {
-            Ok((state, versions)) => {
-                if let Err(e) = self.registry.import_state(state) {
-                    tracing::error!(error = %e, "reloading the registry failed");
+    /// Loads a pipeline's latest row (or its absence) into the cache; webhooks that target it are
+    /// recompiled only when it changed.
+    pub(crate) fn load_pipeline(&self, name: &str, row: Option<&PipelineRow>) -> Result<(), StoreError> {
+        match row {
+            Some(row) => {
+                let p: PipelineDeclaration =
+                    serde_json::from_str(&row.declaration).map_err(|e| corrupt("pipeline", name, e))?;
+                if self.registry.pipeline(name).as_ref() != Some(&p) {
+                    self.registry.put_pipeline(p).map_err(|e| corrupt("pipeline", name, e))?;
                 }
-                *self.versions.write().unwrap_or_else(PoisonError::into_inner) = versions;
-                self.refresh_tokens();
             }
-            Err(e) => tracing::error!(error = %e, "reading the store failed"),
+            None => {
+                let _ = self.registry.delete_pipeline(name);
+            }
         }
-        ApiError::from(e)
+        Ok(())
+    }
+
+    /// Loads a webhook's row (or its absence) into the cache; compiled again only when it changed.
+    pub(crate) fn load_webhook(&self, name: &str, row: Option<&WebhookRow>) -> Result<(), StoreError> {
+        match row {
+            Some(row) => {
+                let mut w: WebhookState = serde_json::from_str(&row.state).map_err(|e| corrupt("webhook", name, e))?;
+                w.last_triggered = row.last_triggered;
+                if self.registry.export_webhook(name).is_some_and(|cached| same_webhook(&cached, &w)) {
+                    return Ok(());
+                }
+                self.registry.import_webhook(w).map_err(|e| corrupt("webhook", name, e))?;
+            }
+            None => {
+                self.registry.remove_webhook(name);
+            }
+        }
+        Ok(())
+    }
+
+    /// After a write that failed: the cache reloads the row from the database, so that it shows
+    /// only what was committed.
+    pub(crate) async fn reload(&self, kind: ChangeKind, name: &str) {
+        let result = match kind {
+            ChangeKind::Pipeline => match self.store.pipeline(name, None).await {
+                Ok(row) => self.load_pipeline(name, row.as_ref()),
+                Err(e) => Err(e),
+            },
+            ChangeKind::Webhook => match self.store.webhook(name).await {
+                Ok(row) => self.load_webhook(name, row.as_ref()),
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "reloading from the store failed");
+        }
+    }
+
+    /// Catches the cache up with the change feed: the rows that changed since the last call are
+    /// loaded (never the whole state, unless this instance fell behind the feed's pruning).
+    pub(crate) async fn sync(&self) -> Result<(), StoreError> {
+        let mut applied = self.applied.lock().await;
+        loop {
+            let changes = self.store.changes_since(*applied, 500).await?;
+            // The feed has no gaps, and pruning keeps its last entry: a first entry past the
+            // next one means entries this instance never saw were pruned. Reload everything.
+            if changes.first().is_some_and(|c| c.seq > *applied + 1) {
+                let seq = self.store.change_seq().await?;
+                self.load_all().await?;
+                *applied = seq;
+                continue;
+            }
+            let Some(last) = changes.last().map(|c| c.seq) else { return Ok(()) };
+            let mut seen = std::collections::HashSet::new();
+            for change in &changes {
+                if !seen.insert((change.kind, change.name.as_str())) {
+                    continue;
+                }
+                match change.kind {
+                    ChangeKind::Pipeline => {
+                        let row = self.store.pipeline(&change.name, None).await?;
+                        self.load_pipeline(&change.name, row.as_ref())?;
+                    }
+                    ChangeKind::Webhook => {
+                        let row = self.store.webhook(&change.name).await?;
+                        self.load_webhook(&change.name, row.as_ref())?;
+                    }
+                }
+            }
+            *applied = last;
+        }
+    }
+
+    /// Loads every pipeline and webhook (at start, or after falling behind the feed), and drops
+    /// from the cache what the database no longer has.
+    async fn load_all(&self) -> Result<(), StoreError> {
+        let pipelines = self.store.latest_pipelines().await?;
+        let names: std::collections::HashSet<&str> = pipelines.iter().map(|p| p.name.as_str()).collect();
+        for row in &pipelines {
+            self.load_pipeline(&row.name, Some(row))?;
+        }
+        for name in self.registry.pipeline_names() {
+            if !names.contains(name.as_str()) {
+                self.load_pipeline(&name, None)?;
+            }
+        }
+        let webhooks = self.store.webhooks().await?;
+        let names: std::collections::HashSet<&str> = webhooks.iter().map(|w| w.name.as_str()).collect();
+        for name in self.registry.webhook_names() {
+            if !names.contains(name.as_str()) {
+                self.registry.remove_webhook(&name);
+            }
+        }
+        for row in &webhooks {
+            self.load_webhook(&row.name, Some(row))?;
+        }
+        Ok(())
     }
 }
 
-/// Reads the registry's state (and pipeline versions) from the store.
-fn load_state(store: &Store) -> Result<(RegistryState, HashMap<String, i64>), StoreError> {
-    let bad = |what: &str, e: serde_json::Error| StoreError::from(std::io::Error::other(format!("{what}: {e}")));
-    let mut state = RegistryState::default();
-    let mut versions = HashMap::new();
-    for row in store.latest_pipelines()? {
-        let p: PipelineDeclaration = serde_json::from_str(&row.declaration).map_err(|e| bad("stored pipeline", e))?;
-        versions.insert(row.name, row.version);
-        state.pipelines.push(p);
+/// Polls the change feed, beats this instance's heartbeat, stops the executions of instances
+/// that are gone and prunes the feed, until the process ends.
+async fn housekeeping(app: Arc<App>) {
+    let mut tick: u64 = 0;
+    loop {
+        tokio::time::sleep(POLL_EVERY).await;
+        tick += 1;
+        if let Err(e) = app.sync().await {
+            tracing::warn!(error = %e, "catching up with the change feed failed");
+        }
+        if tick.is_multiple_of(5)
+            && let Err(e) = app.store.heartbeat(&app.instance, std::process::id(), now()).await
+        {
+            tracing::warn!(error = %e, "heartbeat failed");
+        }
+        if tick.is_multiple_of(50) {
+            match app.store.stop_orphans(&app.instance, now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(executions = n, "executions of an instance that stopped marked Stopped"),
+                Err(e) => tracing::warn!(error = %e, "looking for orphaned executions failed"),
+            }
+        }
+        if tick.is_multiple_of(300)
+            && let Err(e) = app.store.prune_changes(now() - KEEP_CHANGES_SECS).await
+        {
+            tracing::warn!(error = %e, "pruning the change feed failed");
+        }
     }
-    for row in store.webhooks()? {
-        let mut w: WebhookState = serde_json::from_str(&row.state).map_err(|e| bad("stored webhook", e))?;
-        w.last_triggered = row.last_triggered;
-        state.webhooks.push(w);
-    }
-    Ok((state, versions))
 }
 
 /// Resolves the options and the environment into a configuration (the listen address is needed
@@ -278,11 +351,15 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
     if args.on_trigger.first().is_some_and(|p| p.is_empty()) {
         return Err(ServeError::Config("--on-trigger needs a program".into()));
     }
+    let database = match args.database_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => Location::Url(url.to_owned()),
+        None => Location::DataDir(args.data_dir.clone()),
+    };
     Ok(ServeConfig {
         region: args.region.clone(),
         account_id: args.account_id.clone(),
         public_url,
-        data_dir: args.data_dir.clone(),
+        database,
         auth: !args.no_auth,
         keys,
         on_trigger: args.on_trigger.clone(),
@@ -294,37 +371,48 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
     })
 }
 
-fn build_app(config: ServeConfig) -> Result<Arc<App>, ServeError> {
-    let store = Arc::new(Store::open(&config.data_dir)?);
-    let stopped = store.stop_orphans(now())?;
+async fn build_app(config: ServeConfig) -> Result<Arc<App>, ServeError> {
+    let store = Arc::new(Store::open(&config.database).await?);
+    let instance = uuid();
+    store.hold_instance_lock(&instance).await?;
+    // SQLite: this process holds the lock, so whatever ran before is gone. Postgres: the
+    // instances whose liveness lock is free.
+    let stopped = store.stop_orphans(&instance, now()).await?;
     if stopped > 0 {
         tracing::warn!(executions = stopped, "executions left running by a previous process marked Stopped");
     }
-    let (state, versions) = load_state(&store)?;
+    store.heartbeat(&instance, std::process::id(), now()).await?;
+    let mut fresh = [0u8; 32];
+    getrandom::fill(&mut fresh).map_err(|e| ServeError::Config(format!("no random source: {e}")))?;
+    let key = {
+        use base64::Engine as _;
+        store.next_token_key(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(fresh)).await?
+    };
     let registry = Registry::builder()
         .region(config.region.clone())
         .account_id(config.account_id.clone())
         .base_url(config.public_url.clone())
-        .state(state)
+        .state(RegistryState { next_token_key: Some(key), ..RegistryState::default() })
         .build()
         .map_err(|e| ServeError::Config(format!("{}: {}", e.code(), e.message())))?;
     let runner = config
         .on_trigger
         .first()
         .map(|_| Runner::new(config.on_trigger.clone(), config.on_trigger_timeout, config.on_trigger_concurrency));
+    // The feed's position before the load: what changes meanwhile is applied again (loading a
+    // row is idempotent).
+    let seq = store.change_seq().await?;
     let app = App {
-        partition: codepipeline_webhooks::registry::partition_of(&config.region).to_owned(),
         config,
         registry,
-        recorder: super::executions::Recorder::start(store.clone())?,
+        recorder: super::executions::Recorder::start(store.clone()),
         store,
-        tokens: RwLock::default(),
-        versions: RwLock::new(versions),
-        writes: Mutex::new(()),
         metrics: Metrics::default(),
         runner,
+        instance,
+        applied: tokio::sync::Mutex::new(seq),
     };
-    app.refresh_tokens();
+    app.load_all().await?;
     Ok(Arc::new(app))
 }
 
@@ -348,7 +436,7 @@ async fn request_id(mut response: Response) -> Response {
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Response {
-    if app.store.healthy() {
+    if app.store.healthy().await {
         (StatusCode::OK, "ok\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
@@ -407,11 +495,10 @@ async fn control_plane(
             return api_error(&e);
         }
     }
-    let result = control::decode(target, &body).and_then(|op| {
-        let app = app.clone();
-        // Store calls block briefly; keep them off the reactor's hot path.
-        tokio::task::block_in_place(move || super::api::execute(&app, op))
-    });
+    let result = match control::decode(target, &body) {
+        Ok(op) => super::api::execute(&app, op).await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok(value) => {
             app.metrics.api_call(op_name, 200);
@@ -511,8 +598,9 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     if !config.auth {
         tracing::warn!("--no-auth: control-plane calls are not authenticated");
     }
-    let app = build_app(config)?;
-    tracing::info!(address = %bound, public_url = %app.config.public_url, data_dir = %app.config.data_dir.display(), "listening");
+    let app = build_app(config).await?;
+    let poller = tokio::spawn(housekeeping(app.clone()));
+    tracing::info!(address = %bound, public_url = %app.config.public_url, database = %app.config.database, instance = %app.instance, "listening");
     {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();
@@ -523,6 +611,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     if let Some(runner) = &app.runner {
         runner.drain(Duration::from_secs(10)).await;
     }
+    poller.abort();
+    app.store.close().await;
     tracing::info!("stopped");
     Ok(())
 }

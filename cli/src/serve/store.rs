@@ -1,14 +1,77 @@
-//! Persistence: the one module that talks to the database (embedded SQLite, WAL). A Postgres
-//! backend would be one more module with the same methods.
+//! Persistence: the one module that talks to the database, through sqlx's `Any` driver, so that
+//! every query is written once for both backends: embedded SQLite (the default, under
+//! `--data-dir`, WAL, one process, locked) and Postgres (`--database-url postgres://…`, shared by
+//! many instances). The schema is versioned migrations (`cli/migrations/{sqlite,postgres}`), run
+//! at start.
 //!
-//! Every method writes before it returns, so a caller that answers after it has nothing
-//! acknowledged to lose on a restart or `kill -9`.
+//! The database is the source of truth. Every method writes before it returns, so a caller that
+//! answers after it has nothing acknowledged to lose on a restart or `kill -9`. Writes of the
+//! control plane are transactions ([`Store::write`]): on SQLite `BEGIN IMMEDIATE`, on Postgres a
+//! transaction that first takes a lock on the one pipeline or webhook it writes. Each one appends
+//! to the change feed ([`Store::changes_since`]), which every instance polls to refresh its cache
+//! of compiled webhooks.
 
 use std::fs;
-use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+/// The SQLite database's file name under `--data-dir`.
+pub const SQLITE_FILE: &str = "codepipeline-webhooks.sqlite3";
+/// The lock file's name under `--data-dir` (beside the database for `sqlite:PATH`: `PATH.lock`).
+pub const LOCK_FILE: &str = "serve.lock";
+
+/// Where the database is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    /// The embedded SQLite database in this directory.
+    DataDir(PathBuf),
+    /// A database URL: `sqlite:PATH` or `postgres://USER:PASS@HOST:PORT/DB`.
+    Url(String),
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::DataDir(dir) => f.debug_tuple("DataDir").field(dir).finish(),
+            // The URL may carry a password.
+            Location::Url(url) => f.debug_tuple("Url").field(&redact_url(url)).finish(),
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::DataDir(dir) => write!(f, "{}", dir.display()),
+            Location::Url(url) => f.write_str(&redact_url(url)),
+        }
+    }
+}
+
+/// A database URL with its password shown as `****`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{scheme}://{user}:****@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Which database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite: one process.
+    Sqlite,
+    /// Postgres: many instances.
+    Postgres,
+}
 
 /// A stored pipeline version.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,9 +93,12 @@ pub struct PipelineRow {
 pub struct WebhookRow {
     /// The webhook's name.
     pub name: String,
+    /// Its URL token.
+    pub token: String,
     /// Its `WebhookState` as JSON text.
     pub state: String,
-    /// When a delivery last started its pipeline, seconds since the Unix epoch.
+    /// When a delivery last started its pipeline, seconds since the Unix epoch (the latest over
+    /// every instance).
     pub last_triggered: Option<f64>,
 }
 
@@ -46,7 +112,7 @@ impl std::fmt::Debug for WebhookRow {
 /// A pipeline execution started by a webhook.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExecutionRow {
-    /// Insertion order, for listing newest first.
+    /// Insertion order, for listing newest first (set by the database).
     pub seq: i64,
     /// The execution id (a UUID).
     pub id: String,
@@ -77,6 +143,8 @@ pub struct TriggerRecord {
     pub dedupe_after: f64,
     /// The execution to write.
     pub execution: ExecutionRow,
+    /// The instance that runs its on-trigger program, if one does.
+    pub instance: Option<String>,
 }
 
 /// What recording a trigger did.
@@ -84,8 +152,38 @@ pub struct TriggerRecord {
 pub enum Recorded {
     /// A new execution was written.
     Started,
-    /// The delivery id was seen for this webhook within the window: nothing written.
+    /// The delivery id was seen for this webhook within the window (by any instance): nothing
+    /// written.
     Duplicate,
+}
+
+/// What a committed write changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChangeKind {
+    /// A pipeline (any version, or its deletion).
+    Pipeline,
+    /// A webhook (its state, or its deletion).
+    Webhook,
+}
+
+impl ChangeKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Pipeline => "pipeline",
+            ChangeKind::Webhook => "webhook",
+        }
+    }
+}
+
+/// One entry of the change feed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// Its place in commit order.
+    pub seq: i64,
+    /// What changed.
+    pub kind: ChangeKind,
+    /// The pipeline's or webhook's name.
+    pub name: String,
 }
 
 /// A store error: the message only (no values are echoed).
@@ -93,9 +191,22 @@ pub enum Recorded {
 #[error("store: {0}")]
 pub struct StoreError(String);
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
+impl StoreError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        StoreError(message.into())
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
         StoreError(e.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError(format!("migrating the schema: {e}"))
     }
 }
 
@@ -105,225 +216,311 @@ impl From<std::io::Error> for StoreError {
     }
 }
 
-/// The SQLite store.
+/// The store: a pool of connections to SQLite or Postgres.
 pub struct Store {
-    conn: Mutex<Connection>,
+    pool: AnyPool,
+    backend: Backend,
+    /// The exclusive lock on the SQLite database's directory, held while the store lives.
+    _lock: Option<fs::File>,
+    /// Postgres: the connection that holds this instance's liveness lock.
+    liveness: tokio::sync::Mutex<Option<sqlx::AnyConnection>>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").finish_non_exhaustive()
+        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
     }
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS pipelines (
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    declaration TEXT NOT NULL,
-    created REAL NOT NULL,
-    updated REAL NOT NULL,
-    PRIMARY KEY (name, version)
-);
-CREATE TABLE IF NOT EXISTS webhooks (
-    name TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    last_triggered REAL
-);
-CREATE TABLE IF NOT EXISTS executions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    pipeline TEXT NOT NULL,
-    pipeline_version INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    status_summary TEXT,
-    webhook_arn TEXT NOT NULL,
-    start_time REAL NOT NULL,
-    last_update_time REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS executions_pipeline ON executions (pipeline, seq);
-CREATE TABLE IF NOT EXISTS deliveries (
-    webhook TEXT NOT NULL,
-    delivery TEXT NOT NULL,
-    at REAL NOT NULL,
-    PRIMARY KEY (webhook, delivery)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS deliveries_at ON deliveries (at);
-";
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+const PIPELINE_COLUMNS: &str = "name, version, declaration, created, updated";
+const EXECUTION_COLUMNS: &str =
+    "seq, id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time";
 
 impl Store {
-    /// Opens (creating) `dir/codepipeline-webhooks.sqlite3`. The directory is made mode 0700 and
-    /// the database files 0600: they hold webhook secrets.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        fs::create_dir_all(dir)?;
-        restrict(dir, 0o700)?;
-        let path = dir.join("codepipeline-webhooks.sqlite3");
-        if !path.exists() {
-            // Create it 0600 before SQLite opens it, so it is never readable by others.
-            create_private(&path)?;
-        }
-        let conn = Connection::open(&path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        // WAL + NORMAL: a committed transaction survives the process being killed (it is in the
-        // WAL file); only an operating-system crash can lose the last ones.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
-        for suffix in ["-wal", "-shm"] {
-            let side = dir.join(format!("codepipeline-webhooks.sqlite3{suffix}"));
-            if side.exists() {
-                restrict(&side, 0o600)?;
+    /// Opens the database and migrates its schema.
+    ///
+    /// - `DataDir(dir)`: creates `dir` (mode 0700) and `dir/codepipeline-webhooks.sqlite3` (0600:
+    ///   it holds webhook secrets), takes an exclusive lock on `dir/serve.lock` (a second server on
+    ///   the same directory is refused, with the process that holds it), WAL.
+    /// - `Url("sqlite:PATH")`: the same for that file, locked through `PATH.lock`.
+    /// - `Url("postgres://…")`: a pool shared with the other instances; migrations take
+    ///   Postgres's advisory lock, so instances that start together migrate once.
+    pub async fn open(location: &Location) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        match location {
+            Location::DataDir(dir) => {
+                fs::create_dir_all(dir)?;
+                restrict(dir, 0o700)?;
+                let lock = lock_file(&dir.join(LOCK_FILE))?;
+                Self::open_sqlite(&dir.join(SQLITE_FILE), lock).await
             }
+            Location::Url(url) if url.starts_with("sqlite:") => {
+                let rest = url.trim_start_matches("sqlite:");
+                let rest = rest.strip_prefix("//").unwrap_or(rest);
+                let path = PathBuf::from(rest.split('?').next().unwrap_or_default());
+                if path.as_os_str().is_empty() {
+                    return Err(StoreError::new("--database-url sqlite:PATH needs a path"));
+                }
+                let mut lock_path = path.clone().into_os_string();
+                lock_path.push(".lock");
+                let lock = lock_file(Path::new(&lock_path))?;
+                Self::open_sqlite(&path, lock).await
+            }
+            Location::Url(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await
+                    .map_err(|e| StoreError(format!("cannot connect to {}: {e}", redact_url(url))))?;
+                POSTGRES_MIGRATIONS.run(&pool).await?;
+                Ok(Store { pool, backend: Backend::Postgres, _lock: None, liveness: Default::default() })
+            }
+            Location::Url(url) => Err(StoreError(format!(
+                "--database-url must start with sqlite: or postgres://, not '{}'",
+                redact_url(url)
+            ))),
         }
-        restrict(&path, 0o600)?;
-        Ok(Store { conn: Mutex::new(conn) })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    async fn open_sqlite(path: &Path, lock: fs::File) -> Result<Store, StoreError> {
+        if !path.exists() {
+            // Create it 0600 before SQLite opens it, so it is never readable by others.
+            create_private(path)?;
+        }
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL + NORMAL: a committed transaction survives the process being killed (it
+                    // is in the WAL file); only an operating-system crash can lose the last ones.
+                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
+        SQLITE_MIGRATIONS.run(&pool).await?;
+        if let Some(dir) = path.parent() {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            for suffix in ["-wal", "-shm"] {
+                let side = dir.join(format!("{name}{suffix}"));
+                if side.exists() {
+                    restrict(&side, 0o600)?;
+                }
+            }
+        }
+        restrict(path, 0o600)?;
+        Ok(Store { pool, backend: Backend::Sqlite, _lock: Some(lock), liveness: Default::default() })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The key that signs `NextToken`s, shared by every instance: made (32 random bytes,
+    /// base64url) by the first instance that starts on the database.
+    pub async fn next_token_key(&self, fresh: &str) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO meta (name, value) VALUES ('next_token_key', $1) ON CONFLICT (name) DO NOTHING")
+            .bind(fresh)
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT value FROM meta WHERE name = 'next_token_key'").fetch_one(&self.pool).await?;
+        Ok(row.try_get(0)?)
     }
 
     /// The latest version of every pipeline, by name.
-    pub fn latest_pipelines(&self) -> Result<Vec<PipelineRow>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT p.name, p.version, p.declaration, p.created, p.updated FROM pipelines p
-             WHERE p.version = (SELECT MAX(version) FROM pipelines q WHERE q.name = p.name) ORDER BY p.name",
-        )?;
-        let rows = stmt.query_map([], pipeline_row)?.collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+    pub async fn latest_pipelines(&self) -> Result<Vec<PipelineRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PIPELINE_COLUMNS} FROM pipelines p
+             WHERE p.version = (SELECT MAX(version) FROM pipelines q WHERE q.name = p.name) ORDER BY p.name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(pipeline_row).collect()
+    }
+
+    /// The latest version of the pipelines named after `after` (all with `None`), in name order,
+    /// at most `limit`.
+    pub async fn pipelines_page(&self, after: Option<&str>, limit: usize) -> Result<Vec<PipelineRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {PIPELINE_COLUMNS} FROM pipelines p
+             WHERE p.name > $1 AND p.version = (SELECT MAX(version) FROM pipelines q WHERE q.name = p.name)
+             ORDER BY p.name LIMIT $2"
+        ))
+        .bind(after.unwrap_or(""))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(pipeline_row).collect()
     }
 
     /// One pipeline: the latest version, or the one asked for.
-    pub fn pipeline(&self, name: &str, version: Option<i64>) -> Result<Option<PipelineRow>, StoreError> {
-        let conn = self.conn();
-        let row = match version {
-            Some(v) => conn
-                .query_row(
-                    "SELECT name, version, declaration, created, updated FROM pipelines WHERE name = ?1 AND version = ?2",
-                    params![name, v],
-                    pipeline_row,
-                )
-                .optional()?,
-            None => conn
-                .query_row(
-                    "SELECT name, version, declaration, created, updated FROM pipelines WHERE name = ?1
-                     ORDER BY version DESC LIMIT 1",
-                    params![name],
-                    pipeline_row,
-                )
-                .optional()?,
+    pub async fn pipeline(&self, name: &str, version: Option<i64>) -> Result<Option<PipelineRow>, StoreError> {
+        pipeline_in(&self.pool, name, version).await
+    }
+
+    /// Every webhook, by name.
+    pub async fn webhooks(&self) -> Result<Vec<WebhookRow>, StoreError> {
+        let rows = sqlx::query("SELECT name, token, state, last_triggered FROM webhooks ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(webhook_row).collect()
+    }
+
+    /// One webhook.
+    pub async fn webhook(&self, name: &str) -> Result<Option<WebhookRow>, StoreError> {
+        webhook_in(&self.pool, name).await
+    }
+
+    /// `lastTriggered` of every webhook that has one (the latest over all instances).
+    pub async fn last_triggered(&self) -> Result<Vec<(String, f64)>, StoreError> {
+        let rows = sqlx::query("SELECT name, last_triggered FROM webhooks WHERE last_triggered IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    /// Starts a write transaction for one pipeline or webhook (`key`, such as `webhook:NAME`):
+    /// SQLite takes its write lock at once (`BEGIN IMMEDIATE`); Postgres takes a transaction lock
+    /// on the key, so that writes to one name from several instances take turns and writes to
+    /// different names do not wait for each other.
+    pub async fn write(&self, key: &str) -> Result<WriteTx, StoreError> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtext($1))) AS locked")
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx
+            }
         };
-        Ok(row)
+        Ok(WriteTx { tx, changes: Vec::new() })
     }
 
-    /// Writes a pipeline version.
-    pub fn put_pipeline(&self, row: &PipelineRow) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO pipelines (name, version, declaration, created, updated) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![row.name, row.version, row.declaration, row.created, row.updated],
-        )?;
-        Ok(())
+    /// The change feed after `seq`, in commit order (at most `limit`). The feed has no gaps
+    /// (its counter row is taken in each writing transaction) and pruning keeps its last entry.
+    pub async fn changes_since(&self, seq: i64, limit: usize) -> Result<Vec<Change>, StoreError> {
+        let rows = sqlx::query("SELECT seq, kind, name FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(seq)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let kind: String = r.try_get(1)?;
+            let kind = match kind.as_str() {
+                "pipeline" => ChangeKind::Pipeline,
+                "webhook" => ChangeKind::Webhook,
+                _ => continue,
+            };
+            out.push(Change { seq: r.try_get(0)?, kind, name: r.try_get(2)? });
+        }
+        Ok(out)
     }
 
-    /// Deletes every version of a pipeline and its executions. Whether it existed.
-    pub fn delete_pipeline(&self, name: &str) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let n = tx.execute("DELETE FROM pipelines WHERE name = ?1", params![name])?;
-        tx.execute("DELETE FROM executions WHERE pipeline = ?1", params![name])?;
-        tx.commit()?;
-        Ok(n > 0)
+    /// The change feed's last sequence.
+    pub async fn change_seq(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT value FROM counters WHERE name = 'changes'").fetch_one(&self.pool).await?;
+        Ok(row.try_get(0)?)
     }
 
-    /// Every webhook.
-    pub fn webhooks(&self) -> Result<Vec<WebhookRow>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT name, state, last_triggered FROM webhooks ORDER BY name")?;
-        let rows = stmt
-            .query_map([], |r| Ok(WebhookRow { name: r.get(0)?, state: r.get(1)?, last_triggered: r.get(2)? }))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+    /// Forgets change-feed entries written before `before`, but always keeps the last one.
+    pub async fn prune_changes(&self, before: f64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM changes WHERE at < $1 AND seq < (SELECT MAX(seq) FROM changes)")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 
-    /// Creates or replaces a webhook's state; `lastTriggered` is kept.
-    pub fn put_webhook(&self, name: &str, state: &str) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO webhooks (name, state) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET state = excluded.state",
-            params![name, state],
-        )?;
-        Ok(())
-    }
-
-    /// Deletes a webhook and its delivery ids.
-    pub fn delete_webhook(&self, name: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute("DELETE FROM webhooks WHERE name = ?1", params![name])?;
-        tx.execute("DELETE FROM deliveries WHERE webhook = ?1", params![name])?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Records a trigger in one transaction: unless `delivery` was seen for this webhook after
-    /// `dedupe_after`, the delivery id, the webhook's `lastTriggered` and the execution.
-    pub fn record_trigger(
-        &self,
-        webhook: &str,
-        delivery: Option<&str>,
-        dedupe_after: f64,
-        execution: &ExecutionRow,
-    ) -> Result<Recorded, StoreError> {
-        let trigger = TriggerRecord {
-            webhook: webhook.to_owned(),
-            delivery: delivery.map(str::to_owned),
-            dedupe_after,
-            execution: execution.clone(),
-        };
-        Ok(self.record_triggers(std::slice::from_ref(&trigger))?.remove(0))
+    /// Records a trigger: unless `delivery` was seen for this webhook after `dedupe_after`, the
+    /// delivery id, the webhook's `lastTriggered` and the execution, in one transaction.
+    pub async fn record_trigger(&self, trigger: &TriggerRecord) -> Result<Recorded, StoreError> {
+        Ok(self.record_triggers(std::slice::from_ref(trigger)).await?.remove(0))
     }
 
     /// Records several triggers in one transaction (one commit: group commit), in order; a
-    /// delivery id repeated within the batch is a duplicate too. All or nothing.
-    pub fn record_triggers(&self, batch: &[TriggerRecord]) -> Result<Vec<Recorded>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let mut out = Vec::with_capacity(batch.len());
-        for t in batch {
-            let execution = &t.execution;
-            if let Some(delivery) = &t.delivery {
-                let seen: Option<f64> = tx
-                    .prepare_cached("SELECT at FROM deliveries WHERE webhook = ?1 AND delivery = ?2")?
-                    .query_row(params![t.webhook, delivery], |r| r.get(0))
-                    .optional()?;
-                if seen.is_some_and(|at| at > t.dedupe_after) {
-                    out.push(Recorded::Duplicate);
-                    continue;
-                }
-                tx.prepare_cached(
-                    "INSERT INTO deliveries (webhook, delivery, at) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(webhook, delivery) DO UPDATE SET at = excluded.at",
-                )?
-                .execute(params![t.webhook, delivery, execution.start_time])?;
+    /// delivery id repeated within the batch is a duplicate too, and so is one that another
+    /// instance recorded within the window (the delivery's row decides, under the database's
+    /// row lock). All or nothing.
+    pub async fn record_triggers(&self, batch: &[TriggerRecord]) -> Result<Vec<Recorded>, StoreError> {
+        let mut out = vec![Recorded::Started; batch.len()];
+        // Repeats inside the batch, decided here; rows are then touched in one order (webhook,
+        // delivery) so that two instances' batches cannot deadlock on each other.
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by(|&a, &b| {
+            (&batch[a].webhook, &batch[a].delivery, a).cmp(&(&batch[b].webhook, &batch[b].delivery, b))
+        });
+        for w in order.windows(2) {
+            let (a, b) = (&batch[w[0]], &batch[w[1]]);
+            if a.delivery.is_some() && a.webhook == b.webhook && a.delivery == b.delivery {
+                out[w[1]] = Recorded::Duplicate;
             }
-            tx.prepare_cached(
-                "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                execution.id,
-                execution.pipeline,
-                execution.pipeline_version,
-                execution.status,
-                execution.status_summary,
-                execution.webhook_arn,
-                execution.start_time,
-                execution.last_update_time
-            ])?;
-            out.push(Recorded::Started);
         }
-        // lastTriggered: once per webhook per batch, the latest start.
+        let mut tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        for &i in &order {
+            let t = &batch[i];
+            if out[i] == Recorded::Duplicate {
+                continue;
+            }
+            if let Some(delivery) = &t.delivery {
+                // Inserted, or taken over when the id is older than the window; otherwise
+                // nothing changes and the delivery is a duplicate.
+                let done = sqlx::query(
+                    "INSERT INTO deliveries (webhook, delivery, at) VALUES ($1, $2, $3)
+                     ON CONFLICT (webhook, delivery) DO UPDATE SET at = excluded.at WHERE deliveries.at <= $4",
+                )
+                .bind(&t.webhook)
+                .bind(delivery)
+                .bind(t.execution.start_time)
+                .bind(t.dedupe_after)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    out[i] = Recorded::Duplicate;
+                }
+            }
+        }
+        for (t, r) in batch.iter().zip(&out) {
+            if *r == Recorded::Duplicate {
+                continue;
+            }
+            let e = &t.execution;
+            sqlx::query(
+                "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time, instance)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&e.id)
+            .bind(&e.pipeline)
+            .bind(e.pipeline_version)
+            .bind(&e.status)
+            .bind(e.status_summary.as_deref())
+            .bind(&e.webhook_arn)
+            .bind(e.start_time)
+            .bind(e.last_update_time)
+            .bind(t.instance.as_deref())
+            .execute(&mut *tx)
+            .await?;
+        }
+        // lastTriggered: once per webhook per batch, the latest start, never moved back (another
+        // instance may have stamped a later one).
         let mut last: Vec<(&str, f64)> = Vec::new();
         for (t, r) in batch.iter().zip(&out) {
             if *r == Recorded::Started {
@@ -333,96 +530,383 @@ impl Store {
                 }
             }
         }
+        last.sort_by(|a, b| a.0.cmp(b.0));
         for (webhook, at) in last {
-            tx.prepare_cached("UPDATE webhooks SET last_triggered = ?2 WHERE name = ?1")?
-                .execute(params![webhook, at])?;
+            sqlx::query(
+                "UPDATE webhooks SET last_triggered = $2 WHERE name = $1 AND (last_triggered IS NULL OR last_triggered < $2)",
+            )
+            .bind(webhook)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
         }
-        tx.commit()?;
+        tx.commit().await?;
         Ok(out)
     }
 
     /// Forgets delivery ids older than `before`.
-    pub fn prune_deliveries(&self, before: f64) -> Result<usize, StoreError> {
-        Ok(self.conn().execute("DELETE FROM deliveries WHERE at <= ?1", params![before])?)
+    pub async fn prune_deliveries(&self, before: f64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM deliveries WHERE at <= $1").bind(before).execute(&self.pool).await?.rows_affected())
     }
 
     /// Sets an execution's status.
-    pub fn finish_execution(&self, id: &str, status: &str, summary: Option<&str>, at: f64) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE executions SET status = ?2, status_summary = ?3, last_update_time = ?4 WHERE id = ?1",
-            params![id, status, summary, at],
-        )?;
+    pub async fn finish_execution(
+        &self,
+        id: &str,
+        status: &str,
+        summary: Option<&str>,
+        at: f64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE executions SET status = $2, status_summary = $3, last_update_time = $4 WHERE id = $1")
+            .bind(id)
+            .bind(status)
+            .bind(summary)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
-    /// Marks executions left `InProgress` by a previous process as `Stopped`. How many.
-    pub fn stop_orphans(&self, at: f64) -> Result<usize, StoreError> {
-        Ok(self.conn().execute(
+    /// Registers this instance (and refreshes its heartbeat, which says when it was last seen).
+    pub async fn heartbeat(&self, instance: &str, pid: u32, at: f64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO instances (id, pid, started, heartbeat) VALUES ($1, $2, $3, $3)
+             ON CONFLICT (id) DO UPDATE SET heartbeat = excluded.heartbeat",
+        )
+        .bind(instance)
+        .bind(i64::from(pid))
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Holds this instance's liveness lock for as long as the store lives: on Postgres a
+    /// session advisory lock on a connection of its own, which the server releases when the
+    /// process dies (even by `kill -9`: its connection closes); on SQLite the directory's lock
+    /// already says it.
+    pub async fn hold_instance_lock(&self, instance: &str) -> Result<(), StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let mut conn = self.pool.acquire().await?.detach();
+        sqlx::query("SELECT 1 FROM (SELECT pg_advisory_lock(hashtext($1))) AS locked")
+            .bind(format!("instance:{instance}"))
+            .fetch_one(&mut conn)
+            .await?;
+        *self.liveness.lock().await = Some(conn);
+        Ok(())
+    }
+
+    /// Marks `Stopped` the executions left `InProgress` by instances that are gone, and forgets
+    /// those instances. How many executions. On SQLite every other instance is gone (this process
+    /// holds the directory's lock); on Postgres an instance is gone when its liveness lock can be
+    /// taken.
+    pub async fn stop_orphans(&self, me: &str, at: f64) -> Result<u64, StoreError> {
+        const STOP: &str =
             "UPDATE executions SET status = 'Stopped', status_summary = 'the server restarted while it ran',
-             last_update_time = ?1 WHERE status = 'InProgress'",
-            params![at],
-        )?)
+             last_update_time = $2 WHERE status = 'InProgress' AND ";
+        match self.backend {
+            Backend::Sqlite => {
+                let n = sqlx::query(&format!("{STOP} (instance IS NULL OR instance <> $1)"))
+                    .bind(me)
+                    .bind(at)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                sqlx::query("DELETE FROM instances WHERE id <> $1").bind(me).execute(&self.pool).await?;
+                Ok(n)
+            }
+            Backend::Postgres => {
+                let mut conn = self.pool.acquire().await?;
+                let mut n = sqlx::query(&format!("{STOP} instance IS NULL"))
+                    .bind(me)
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                let rows = sqlx::query(
+                    "SELECT id FROM instances WHERE id <> $1
+                     UNION SELECT DISTINCT instance FROM executions WHERE status = 'InProgress' AND instance <> $1",
+                )
+                .bind(me)
+                .fetch_all(&mut *conn)
+                .await?;
+                for row in rows {
+                    let other: String = row.try_get(0)?;
+                    let key = format!("instance:{other}");
+                    let gone: bool = sqlx::query("SELECT pg_try_advisory_lock(hashtext($1))")
+                        .bind(&key)
+                        .fetch_one(&mut *conn)
+                        .await?
+                        .try_get(0)?;
+                    if !gone {
+                        continue;
+                    }
+                    n += sqlx::query(&format!("{STOP} instance = $1"))
+                        .bind(&other)
+                        .bind(at)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                    sqlx::query("DELETE FROM instances WHERE id = $1").bind(&other).execute(&mut *conn).await?;
+                    sqlx::query("SELECT pg_advisory_unlock(hashtext($1))").bind(&key).fetch_one(&mut *conn).await?;
+                }
+                Ok(n)
+            }
+        }
     }
 
     /// One page of a pipeline's executions, newest first, after `before_seq`.
-    pub fn executions(
+    pub async fn executions(
         &self,
         pipeline: &str,
         before_seq: Option<i64>,
         limit: usize,
     ) -> Result<Vec<ExecutionRow>, StoreError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT seq, id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time
-             FROM executions WHERE pipeline = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
-        )?;
-        let rows = stmt
-            .query_map(params![pipeline, before_seq.unwrap_or(i64::MAX), limit as i64], execution_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        let rows = sqlx::query(&format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE pipeline = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+        ))
+        .bind(pipeline)
+        .bind(before_seq.unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(execution_row).collect()
     }
 
     /// One execution.
-    pub fn execution(&self, pipeline: &str, id: &str) -> Result<Option<ExecutionRow>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT seq, id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time
-                 FROM executions WHERE pipeline = ?1 AND id = ?2",
-                params![pipeline, id],
-                execution_row,
-            )
-            .optional()?)
+    pub async fn execution(&self, pipeline: &str, id: &str) -> Result<Option<ExecutionRow>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE pipeline = $1 AND id = $2"))
+            .bind(pipeline)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(execution_row).transpose()
     }
 
     /// Whether the database answers.
-    pub fn healthy(&self) -> bool {
-        self.conn().query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).is_ok()
+    pub async fn healthy(&self) -> bool {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await.is_ok()
+    }
+
+    /// Closes the pool (waits for connections in use) and releases the liveness lock.
+    pub async fn close(&self) {
+        if let Some(conn) = self.liveness.lock().await.take() {
+            let _ = sqlx::Connection::close(conn).await;
+        }
+        self.pool.close().await;
     }
 }
 
-fn pipeline_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PipelineRow> {
+/// A write transaction of the control plane ([`Store::write`]). Dropped without
+/// [`commit`](Self::commit), it rolls back.
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    changes: Vec<(ChangeKind, String)>,
+}
+
+impl std::fmt::Debug for WriteTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTx").field("changes", &self.changes).finish_non_exhaustive()
+    }
+}
+
+impl WriteTx {
+    /// One pipeline, as this transaction sees it.
+    pub async fn pipeline(&mut self, name: &str, version: Option<i64>) -> Result<Option<PipelineRow>, StoreError> {
+        pipeline_in(&mut *self.tx, name, version).await
+    }
+
+    /// Writes a pipeline version.
+    pub async fn insert_pipeline(&mut self, row: &PipelineRow) -> Result<(), StoreError> {
+        sqlx::query(&format!("INSERT INTO pipelines ({PIPELINE_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"))
+            .bind(&row.name)
+            .bind(row.version)
+            .bind(&row.declaration)
+            .bind(row.created)
+            .bind(row.updated)
+            .execute(&mut *self.tx)
+            .await?;
+        self.changes.push((ChangeKind::Pipeline, row.name.clone()));
+        Ok(())
+    }
+
+    /// Deletes every version of a pipeline and its executions. Whether it existed.
+    pub async fn delete_pipeline(&mut self, name: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query("DELETE FROM pipelines WHERE name = $1").bind(name).execute(&mut *self.tx).await?;
+        sqlx::query("DELETE FROM executions WHERE pipeline = $1").bind(name).execute(&mut *self.tx).await?;
+        let existed = n.rows_affected() > 0;
+        if existed {
+            self.changes.push((ChangeKind::Pipeline, name.to_owned()));
+        }
+        Ok(existed)
+    }
+
+    /// One webhook, as this transaction sees it.
+    pub async fn webhook(&mut self, name: &str) -> Result<Option<WebhookRow>, StoreError> {
+        webhook_in(&mut *self.tx, name).await
+    }
+
+    /// Takes one of the `quota` webhook slots; `false` when all are taken (by any instance).
+    pub async fn take_webhook_slot(&mut self, quota: usize) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'webhooks' AND value < $1")
+            .bind(i64::try_from(quota).unwrap_or(i64::MAX))
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Creates or replaces a webhook's state; `lastTriggered` is kept.
+    pub async fn put_webhook(&mut self, name: &str, token: &str, state: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO webhooks (name, token, state) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET token = excluded.token, state = excluded.state",
+        )
+        .bind(name)
+        .bind(token)
+        .bind(state)
+        .execute(&mut *self.tx)
+        .await?;
+        self.changes.push((ChangeKind::Webhook, name.to_owned()));
+        Ok(())
+    }
+
+    /// Deletes a webhook and its delivery ids, and frees its slot. Whether it existed.
+    pub async fn delete_webhook(&mut self, name: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query("DELETE FROM webhooks WHERE name = $1").bind(name).execute(&mut *self.tx).await?;
+        sqlx::query("DELETE FROM deliveries WHERE webhook = $1").bind(name).execute(&mut *self.tx).await?;
+        let existed = n.rows_affected() > 0;
+        if existed {
+            sqlx::query("UPDATE counters SET value = value - 1 WHERE name = 'webhooks' AND value > 0")
+                .execute(&mut *self.tx)
+                .await?;
+            self.changes.push((ChangeKind::Webhook, name.to_owned()));
+        }
+        Ok(existed)
+    }
+
+    /// Appends what changed to the change feed and commits. The feed's counter row is taken last,
+    /// so writers hold it only for the commit, and the feed is in commit order.
+    pub async fn commit(mut self, at: f64) -> Result<(), StoreError> {
+        self.changes.dedup();
+        for (kind, name) in &self.changes {
+            let seq: i64 = sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'changes' RETURNING value")
+                .fetch_one(&mut *self.tx)
+                .await?
+                .try_get(0)?;
+            sqlx::query("INSERT INTO changes (seq, kind, name, at) VALUES ($1, $2, $3, $4)")
+                .bind(seq)
+                .bind(kind.as_str())
+                .bind(name)
+                .bind(at)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn pipeline_in<'e, E>(exec: E, name: &str, version: Option<i64>) -> Result<Option<PipelineRow>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = match version {
+        Some(v) => {
+            sqlx::query(&format!("SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE name = $1 AND version = $2"))
+                .bind(name)
+                .bind(v)
+                .fetch_optional(exec)
+                .await?
+        }
+        None => {
+            sqlx::query(&format!(
+                "SELECT {PIPELINE_COLUMNS} FROM pipelines WHERE name = $1 ORDER BY version DESC LIMIT 1"
+            ))
+            .bind(name)
+            .fetch_optional(exec)
+            .await?
+        }
+    };
+    row.as_ref().map(pipeline_row).transpose()
+}
+
+async fn webhook_in<'e, E>(exec: E, name: &str) -> Result<Option<WebhookRow>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = sqlx::query("SELECT name, token, state, last_triggered FROM webhooks WHERE name = $1")
+        .bind(name)
+        .fetch_optional(exec)
+        .await?;
+    row.as_ref().map(webhook_row).transpose()
+}
+
+fn pipeline_row(r: &AnyRow) -> Result<PipelineRow, StoreError> {
     Ok(PipelineRow {
-        name: r.get(0)?,
-        version: r.get(1)?,
-        declaration: r.get(2)?,
-        created: r.get(3)?,
-        updated: r.get(4)?,
+        name: r.try_get(0)?,
+        version: r.try_get(1)?,
+        declaration: r.try_get(2)?,
+        created: r.try_get(3)?,
+        updated: r.try_get(4)?,
     })
 }
 
-fn execution_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRow> {
+fn webhook_row(r: &AnyRow) -> Result<WebhookRow, StoreError> {
+    Ok(WebhookRow { name: r.try_get(0)?, token: r.try_get(1)?, state: r.try_get(2)?, last_triggered: r.try_get(3)? })
+}
+
+fn execution_row(r: &AnyRow) -> Result<ExecutionRow, StoreError> {
     Ok(ExecutionRow {
-        seq: r.get(0)?,
-        id: r.get(1)?,
-        pipeline: r.get(2)?,
-        pipeline_version: r.get(3)?,
-        status: r.get(4)?,
-        status_summary: r.get(5)?,
-        webhook_arn: r.get(6)?,
-        start_time: r.get(7)?,
-        last_update_time: r.get(8)?,
+        seq: r.try_get(0)?,
+        id: r.try_get(1)?,
+        pipeline: r.try_get(2)?,
+        pipeline_version: r.try_get(3)?,
+        status: r.try_get(4)?,
+        status_summary: r.try_get(5)?,
+        webhook_arn: r.try_get(6)?,
+        start_time: r.try_get(7)?,
+        last_update_time: r.try_get(8)?,
     })
+}
+
+/// Opens (creating, 0600) and exclusively locks `path`, then writes this process's id into it.
+/// Refused, naming the holder's process id, when another process holds it.
+fn lock_file(path: &Path) -> Result<fs::File, StoreError> {
+    use std::io::{Read, Seek, Write};
+    let mut options = fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() || !holder.bytes().all(|b| b.is_ascii_digit()) {
+                "another process".to_owned()
+            } else {
+                format!("process {holder}")
+            };
+            return Err(StoreError(format!(
+                "{} is locked by {who} (another codepipeline-webhooks serve on the same database?); \
+                 SQLite serves one process: stop it, or run many instances on Postgres (--database-url postgres://...)",
+                path.display()
+            )));
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(StoreError(format!("cannot lock {}: {e}", path.display()))),
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    writeln!(file, "{}", std::process::id())?;
+    file.flush()?;
+    Ok(file)
 }
 
 #[cfg(unix)]
@@ -471,35 +955,61 @@ mod tests {
             delivery: delivery.map(str::to_owned),
             dedupe_after: at - 3600.0,
             execution: execution(id, at),
+            instance: None,
         }
     }
 
-    #[test]
-    fn batches_dedupe_prune_and_stamp_last_triggered() {
+    #[tokio::test]
+    async fn batches_dedupe_prune_stamp_last_triggered_and_lock() {
         let dir = std::env::temp_dir().join(format!("cpw-store-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let store = Store::open(&dir).unwrap();
-        store.put_webhook("w", "{}").unwrap();
+        let store = Store::open(&Location::DataDir(dir.clone())).await.unwrap();
+        let second = Store::open(&Location::DataDir(dir.clone())).await.unwrap_err().to_string();
+        assert!(second.contains(&format!("locked by process {}", std::process::id())), "{second}");
+        let mut tx = store.write("webhook:w").await.unwrap();
+        assert!(tx.take_webhook_slot(1).await.unwrap());
+        tx.put_webhook("w", "tok", "{}").await.unwrap();
+        tx.commit(1.0).await.unwrap();
+        let mut tx = store.write("webhook:x").await.unwrap();
+        assert!(!tx.take_webhook_slot(1).await.unwrap(), "the quota of 1 is taken");
+        drop(tx);
+        let changes = store.changes_since(0, 10).await.unwrap();
+        assert_eq!(changes, [Change { seq: 1, kind: ChangeKind::Webhook, name: "w".into() }]);
+        assert_eq!(store.change_seq().await.unwrap(), 1);
         let out = store
             .record_triggers(&[
                 record(Some("d1"), "e1", 1000.0),
                 record(Some("d1"), "e2", 1001.0),
                 record(None, "e3", 1002.0),
             ])
+            .await
             .unwrap();
         assert_eq!(out, [Recorded::Started, Recorded::Duplicate, Recorded::Started], "a repeat inside a batch");
-        assert_eq!(store.webhooks().unwrap()[0].last_triggered, Some(1002.0));
+        assert_eq!(store.webhooks().await.unwrap()[0].last_triggered, Some(1002.0));
+        // An earlier stamp does not move lastTriggered back.
+        store.record_trigger(&record(None, "e0", 900.0)).await.unwrap();
+        assert_eq!(store.webhook("w").await.unwrap().unwrap().last_triggered, Some(1002.0));
         assert_eq!(
-            store.executions("p", None, 10).unwrap().iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
-            ["e3", "e1"]
+            store.executions("p", None, 10).await.unwrap().iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["e0", "e3", "e1"]
         );
+        assert_eq!(store.record_trigger(&record(Some("d1"), "e9", 1500.0)).await.unwrap(), Recorded::Duplicate);
         // An hour later the id is free again; pruning forgets it.
-        assert_eq!(
-            store.record_trigger("w", Some("d1"), 5000.0 - 3600.0, &execution("e4", 5000.0)).unwrap(),
-            Recorded::Started
-        );
-        assert_eq!(store.prune_deliveries(4000.0).unwrap(), 0);
-        assert_eq!(store.prune_deliveries(6000.0).unwrap(), 1);
+        assert_eq!(store.record_trigger(&record(Some("d1"), "e4", 5000.0)).await.unwrap(), Recorded::Started);
+        assert_eq!(store.prune_deliveries(4000.0).await.unwrap(), 0);
+        assert_eq!(store.prune_deliveries(6000.0).await.unwrap(), 1);
+        store.close().await;
+        drop(store);
+        // The lock is released with the store.
+        let again = Store::open(&Location::DataDir(dir.clone())).await.unwrap();
+        again.close().await;
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        assert_eq!(redact_url("postgres://u:secret@127.0.0.1:5432/db"), "postgres://u:****@127.0.0.1:5432/db");
+        assert_eq!(redact_url("postgres://127.0.0.1/db"), "postgres://127.0.0.1/db");
+        assert_eq!(redact_url("sqlite:/tmp/x"), "sqlite:/tmp/x");
     }
 }
