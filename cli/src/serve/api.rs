@@ -8,8 +8,7 @@ use serde_json::{Map, Value, json};
 use super::App;
 use super::control::{ApiError, Operation};
 use super::store::{ExecutionRow, PipelineRow};
-use codepipeline_webhooks::Tag;
-use codepipeline_webhooks::registry::PipelineDeclaration;
+use codepipeline_webhooks::registry::{PipelineDeclaration, TagResourceInput};
 
 impl From<super::store::StoreError> for ApiError {
     fn from(e: super::store::StoreError) -> Self {
@@ -63,13 +62,16 @@ pub(crate) fn execute(app: &App, op: Operation) -> Result<Value, ApiError> {
                 ));
             }
             if let Some(tags) = &input.tags {
-                check_tags(tags)?;
+                codepipeline_webhooks::registry::check_tags("tags", tags)?;
             }
             let now = super::now();
             let row = put_pipeline(app, input.pipeline, 1, now, now)?;
-            let mut out =
-                json!({"pipeline": serde_json::from_str::<Value>(&row.declaration).map_err(|_| ApiError::internal())?});
+            let mut pipeline = serde_json::from_str::<Value>(&row.declaration).map_err(|_| ApiError::internal())?;
+            app.registry.mask_secrets(&mut pipeline);
+            let mut out = json!({ "pipeline": pipeline });
             if let Some(tags) = input.tags.filter(|t| !t.is_empty()) {
+                let resource_arn = app.registry.pipeline_arn(&name);
+                app.registry.tag_resource(TagResourceInput { resource_arn, tags: tags.clone() })?;
                 out["tags"] = serde_json::to_value(tags).map_err(|_| ApiError::internal())?;
             }
             Ok(out)
@@ -81,7 +83,9 @@ pub(crate) fn execute(app: &App, op: Operation) -> Result<Value, ApiError> {
                 return Err(pipeline_not_found(&name));
             };
             let row = put_pipeline(app, input.pipeline, current.version + 1, current.created, super::now())?;
-            Ok(json!({"pipeline": serde_json::from_str::<Value>(&row.declaration).map_err(|_| ApiError::internal())?}))
+            let mut pipeline = serde_json::from_str::<Value>(&row.declaration).map_err(|_| ApiError::internal())?;
+            app.registry.mask_secrets(&mut pipeline);
+            Ok(json!({ "pipeline": pipeline }))
         }
         Operation::GetPipeline(input) => {
             let row = match app.store.pipeline(&input.name, input.version)? {
@@ -95,7 +99,7 @@ pub(crate) fn execute(app: &App, op: Operation) -> Result<Value, ApiError> {
                 None => return Err(pipeline_not_found(&input.name)),
             };
             let mut pipeline = serde_json::from_str::<Value>(&row.declaration).map_err(|_| ApiError::internal())?;
-            mask_secrets(&mut pipeline);
+            app.registry.mask_secrets(&mut pipeline);
             Ok(json!({
                 "pipeline": pipeline,
                 "metadata": {"pipelineArn": app.pipeline_arn(&row.name), "created": row.created, "updated": row.updated},
@@ -185,7 +189,34 @@ pub(crate) fn execute(app: &App, op: Operation) -> Result<Value, ApiError> {
             }
             Ok(json!({"pipelineExecution": execution}))
         }
+        Operation::TagResource(input) => {
+            let _w = app.write_lock();
+            let webhook = webhook_of(app, &input.resource_arn);
+            app.registry.tag_resource(input)?;
+            if let Some(name) = webhook {
+                app.persist_webhook(&name)?;
+            }
+            Ok(json!({}))
+        }
+        Operation::UntagResource(input) => {
+            let _w = app.write_lock();
+            let webhook = webhook_of(app, &input.resource_arn);
+            app.registry.untag_resource(input)?;
+            if let Some(name) = webhook {
+                app.persist_webhook(&name)?;
+            }
+            Ok(json!({}))
+        }
+        Operation::ListTagsForResource(input) => {
+            Ok(serde_json::to_value(app.registry.list_tags_for_resource(input)?).map_err(|_| ApiError::internal())?)
+        }
     }
+}
+
+/// The webhook a resource ARN of this service names, if it names one (its tags are persisted
+/// with it).
+fn webhook_of(app: &App, arn: &str) -> Option<String> {
+    arn.strip_prefix(&format!("{}:webhook:", app.arn_prefix())).map(str::to_owned)
 }
 
 fn summary(row: &ExecutionRow) -> Value {
@@ -231,25 +262,6 @@ fn max_results_error(max: i64, limit: i64) -> ApiError {
     )
 }
 
-fn check_tags(tags: &[Tag]) -> Result<(), ApiError> {
-    if tags.len() > codepipeline_webhooks::MAX_TAGS {
-        return Err(ApiError::client(
-            "TooManyTagsException",
-            format!("a pipeline carries at most {} tags", codepipeline_webhooks::MAX_TAGS),
-        ));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for tag in tags {
-        if tag.key.starts_with("aws:") || !seen.insert(tag.key.as_str()) {
-            return Err(ApiError::client(
-                "InvalidTagsException",
-                format!("the tag key '{}' is reserved or repeated", tag.key),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Checks the declaration as the registry needs it, puts it in the registry, then writes it.
 fn put_pipeline(
     app: &App,
@@ -273,37 +285,4 @@ fn put_pipeline(
     app.store.put_pipeline(&row).map_err(|e| app.recover(e))?;
     app.set_pipeline_version(&row.name, version);
     Ok(row)
-}
-
-/// Action configuration keys whose values AWS never returns: `GetPipeline` shows them as `****`.
-const SECRET_CONFIGURATION_KEYS: &[&str] = &["OAuthToken"];
-
-/// Masks the secret configuration values of every action of a pipeline declaration, as AWS does
-/// (the stored declaration keeps them: webhooks' `{OAuthToken}` placeholders resolve from it).
-fn mask_secrets(pipeline: &mut Value) {
-    let Some(stages) = pipeline.get_mut("stages").and_then(Value::as_array_mut) else { return };
-    for stage in stages {
-        let Some(actions) = stage.get_mut("actions").and_then(Value::as_array_mut) else { continue };
-        for action in actions {
-            let Some(config) = action.get_mut("configuration").and_then(Value::as_object_mut) else { continue };
-            for key in SECRET_CONFIGURATION_KEYS {
-                if let Some(value) = config.get_mut(*key) {
-                    *value = Value::String(codepipeline_webhooks::REDACTED.to_owned());
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod mask_tests {
-    use super::*;
-
-    #[test]
-    fn get_pipeline_masks_oauth_tokens_as_aws_does() {
-        let mut p =
-            json!({"stages": [{"actions": [{"configuration": {"OAuthToken": "ghp_x", "Branch": "main"}}, {}]}, {}]});
-        mask_secrets(&mut p);
-        assert_eq!(p["stages"][0]["actions"][0]["configuration"], json!({"OAuthToken": "****", "Branch": "main"}));
-    }
 }
