@@ -1,0 +1,47 @@
+//! Generated from the AWS service model: for every operation of the model table, a valid input
+//! passes, and one invalid input per model constraint is a `ValidationException` in AWS's words
+//! (see `tests/support/model_cases.rs`).
+
+#[path = "support/model_cases.rs"]
+mod model_cases;
+
+use codepipeline_webhooks::registry::{model_operations, validate_input};
+
+#[test]
+fn every_constraint_of_every_operation_is_answered_in_aws_words() {
+    let model = model_cases::Model::load();
+    let mut total = 0;
+    for operation in model_operations() {
+        let (base, cases) = model.cases(operation);
+        validate_input(operation, &base).unwrap_or_else(|e| panic!("{operation}: the generated valid input: {e}"));
+        assert!(!cases.is_empty(), "{operation}");
+        for case in cases {
+            let err = validate_input(operation, &case.input).expect_err(&case.expected);
+            assert_eq!(err.code(), "ValidationException", "{operation}: {}", case.expected);
+            assert!(
+                err.message().contains(&case.expected),
+                "{operation}: expected `{}` in `{}`",
+                case.expected,
+                err.message()
+            );
+            let n: usize = err.message().split(' ').next().unwrap().parse().unwrap();
+            let word = if n == 1 { "error" } else { "errors" };
+            assert!(err.message().starts_with(&format!("{n} validation {word} detected: Value")), "{err}");
+            assert_eq!(err.message().matches("failed to satisfy constraint").count(), n, "{err}");
+            total += 1;
+        }
+    }
+    // Every constraint class of the model is generated: null, lengths, patterns, enums, ranges,
+    // list and map sizes, map keys and values, list members.
+    assert!(total > 300, "{total} cases");
+}
+
+#[test]
+fn a_body_that_is_not_an_object_or_has_wrong_types_is_a_serialization_exception() {
+    for operation in model_operations() {
+        for body in [serde_json::json!(["x"]), serde_json::json!(7), serde_json::json!("x")] {
+            let err = validate_input(operation, &body).unwrap_err();
+            assert_eq!(err.code(), "SerializationException", "{operation} {body}");
+        }
+    }
+}
