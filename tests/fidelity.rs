@@ -32,6 +32,9 @@ fn create(edit: impl FnOnce(&mut Value)) -> Result<(), codepipeline_webhooks::Er
     validate_pipeline_input("CreatePipeline", &json!({ "pipeline": p }))
 }
 
+/// A change to the valid declaration.
+type Edit = Box<dyn FnOnce(&mut Value)>;
+
 fn err(edit: impl FnOnce(&mut Value)) -> (String, String) {
     let e = create(edit).unwrap_err();
     (e.code().to_owned(), e.message().to_owned())
@@ -158,7 +161,7 @@ fn wrong_types_never_echo_a_value() {
 
 #[test]
 fn structure_rules_with_the_exceptions_aws_names() {
-    let cases: Vec<(Box<dyn FnOnce(&mut Value)>, &str, &str)> = vec![
+    let cases: Vec<(Edit, &str, &str)> = vec![
         (
             Box::new(|p| p["stages"].as_array_mut().unwrap().truncate(1)),
             "InvalidStructureException",

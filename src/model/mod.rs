@@ -412,7 +412,7 @@ mod tests {
         for (p, compiled) in &model().patterns {
             assert!(compiled.is_some(), "{p}");
         }
-        for (_, shape) in &model().shapes {
+        for shape in model().shapes.values() {
             for name in shape.members.iter().map(|(_, s)| s).chain(&shape.member).chain(&shape.key).chain(&shape.value)
             {
                 assert!(model().shapes.contains_key(name), "{name}");

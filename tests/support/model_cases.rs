@@ -101,14 +101,7 @@ impl Model {
         (base, cases)
     }
 
-    fn walk(
-        &self,
-        name: &str,
-        value: &Value,
-        pointer: &mut Vec<Step>,
-        path: &str,
-        emit: &mut dyn FnMut(&[Step], Option<Value>, String),
-    ) {
+    fn walk(&self, name: &str, value: &Value, pointer: &mut Vec<Step>, path: &str, emit: &mut Emit<'_>) {
         let s = self.shape(name);
         match s["type"].as_str().unwrap() {
             "structure" => {
@@ -199,14 +192,7 @@ impl Model {
     }
 
     /// List and map sizes: `min` (an empty one) and `max` (one too many copies of the sample).
-    fn sizes(
-        &self,
-        s: &Value,
-        value: &Value,
-        pointer: &[Step],
-        path: &str,
-        emit: &mut dyn FnMut(&[Step], Option<Value>, String),
-    ) {
+    fn sizes(&self, s: &Value, value: &Value, pointer: &[Step], path: &str, emit: &mut Emit<'_>) {
         if let Some(max) = s["max"].as_u64() {
             let big = match value {
                 Value::Array(items) => Value::Array(std::iter::repeat_n(items[0].clone(), max as usize + 1).collect()),
@@ -236,6 +222,9 @@ impl Model {
         }
     }
 }
+
+/// Receives each case: where in the input, the new value (`None`: the member removed), the words.
+type Emit<'a> = dyn FnMut(&[Step], Option<Value>, String) + 'a;
 
 /// A step of a JSON pointer into the input.
 #[derive(Debug, Clone)]
