@@ -39,10 +39,14 @@ impl Server {
         let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
         let dir: PathBuf = std::env::temp_dir().join(format!("cpw-fidelity-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        Server::start_in(&dir, extra)
+    }
+
+    fn start_in(dir: &std::path::Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_codepipeline-webhooks"))
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--public-url", "https://hooks.example.test", "--data-dir"])
-            .arg(&dir)
+            .arg(dir)
             .args(extra)
             .env("AWS_ACCESS_KEY_ID", KEY_ID)
             .env("AWS_SECRET_ACCESS_KEY", KEY_SECRET)
@@ -312,6 +316,55 @@ async fn tag_resource_untag_resource_and_list_tags_for_resource() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn webhook_tags_set_by_tag_resource_survive_a_restart() {
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("cpw-fidelity-restart-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let arn = "arn:aws:codepipeline:us-east-1:123456789012:webhook:hook";
+    {
+        let server = Server::start_in(&dir, &[]);
+        let c = server.client();
+        c.create_pipeline().pipeline(pipeline("app").build().unwrap()).send().await.unwrap();
+        let hook = aws_sdk_codepipeline::types::WebhookDefinition::builder()
+            .name("hook")
+            .target_pipeline("app")
+            .target_action("Source")
+            .filters(aws_sdk_codepipeline::types::WebhookFilterRule::builder().json_path("$.ref").build().unwrap())
+            .authentication(aws_sdk_codepipeline::types::WebhookAuthenticationType::Unauthenticated)
+            .authentication_configuration(aws_sdk_codepipeline::types::WebhookAuthConfiguration::builder().build())
+            .build()
+            .unwrap();
+        c.put_webhook()
+            .webhook(hook)
+            .tags(Tag::builder().key("from").value("put").build().unwrap())
+            .send()
+            .await
+            .unwrap();
+        c.tag_resource()
+            .resource_arn(arn)
+            .tags(Tag::builder().key("env").value("prod").build().unwrap())
+            .send()
+            .await
+            .unwrap();
+        // A webhook can target only a source action of the first stage.
+        let build_target = aws_sdk_codepipeline::types::WebhookDefinition::builder()
+            .name("hook2")
+            .target_pipeline("app")
+            .target_action("Build")
+            .filters(aws_sdk_codepipeline::types::WebhookFilterRule::builder().json_path("$.ref").build().unwrap())
+            .authentication(aws_sdk_codepipeline::types::WebhookAuthenticationType::Unauthenticated)
+            .authentication_configuration(aws_sdk_codepipeline::types::WebhookAuthConfiguration::builder().build())
+            .build()
+            .unwrap();
+        assert_eq!(code(&c.put_webhook().webhook(build_target).send().await.unwrap_err()), "ValidationException");
+    }
+    let server = Server::start_in(&dir, &[]);
+    let listed = server.client().list_tags_for_resource().resource_arn(arn).send().await.unwrap();
+    let tags: Vec<(&str, &str)> = listed.tags().iter().map(|t| (t.key(), t.value())).collect();
+    assert_eq!(tags, vec![("from", "put"), ("env", "prod")]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn request_bodies_must_be_json_objects() {
     let server = Server::start(&["--no-auth"]);
     for (operation, body) in [("DeleteWebhook", &b"[\"x\"]"[..]), ("ListPipelines", b"7"), ("GetPipeline", b"\"app\"")]
@@ -361,5 +414,6 @@ async fn generated_every_served_operation_one_invalid_input_per_model_constraint
             total += 1;
         }
     }
+    eprintln!("{total} generated cases through the service");
     assert!(total > 250, "{total} generated cases");
 }

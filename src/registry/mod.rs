@@ -1,6 +1,13 @@
 //! The webhook API's state as pure logic: `PutWebhook`, `ListWebhooks`, `DeleteWebhook`,
 //! `RegisterWebhookWithThirdParty`, `DeregisterWebhookWithThirdParty`, `PutPipeline` (so that
-//! targets can be checked) and `trigger` (a delivery to a webhook URL).
+//! targets can be checked), `TagResource`, `UntagResource`, `ListTagsForResource` (pipelines and
+//! webhooks) and `trigger` (a delivery to a webhook URL).
+//!
+//! And the checks a host runs before it reads an input as typed data: [`validate_input`] (every
+//! operation's input against the AWS service model, in AWS's words), [`validate_pipeline_input`]
+//! (`CreatePipeline` / `UpdatePipeline`: the model, then the structure rules), [`check_name`] (the
+//! one name checker), [`check_tags`] (the one tag checker), and [`Registry::mask_secrets`] for
+//! every declaration a response shows.
 //!
 //! No I/O: the clock and the URL token source are closures the host hands in. `Registry` is
 //! `Send + Sync`; `trigger` takes `&self` and holds the lock only to find the compiled webhook, so
