@@ -10,8 +10,9 @@
 //! 1. Types. A member of the wrong JSON type is a `SerializationException` worded as AWS words it
 //!    (`class com.amazon.coral.value.json.numbers.TruncatingBigNumber can not be converted to an
 //!    String`, `Start of list found where not expected`, ...). The value is never quoted, so a
-//!    secret given as a number is not echoed. Unknown members are ignored, as AWS ignores them;
-//!    `null` is an absent member.
+//!    secret given as a number is not echoed (where AWS quotes a string given for a boolean,
+//!    `'X' can not be converted to an Boolean`, this says `class java.lang.String` instead).
+//!    Unknown members are ignored, as AWS ignores them; `null` is an absent member.
 //! 2. Constraints. Every violation, in model order, up to ten, in one `ValidationException`:
 //!    `2 validation errors detected: Value null at 'pipeline.roleArn' failed to satisfy constraint:
 //!    Member must not be null; Value at 'pipeline.stages.1.member.name' failed to satisfy
