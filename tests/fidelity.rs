@@ -430,3 +430,16 @@ fn deliveries_are_found_by_token_whatever_the_path_and_two_tokens_are_refused() 
         assert_eq!(r.trigger(refused, &push).unwrap_err().code(), "WebhookNotFoundException", "{refused}");
     }
 }
+
+#[test]
+fn a_state_that_tags_a_missing_pipeline_or_breaks_the_tag_rules_does_not_load() {
+    let r = registry();
+    let mut state = r.export_state();
+    state.pipeline_tags.insert("ghost".into(), vec![Tag { key: "k".into(), value: "v".into() }]);
+    let e = Registry::builder().region("us-east-1").account_id("123456789012").state(state).build().unwrap_err();
+    assert_eq!(e.code(), "ValidationException");
+    let mut state = r.export_state();
+    state.pipeline_tags.insert("app".into(), vec![Tag { key: "aws:k".into(), value: "v".into() }]);
+    let e = Registry::builder().region("us-east-1").account_id("123456789012").state(state).build().unwrap_err();
+    assert_eq!(e.code(), "InvalidTagsException");
+}
