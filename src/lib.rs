@@ -12,6 +12,8 @@ mod definition;
 mod error;
 mod filter;
 mod json;
+#[cfg_attr(not(feature = "registry"), allow(dead_code))]
+mod model;
 #[cfg_attr(docsrs, doc(cfg(feature = "registry")))]
 pub mod registry;
 mod request;

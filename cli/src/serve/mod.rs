@@ -19,6 +19,8 @@ pub mod data;
 pub mod executions;
 #[cfg(feature = "serve")]
 pub mod metrics;
+mod modes;
+mod revisions;
 #[cfg(feature = "serve")]
 mod service;
 #[cfg(feature = "serve")]
