@@ -531,13 +531,13 @@ impl WebhookSet {
 fn group_auth(members: &[Webhook]) -> (Vec<Group>, Vec<u32>) {
     let mut groups: Vec<Group> = Vec::new();
     let mut group_of = Vec::with_capacity(members.len());
-    let mut hmac_groups: HashMap<([u8; 32], bool), u32> = HashMap::new();
+    let mut hmac_groups: HashMap<[u8; 32], u32> = HashMap::new();
     let mut ip_groups: HashMap<AllowedIpRange, u32> = HashMap::new();
     let mut open_group: Option<u32> = None;
     for webhook in members {
         let next = groups.len() as u32;
         let group = match webhook.auth() {
-            Auth::GithubHmac(h) => *hmac_groups.entry(h.identity()).or_insert(next),
+            Auth::GithubHmac(h) => *hmac_groups.entry(h.grouping_key()).or_insert(next),
             Auth::Ip { range, .. } => *ip_groups.entry(*range).or_insert(next),
             Auth::Unauthenticated => *open_group.get_or_insert(next),
         };

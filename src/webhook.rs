@@ -3,9 +3,11 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::action_configuration::ActionConfiguration;
 use crate::auth::Auth;
+use crate::auth::github::PreviousSecret;
 use crate::body;
 use crate::definition::{REDACTED, WebhookAuthenticationType, WebhookDefinition};
 use crate::error::{Error, ErrorCode, escape};
@@ -76,7 +78,8 @@ pub struct WebhookOptions {
     require_sha256: bool,
     max_body_bytes: usize,
     max_depth: usize,
-    previous_secrets: Vec<String>,
+    /// Each with the deadline it is accepted until, if any.
+    previous_secrets: Vec<(String, Option<SystemTime>)>,
     deny_warnings: bool,
     secret_keys: Vec<String>,
 }
@@ -100,7 +103,10 @@ impl fmt::Debug for WebhookOptions {
             .field("require_sha256", &self.require_sha256)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_depth", &self.max_depth)
-            .field("previous_secrets", &self.previous_secrets.iter().map(|_| REDACTED).collect::<Vec<_>>())
+            .field(
+                "previous_secrets",
+                &self.previous_secrets.iter().map(|(_, until)| (REDACTED, until)).collect::<Vec<_>>(),
+            )
             .field("deny_warnings", &self.deny_warnings)
             .field("secret_keys", &self.secret_keys)
             .finish()
@@ -135,9 +141,40 @@ impl WebhookOptions {
     /// `SecretToken` (call once per secret). Each is checked in constant time, after the current
     /// one, with the same header rules; [`Verdict::used_previous_secret`] tells when one verified,
     /// so the host can see when the sender has moved to the new secret. Only `GITHUB_HMAC`
-    /// webhooks have secrets; for others this does nothing.
+    /// webhooks have secrets; for others this does nothing. Without a deadline it is accepted
+    /// for as long as the webhook lives; see
+    /// [`accept_previous_secret_until`](Self::accept_previous_secret_until).
     pub fn accept_previous_secret(mut self, secret: impl Into<String>) -> Self {
-        self.previous_secrets.push(secret.into());
+        self.previous_secrets.push((secret.into(), None));
+        self
+    }
+
+    /// Key rotation with a deadline: as [`accept_previous_secret`](Self::accept_previous_secret),
+    /// but the secret is tried only for a delivery whose clock reading
+    /// ([`Request::now`](crate::Request::now)) is before `until`. At or past it, or without a
+    /// reading, the secret is not tried at all: a delivery signed with it is a signature
+    /// mismatch and its body is never parsed. The engine has no clock; the host hands in its
+    /// reading with each delivery (the registry does, for its `rotation_grace`).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use codepipeline_webhooks::{ActionConfiguration, Request, Webhook, WebhookDefinition, github};
+    /// # let definition: WebhookDefinition = serde_json::from_str(r#"{
+    /// #     "name": "app-main", "targetPipeline": "app", "targetAction": "Source", "filters": [],
+    /// #     "authentication": "GITHUB_HMAC", "authenticationConfiguration": {"SecretToken": "new-secret"}
+    /// # }"#).unwrap();
+    /// let rotated = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// let webhook = Webhook::options()
+    ///     .accept_previous_secret_until("old-secret", rotated + Duration::from_secs(3600))
+    ///     .build(&definition, &ActionConfiguration::new())?;
+    /// let signature = github::signature_256(b"old-secret", b"{}");
+    /// let request = Request::new("{}").header("X-Hub-Signature-256", &signature);
+    /// assert!(webhook.evaluate(&request.now(rotated)).used_previous_secret());
+    /// assert!(!webhook.evaluate(&request.now(rotated + Duration::from_secs(3600))).is_trigger());
+    /// # Ok::<(), codepipeline_webhooks::Error>(())
+    /// ```
+    pub fn accept_previous_secret_until(mut self, secret: impl Into<String>, until: SystemTime) -> Self {
+        self.previous_secrets.push((secret.into(), Some(until)));
         self
     }
 
@@ -178,7 +215,11 @@ impl WebhookOptions {
         }
         let d = definition;
         d.validate()?;
-        let previous: Vec<&[u8]> = self.previous_secrets.iter().map(|s| s.as_bytes()).collect();
+        let previous: Vec<PreviousSecret<'_>> = self
+            .previous_secrets
+            .iter()
+            .map(|(secret, until)| PreviousSecret { secret: secret.as_bytes(), until: *until })
+            .collect();
         let auth = Auth::compile(d, self.require_sha256, &previous)?;
         let mut warnings = crate::auth::warnings(d);
         let mut filters = Vec::with_capacity(d.filters.len());

@@ -8,6 +8,7 @@
 //! (key rotation) go through the same header rules and the same comparison, one after another.
 
 use std::fmt;
+use std::time::SystemTime;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
@@ -71,14 +72,38 @@ impl Keys {
     }
 }
 
-/// The compiled GITHUB_HMAC check: the current secret and any previous ones still accepted.
+/// A previous secret (key rotation) and the deadline it is accepted until, if any.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PreviousSecret<'s> {
+    pub(crate) secret: &'s [u8],
+    pub(crate) until: Option<SystemTime>,
+}
+
+/// A previous secret's keyed states: rotation is part of the key, so a key past its deadline is
+/// never tried.
+#[derive(Clone)]
+struct PreviousKeys {
+    keys: Keys,
+    until: Option<SystemTime>,
+}
+
+impl PreviousKeys {
+    /// Whether the key may be tried for a delivery with this clock reading: a deadline needs a
+    /// reading before it (no reading: not tried).
+    fn live(&self, now: Option<SystemTime>) -> bool {
+        self.until.is_none_or(|until| now.is_some_and(|now| now < until))
+    }
+}
+
+/// The compiled GITHUB_HMAC check: the current secret and the previous ones, each with its
+/// deadline.
 #[derive(Clone)]
 pub(crate) struct GithubHmac {
     current: Keys,
-    previous: Vec<Keys>,
+    previous: Vec<PreviousKeys>,
     require_sha256: bool,
-    /// SHA-256 over every secret: tells webhooks that accept the same secrets apart from those
-    /// that do not, so that a `WebhookSet` verifies each distinct check once. Never shown.
+    /// SHA-256 over every secret and deadline: equal for two checks exactly when they accept the
+    /// same requests. Never shown.
     key_id: [u8; 32],
 }
 
@@ -99,27 +124,45 @@ enum Tag {
 }
 
 impl GithubHmac {
-    pub(crate) fn new(secret: &[u8], previous: &[&[u8]], require_sha256: bool) -> Self {
+    pub(crate) fn new(secret: &[u8], previous: &[PreviousSecret<'_>], require_sha256: bool) -> Self {
         let mut id = Sha256::new();
-        for key in std::iter::once(secret).chain(previous.iter().copied()) {
-            id.update((key.len() as u64).to_be_bytes());
-            id.update(key);
+        id.update([u8::from(require_sha256)]);
+        let current = PreviousSecret { secret, until: None };
+        for key in std::iter::once(&current).chain(previous) {
+            id.update((key.secret.len() as u64).to_be_bytes());
+            id.update(key.secret);
+            match key.until.map(|t| t.duration_since(SystemTime::UNIX_EPOCH)) {
+                None => id.update([0]),
+                Some(Ok(d)) => {
+                    id.update([1]);
+                    id.update(d.as_secs().to_be_bytes());
+                    id.update(d.subsec_nanos().to_be_bytes());
+                }
+                Some(Err(before)) => {
+                    id.update([2]);
+                    id.update(before.duration().as_secs().to_be_bytes());
+                    id.update(before.duration().subsec_nanos().to_be_bytes());
+                }
+            }
         }
         Self {
             current: Keys::new(secret),
-            previous: previous.iter().map(|k| Keys::new(k)).collect(),
+            previous: previous.iter().map(|p| PreviousKeys { keys: Keys::new(p.secret), until: p.until }).collect(),
             require_sha256,
             key_id: id.finalize().into(),
         }
     }
 
-    /// Equal for two checks exactly when they accept the same requests.
-    pub(crate) fn identity(&self) -> ([u8; 32], bool) {
-        (self.key_id, self.require_sha256)
+    /// A grouping key: equal for two checks exactly when they accept the same requests (the same
+    /// secrets, deadlines and header rule), so that a `WebhookSet` verifies each distinct check
+    /// once. A digest: it shows nothing of the secrets.
+    pub(crate) fn grouping_key(&self) -> [u8; 32] {
+        self.key_id
     }
 
     /// Checks the request's signature over its exact body: the header rules first, then the
-    /// current secret, then each previous one, every comparison constant-time.
+    /// current secret, then each previous one still live at the request's clock reading, every
+    /// comparison constant-time.
     pub(crate) fn verify(&self, request: &Request<'_>) -> Result<Secret, SignatureError> {
         let (header, tag) = self.tag(request)?;
         let body = request.body();
@@ -138,7 +181,8 @@ impl GithubHmac {
         if verifies(&self.current) {
             return Ok(Secret::Current);
         }
-        if self.previous.iter().any(verifies) {
+        let now = request.clock_reading();
+        if self.previous.iter().filter(|p| p.live(now)).any(|p| verifies(&p.keys)) {
             return Ok(Secret::Previous);
         }
         Err(SignatureError::Mismatch(header))

@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorCode};
 use crate::request::Request;
 use crate::verdict::{Rejection, Secret};
 use crate::warning::Warning;
-use github::GithubHmac;
+use github::{GithubHmac, PreviousSecret};
 use ip::AllowedIpRange;
 
 /// Secrets AWS accepts that HMAC treats as something else: it pads a key with zero bytes to its
@@ -45,7 +45,11 @@ pub(crate) enum Auth {
 
 impl Auth {
     /// Checks the authentication parameters as PutWebhook does and prepares the check.
-    pub(crate) fn compile(d: &WebhookDefinition, require_sha256: bool, previous: &[&[u8]]) -> Result<Self, Error> {
+    pub(crate) fn compile(
+        d: &WebhookDefinition,
+        require_sha256: bool,
+        previous: &[PreviousSecret<'_>],
+    ) -> Result<Self, Error> {
         let config = &d.authentication_configuration;
         let err = |field: &str, message: String| {
             Error::new(

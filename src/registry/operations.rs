@@ -291,16 +291,14 @@ impl Registry {
 
     /// As [`trigger`](Self::trigger), for a host that routes by the URL's `t` parameter.
     pub fn trigger_token(&self, token: &str, request: &Request<'_>) -> Result<Verdict, Error> {
-        let (webhook, last_triggered, previous_until) = {
+        let (webhook, last_triggered) = {
             let state = self.read();
             let entry = state.tokens.get(token).and_then(|name| state.webhooks.get(name)).ok_or_else(unknown_url)?;
-            (entry.compiled.clone()?, entry.last_triggered.clone(), entry.previous.as_ref().map(|p| p.until))
+            (entry.compiled.clone()?, entry.last_triggered.clone())
         };
-        let mut verdict = webhook.evaluate(request);
-        // Past its grace period the previous secret verifies nothing: as a mismatch.
-        if verdict.used_previous_secret() && previous_until.is_none_or(|until| (self.clock)() >= until) {
-            verdict = verdict.previous_secret_expired(request);
-        }
+        // The registry's clock decides the grace period: a previous secret past its deadline is
+        // not tried, so a delivery signed with it is a signature reject and never parsed.
+        let verdict = webhook.evaluate(&request.now((self.clock)()));
         if verdict.is_trigger() {
             *last_triggered.lock().unwrap_or_else(PoisonError::into_inner) = Some((self.clock)());
         }
