@@ -35,11 +35,11 @@ pub const FORWARDED: &str = "Forwarded";
 #[derive(Clone, Copy)]
 pub struct Request<'a> {
     body: &'a [u8],
-    pub(crate) sha256: HeaderSlot<'a>,
-    pub(crate) sha1: HeaderSlot<'a>,
-    pub(crate) content_type: HeaderSlot<'a>,
-    pub(crate) x_forwarded_for: ForwardingHeaders<'a>,
-    pub(crate) forwarded: ForwardingHeaders<'a>,
+    sha256: HeaderSlot<'a>,
+    sha1: HeaderSlot<'a>,
+    content_type: HeaderSlot<'a>,
+    x_forwarded_for: ForwardingHeaders<'a>,
+    forwarded: ForwardingHeaders<'a>,
     source_ip: Option<IpAddr>,
     now: Option<SystemTime>,
 }
@@ -191,6 +191,16 @@ impl<'a> Request<'a> {
     /// The clock reading handed in with [`now`](Self::now), if any.
     pub fn clock_reading(&self) -> Option<SystemTime> {
         self.now
+    }
+
+    /// What was sent of `X-Hub-Signature-256` and `X-Hub-Signature`.
+    pub(crate) fn signature_headers(&self) -> (HeaderSlot<'a>, HeaderSlot<'a>) {
+        (self.sha256, self.sha1)
+    }
+
+    /// The last instances of `Forwarded` and of `X-Forwarded-For`.
+    pub(crate) fn forwarding_headers(&self) -> (&ForwardingHeaders<'a>, &ForwardingHeaders<'a>) {
+        (&self.forwarded, &self.x_forwarded_for)
     }
 
     /// The raw body.

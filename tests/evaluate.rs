@@ -283,7 +283,7 @@ fn body_size_limit() {
     assert!(w.evaluate(&Request::new(r#"{"a":"12"}"#)).is_trigger());
     let v = w.evaluate(&Request::new(r#"{"a":"123"}"#));
     assert_eq!(v.rejection(), Some(&Rejection::PayloadTooLarge { size: 11, limit: 10 }));
-    assert_eq!(codepipeline_webhooks::DEFAULT_MAX_BODY_BYTES, 25 * 1024 * 1024);
+    assert_eq!(codepipeline_webhooks::limits::DEFAULT_MAX_BODY_BYTES, 25 * 1024 * 1024);
 }
 
 #[test]

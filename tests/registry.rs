@@ -848,8 +848,11 @@ fn whole_config<'p>(p: &'p PipelineDeclaration, action: &str) -> &'p codepipelin
 fn max_body_bytes_answers_before_a_body_is_read() {
     let f = fixture();
     let url = f.registry.put_webhook(input("hook", |_| {})).unwrap().webhook.url;
-    assert_eq!(f.registry.max_body_bytes(&url).unwrap(), codepipeline_webhooks::DEFAULT_MAX_BODY_BYTES);
-    assert_eq!(f.registry.max_body_bytes("/trigger?t=token0").unwrap(), codepipeline_webhooks::DEFAULT_MAX_BODY_BYTES);
+    assert_eq!(f.registry.max_body_bytes(&url).unwrap(), codepipeline_webhooks::limits::DEFAULT_MAX_BODY_BYTES);
+    assert_eq!(
+        f.registry.max_body_bytes("/trigger?t=token0").unwrap(),
+        codepipeline_webhooks::limits::DEFAULT_MAX_BODY_BYTES
+    );
     for unknown in ["/trigger?t=nope", "/trigger?t=", "/trigger"] {
         assert_eq!(f.registry.max_body_bytes(unknown).unwrap_err().code(), "WebhookNotFoundException");
     }

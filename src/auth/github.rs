@@ -110,7 +110,7 @@ pub(crate) struct GithubHmac {
 impl fmt::Debug for GithubHmac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GithubHmac")
-            .field("secret", &crate::definition::REDACTED)
+            .field("secret", &crate::error::REDACTED)
             .field("previous_secrets", &self.previous.len())
             .field("require_sha256", &self.require_sha256)
             .finish()
@@ -118,7 +118,7 @@ impl fmt::Debug for GithubHmac {
 }
 
 /// A signature header's decoded MAC.
-enum Tag {
+enum SentMac {
     Sha256([u8; 32]),
     Sha1([u8; 20]),
 }
@@ -164,15 +164,15 @@ impl GithubHmac {
     /// current secret, then each previous one still live at the request's clock reading, every
     /// comparison constant-time.
     pub(crate) fn verify(&self, request: &Request<'_>) -> Result<Secret, SignatureError> {
-        let (header, tag) = self.tag(request)?;
+        let (header, tag) = self.sent_mac(request)?;
         let body = request.body();
         let verifies = |keys: &Keys| match &tag {
-            Tag::Sha256(tag) => {
+            SentMac::Sha256(tag) => {
                 let mut mac = keys.sha256.clone();
                 mac.update(body);
                 mac.verify_slice(tag).is_ok()
             }
-            Tag::Sha1(tag) => {
+            SentMac::Sha1(tag) => {
                 let mut mac = keys.sha1.clone();
                 mac.update(body);
                 mac.verify_slice(tag).is_ok()
@@ -189,20 +189,20 @@ impl GithubHmac {
     }
 
     /// Which header is checked and the MAC it carries.
-    fn tag(&self, request: &Request<'_>) -> Result<(SignatureHeader, Tag), SignatureError> {
-        match (request.sha256, request.sha1) {
+    fn sent_mac(&self, request: &Request<'_>) -> Result<(SignatureHeader, SentMac), SignatureError> {
+        match request.signature_headers() {
             (HeaderSlot::Repeated, _) => Err(SignatureError::Repeated(SignatureHeader::Sha256)),
             (_, HeaderSlot::Repeated) => Err(SignatureError::Repeated(SignatureHeader::Sha1)),
             (HeaderSlot::One(value), _) => {
                 let mut tag = [0u8; 32];
                 decode(value, "sha256=", &mut tag).ok_or(SignatureError::Malformed(SignatureHeader::Sha256))?;
-                Ok((SignatureHeader::Sha256, Tag::Sha256(tag)))
+                Ok((SignatureHeader::Sha256, SentMac::Sha256(tag)))
             }
             (HeaderSlot::Absent, _) if self.require_sha256 => Err(SignatureError::Missing { sha256_required: true }),
             (HeaderSlot::Absent, HeaderSlot::One(value)) => {
                 let mut tag = [0u8; 20];
                 decode(value, "sha1=", &mut tag).ok_or(SignatureError::Malformed(SignatureHeader::Sha1))?;
-                Ok((SignatureHeader::Sha1, Tag::Sha1(tag)))
+                Ok((SignatureHeader::Sha1, SentMac::Sha1(tag)))
             }
             (HeaderSlot::Absent, HeaderSlot::Absent) => Err(SignatureError::Missing { sha256_required: false }),
         }
