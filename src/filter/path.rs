@@ -19,7 +19,7 @@ pub(crate) struct FilterPath {
     /// The syntax tree the bounded lane evaluates.
     pub(crate) query: Arc<Query>,
     /// `Some` when the path is singular and in the subset the DOM-free lane answers.
-    pub(crate) singular: Option<Vec<PathStep>>,
+    pub(crate) singular: Option<Arc<[PathStep]>>,
     /// How many `match()`/`search()` patterns it compiled.
     pub(crate) patterns: usize,
 }
@@ -62,7 +62,7 @@ impl FilterPath {
         let (query, patterns) = query::parse(text, patterns_left)
             .map_err(|r| PathError { message: pointed(text, r.column, "is refused", &r.message), column: r.column })?;
         // The DOM-free lane's steps come from the same tree: no second parser.
-        let singular = query.singular_steps();
+        let singular = query.singular_steps().map(Arc::from);
         Ok(Self { text: text.into(), query: Arc::new(query), singular, patterns })
     }
 }

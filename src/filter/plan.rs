@@ -8,7 +8,7 @@
 //!   over the body picks out what each selects ([`Document::Captures`]), allocating nothing for a
 //!   webhook's few filters.
 //! - [`Lane::Tape`]: some path is not; the body becomes a compact tape ([`Document::Tape`]) and
-//!   each path is streamed over it under the delivery's work budget ([`stream`]), recording the
+//!   each path is streamed over it under the delivery's work budget ([`Plan::stream`]), recording the
 //!   work spent when it first selected each value ([`PathHits`]).
 //!
 //! A rule (a member's filter in plan terms) is then decided by [`Plan::decide`] from what was
@@ -127,8 +127,8 @@ struct PlanPath {
 pub(crate) struct Plan {
     paths: Vec<PlanPath>,
     values: Vec<Arc<str>>,
-    /// Path id by text.
-    by_text: HashMap<Arc<str>, PathId>,
+    /// Path id by text, once there are many paths (a set's): a webhook's few are compared.
+    by_text: Option<HashMap<Arc<str>, PathId>>,
     /// The singular paths, slot = path id.
     trie: Trie,
     lane: Lane,
@@ -142,8 +142,16 @@ impl Plan {
     /// Adds a filter (merging its path and value with those already there) and returns its rule.
     pub(crate) fn add(&mut self, filter: &Filter) -> Rule {
         let fresh = self.paths.len() as PathId;
-        let path = *self.by_text.entry(filter.path.text.clone()).or_insert(fresh);
+        let text = &filter.path.text;
+        let path = match &mut self.by_text {
+            Some(map) => *map.entry(text.clone()).or_insert(fresh),
+            None => self.paths.iter().position(|p| p.path.text == *text).map_or(fresh, |p| p as PathId),
+        };
         if path == fresh {
+            if self.by_text.is_none() && self.paths.len() + 1 >= HASHED_FROM {
+                let map = self.paths.iter().enumerate().map(|(p, e)| (e.path.text.clone(), p as PathId));
+                self.by_text = Some(map.chain([(text.clone(), fresh)]).collect());
+            }
             match &filter.path.singular {
                 Some(steps) => self.trie.insert(steps, path as usize),
                 None => self.lane = Lane::Tape,
@@ -235,7 +243,7 @@ impl Plan {
             }
             Ok(if missing == 0 && !entry.whole { Flow::Break(()) } else { Flow::Continue(()) })
         });
-        hits.end = ended.ok().map(|flow| (flow.is_continue(), spent()));
+        hits.end = ended.ok().map(|_| spent());
         hits
     }
 
@@ -276,7 +284,7 @@ impl Plan {
                         Some(_) => return Err(Miss { index, why: Why::Exhausted(*budget) }),
                         // Not selected: the whole stream was paid for, if it ended at all.
                         None => match record.end {
-                            Some((_, cost)) if within(cost) => {
+                            Some(cost) if within(cost) => {
                                 return Err(Miss { index, why: Why::NotFound(record.found(tape)) });
                             }
                             _ => return Err(Miss { index, why: Why::Exhausted(*budget) }),
@@ -346,9 +354,9 @@ pub(crate) struct PathHits {
     values: HashMap<ValueId, WorkBudget>,
     /// The work spent when the path first selected anything.
     any: Option<WorkBudget>,
-    /// `None` when the stream ran out of budget; else whether it ran to the end (not stopped
-    /// early) and what it spent.
-    end: Option<(bool, WorkBudget)>,
+    /// What the stream spent in all; `None` when it ran out of budget. (A stream that stopped
+    /// early had hit every value, so no rule falls through to this.)
+    end: Option<WorkBudget>,
     count: usize,
     first: [Option<Id>; Found::FIRST_SHOWN],
 }

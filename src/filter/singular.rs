@@ -71,7 +71,7 @@ mod tests {
     use super::*;
 
     fn parse(path: &str) -> Option<Vec<PathStep>> {
-        FilterPath::parse(path).ok()?.singular
+        FilterPath::parse(path).ok()?.singular.map(|s| s.to_vec())
     }
 
     fn name(s: &str) -> PathStep {
