@@ -177,6 +177,17 @@ impl Plan {
         self.lane
     }
 
+    /// Gives back what building left over: a set holds thousands of webhooks, each with its plan.
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.paths.shrink_to_fit();
+        self.values.shrink_to_fit();
+        for path in &mut self.paths {
+            if let Values::Few(list) = &mut path.values {
+                list.shrink_to_fit();
+            }
+        }
+    }
+
     pub(crate) fn paths(&self) -> usize {
         self.paths.len()
     }
@@ -462,6 +473,7 @@ impl Filters {
     pub(crate) fn new(list: Vec<Filter>) -> Self {
         let mut plan = Plan::new();
         let rules = list.iter().map(|f| plan.add(f)).collect();
+        plan.shrink_to_fit();
         Self { list, plan, rules }
     }
 
