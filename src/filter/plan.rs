@@ -491,3 +491,86 @@ impl Filters {
         self.plan.decide(&document, &self.rules, &mut Records::default()).map_err(|miss| miss.rejection(&self.list))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::filter::EqualityRule;
+
+    const PATHS: &[&str] = &["$.a", "$[*]", "$..*", "$..b", "$[*].b", "$.c[*]", "$[?@.b == 1]", "$..[0]"];
+    const VALUES: &[&str] = &["1", "x", "true", "null", "2"];
+    const BODIES: &[&str] = &[
+        r#"{"a":"x","b":1,"c":[1,2,"x",{"b":2}]}"#,
+        r#"[{"b":1},{"b":"x"},[true,null,[1,2]],{"a":{"b":2}}]"#,
+        r#"{"c":[[[[1]]],"x","x","x"],"a":1,"d":{"b":{"b":{"b":null}}}}"#,
+    ];
+
+    fn filter(path: usize, value: Option<usize>, rule: EqualityRule) -> Filter {
+        let expected: Option<Arc<str>> = value.map(|v| VALUES[v].into());
+        Filter { path: FilterPath::parse(PATHS[path]).unwrap(), shown: expected.clone(), expected, rule }
+    }
+
+    /// What a webhook did before the plan: every filter in order over one evaluation sharing
+    /// one budget, each stopping at its first equal node.
+    fn sequential(filters: &[Filter], tape: &Tape<'_>, budget: WorkBudget) -> Result<(), (usize, bool)> {
+        let eval = Eval::new(tape, budget);
+        for (index, f) in filters.iter().enumerate() {
+            let mut passed = false;
+            let run = eval.select(&f.path.query, Tape::ROOT, &mut |id| {
+                let scalar = Scalar::of_kind(tape.kind(id));
+                if let Some(s) = &scalar {
+                    s.pay(&eval)?;
+                }
+                passed = match &f.expected {
+                    None => true,
+                    Some(_) if !f.compares_elements() => false,
+                    Some(e) => scalar.is_some_and(|s| s.equals(e)),
+                };
+                Ok(if passed { Flow::Break(()) } else { Flow::Continue(()) })
+            });
+            match run {
+                Err(_) => return Err((index, true)),
+                Ok(_) if !passed => return Err((index, false)),
+                Ok(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn outcome(decided: Result<(), Miss>) -> Result<(), (usize, bool)> {
+        decided.map_err(|miss| (miss.index, matches!(miss.why, Why::Exhausted(_))))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+        /// The claim the one engine rests on: work is additive, so a webhook's plan (each path
+        /// streamed when first needed, under what is left) and a set's (each path streamed
+        /// once, under the whole budget, the hits replayed) decide every rule as one evaluation
+        /// sharing the budget does, at every budget, exhaustion included.
+        #[test]
+        fn lazy_and_streamed_hits_decide_as_one_shared_budget(
+            rules in prop::collection::vec((0..PATHS.len(), prop::option::weighted(0.8, 0..VALUES.len()), prop::bool::weighted(0.2)), 1..5),
+            body in 0..BODIES.len(),
+            nodes in 0u64..120,
+            scan in 0u64..40,
+        ) {
+            let filters: Vec<Filter> = rules
+                .iter()
+                .map(|&(p, v, aws)| filter(p, v, if aws { EqualityRule::WholeList } else { EqualityRule::AnyElement }))
+                .collect();
+            let mut plan = Plan::new();
+            let plan_rules: Vec<Rule> = filters.iter().map(|f| plan.add(f)).collect();
+            let budget = WorkBudget { nodes, scan };
+            let document = Document::Tape { tape: Tape::parse(BODIES[body], 128).unwrap(), budget };
+            let Document::Tape { tape, .. } = &document else { unreachable!() };
+            let expected = sequential(&filters, tape, budget);
+            let lazy = outcome(plan.decide(&document, &plan_rules, &mut Records::default()));
+            let mut all = Records::streamed(&plan, tape, 0..plan.paths() as PathId, budget);
+            let streamed = outcome(plan.decide(&document, &plan_rules, &mut all));
+            prop_assert_eq!(lazy, expected);
+            prop_assert_eq!(streamed, expected);
+        }
+    }
+}
