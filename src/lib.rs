@@ -75,7 +75,7 @@ mod constraints;
 mod definition;
 mod error;
 mod filter;
-mod json;
+pub mod limits;
 #[cfg_attr(not(feature = "registry"), allow(dead_code))]
 mod model;
 #[cfg_attr(docsrs, doc(cfg(feature = "registry")))]
@@ -97,18 +97,20 @@ pub use answer::HttpAnswer;
 pub use auth::github;
 pub use auth::proxies::TrustedProxies;
 pub use definition::{
-    MAX_FILTERS, MAX_TAGS, PutWebhookInput, REDACTED, Tag, WebhookAuthConfiguration, WebhookAuthenticationType,
-    WebhookDefinition, WebhookFilterRule,
+    PutWebhookInput, Tag, WebhookAuthConfiguration, WebhookAuthenticationType, WebhookDefinition, WebhookFilterRule,
 };
-pub use error::{Error, ErrorCode};
+pub use error::{Error, ErrorCode, REDACTED};
 /// Tape reads on this thread so far: an independent measure of evaluation work, for the
 /// `bounded` fuzz target (fuzzing builds only).
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub use filter::tape::touches as tape_touches;
-pub use filter::{
-    MAX_DESCENDANT_SEGMENTS, MAX_PATH_NESTING, MAX_PATTERNS, SCAN_MINIMUM, SCAN_PER_BYTE, WORK_MINIMUM, WORK_PER_NODE,
-    WorkBudget, work_budget,
+// The tuning constants live in `limits`; these re-exports keep older paths working.
+pub use limits::WorkBudget;
+#[doc(hidden)]
+pub use limits::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT, MAX_DESCENDANT_SEGMENTS, MAX_FILTERS, MAX_PATH_NESTING,
+    MAX_PATTERNS, MAX_TAGS, SCAN_MINIMUM, SCAN_PER_BYTE, WORK_MINIMUM, WORK_PER_NODE, work_budget,
 };
 pub use request::{
     CONTENT_TYPE, FORWARDED, IntoSourceIp, Request, X_FORWARDED_FOR, X_HUB_SIGNATURE, X_HUB_SIGNATURE_256,
@@ -116,4 +118,4 @@ pub use request::{
 pub use set::{SetMatches, SetMatchesIntoIter, SetMatchesIter, WebhookSet};
 pub use verdict::{FilterFailure, Found, PayloadProblem, Rejection, SignatureError, SignatureHeader, Step, Verdict};
 pub use warning::Warning;
-pub use webhook::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT, Webhook, WebhookOptions};
+pub use webhook::{Webhook, WebhookOptions};

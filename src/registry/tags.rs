@@ -9,8 +9,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::Registry;
-use crate::definition::{MAX_TAGS, Tag};
+use crate::definition::Tag;
 use crate::error::{Error, ErrorCode, escape};
+use crate::limits::MAX_TAGS;
 
 /// The input of `TagResource`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,9 +191,10 @@ impl Registry {
         };
         tags.retain(|t| !input.tag_keys.contains(&t.key));
         if let Resource::Pipeline(name) = resource
-            && state.pipeline_tags.get(&name).is_some_and(Vec::is_empty) {
-                state.pipeline_tags.remove(&name);
-            }
+            && state.pipeline_tags.get(&name).is_some_and(Vec::is_empty)
+        {
+            state.pipeline_tags.remove(&name);
+        }
         Ok(())
     }
 
