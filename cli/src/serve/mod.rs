@@ -18,7 +18,13 @@ pub mod data;
 #[cfg(feature = "serve")]
 pub mod executions;
 #[cfg(feature = "serve")]
+pub mod limits;
+#[cfg(feature = "serve")]
 pub mod metrics;
+#[cfg(feature = "serve")]
+pub mod pool;
+#[cfg(feature = "serve")]
+pub mod procgroup;
 #[cfg(feature = "serve")]
 mod service;
 #[cfg(feature = "serve")]
