@@ -1,0 +1,530 @@
+//! `serve` under load and faults: each bound of the service, attacked against the real binary on
+//! 127.0.0.1 and measured (RSS from `/proc/PID/status`, the latency of a legitimate loop running
+//! beside the attack, the members of a process group from a `/proc` scan). Every load loop is
+//! bounded in count and in time. The figures are printed (`--nocapture`).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sdk_codepipeline::Client;
+use aws_sdk_codepipeline::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_codepipeline::types::{
+    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, PipelineDeclaration, PipelineExecutionStatus,
+    StageDeclaration, WebhookAuthConfiguration, WebhookAuthenticationType, WebhookDefinition, WebhookFilterRule,
+};
+use codepipeline_webhooks::github;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const KEY_ID: &str = "AKIDLIMITSTEST";
+const KEY_SECRET: &str = "limits-test-secret-access-key";
+const HOOK_SECRET: &str = "hook-secret-for-limits";
+const PUBLIC_URL: &str = "https://hooks.example.test";
+const WAIT: Duration = Duration::from_secs(60);
+const MIB: usize = 1024 * 1024;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("cpw-limits-{tag}-{}-{n}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/../tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// The server's command line: `serve` on port 0 with the test's credentials.
+fn serve_command(data_dir: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_codepipeline-webhooks"));
+    command
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--public-url", PUBLIC_URL, "--data-dir"])
+        .arg(data_dir)
+        .args(extra)
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", KEY_SECRET)
+        .env("RUST_LOG", "info");
+    command
+}
+
+/// A running server process; killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::spawn(serve_command(data_dir, extra), data_dir)
+    }
+
+    fn spawn(mut command: Command, data_dir: &Path) -> Server {
+        let log = data_dir.with_extension(format!("log{}", COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("the server binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        let addr = loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    if let Some(a) = line.strip_prefix("listening on http://") {
+                        break a.parse().unwrap();
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("the server did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+                }
+            }
+        };
+        Server { child, addr, log }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(mut self) {
+        let ok = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + WAIT;
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "no exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn client(&self) -> Client {
+        let config = aws_sdk_codepipeline::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(format!("http://{}", self.addr))
+            .credentials_provider(Credentials::new(KEY_ID, KEY_SECRET, None, None, "tests"))
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// `(VmRSS, VmHWM)` in MiB, from `/proc/PID/status`.
+    fn rss_mib(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let field = |name: &str| -> f64 {
+            let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+            let kib: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+            kib / 1024.0
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw HTTP/1.1 answer.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn parse_answer(raw: &[u8]) -> Option<Answer> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned())).collect();
+    Some(Answer { status, headers, body: raw[split + 4..].to_vec() })
+}
+
+fn head_of(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, String)], length: usize) -> String {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-length")) {
+        head.push_str(&format!("Content-Length: {length}\r\n"));
+    }
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+async fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, String)], body: &[u8]) -> Answer {
+    let work = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream.write_all(head_of(addr, method, path, headers, body.len()).as_bytes()).await.unwrap();
+        let _ = stream.write_all(body).await;
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw).await;
+        raw
+    };
+    let raw = tokio::time::timeout(WAIT, work).await.expect("answer in time");
+    parse_answer(&raw).unwrap_or_else(|| panic!("no answer: {:?}", String::from_utf8_lossy(&raw)))
+}
+
+fn signed_headers(secret: &str, body: &[u8], event: &str, delivery: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("Content-Type", "application/json".to_owned()),
+        ("X-GitHub-Event", event.to_owned()),
+        ("X-GitHub-Delivery", delivery.to_owned()),
+        ("X-Hub-Signature-256", github::signature_256(secret.as_bytes(), body)),
+    ]
+}
+
+fn pipeline(name: &str) -> PipelineDeclaration {
+    let source = ActionDeclaration::builder()
+        .name("Source")
+        .action_type_id(
+            ActionTypeId::builder()
+                .category(ActionCategory::Source)
+                .owner(ActionOwner::ThirdParty)
+                .provider("GitHub")
+                .version("1")
+                .build()
+                .unwrap(),
+        )
+        .configuration("Owner", "Codertocat")
+        .configuration("Repo", "Hello-World")
+        .configuration("Branch", "master")
+        .build()
+        .unwrap();
+    PipelineDeclaration::builder()
+        .name(name)
+        .role_arn("arn:aws:iam::123456789012:role/codepipeline")
+        .stages(StageDeclaration::builder().name("Source").actions(source).build().unwrap())
+        .build()
+        .unwrap()
+}
+
+/// A webhook on `pipeline` with one filter (`json_path` equals `value`).
+fn webhook(name: &str, pipeline: &str, auth: WebhookAuthenticationType, json_path: &str, value: &str) -> WebhookDefinition {
+    let config = match auth {
+        WebhookAuthenticationType::GithubHmac => WebhookAuthConfiguration::builder().secret_token(HOOK_SECRET).build(),
+        _ => WebhookAuthConfiguration::builder().build(),
+    };
+    WebhookDefinition::builder()
+        .name(name)
+        .target_pipeline(pipeline)
+        .target_action("Source")
+        .filters(WebhookFilterRule::builder().json_path(json_path).match_equals(value).build().unwrap())
+        .authentication(auth)
+        .authentication_configuration(config)
+        .build()
+        .unwrap()
+}
+
+/// A pipeline and a webhook on it; the webhook's URL token.
+async fn setup_hook(c: &Client, pipeline_name: &str, hook: WebhookDefinition) -> String {
+    if c.get_pipeline().name(pipeline_name).send().await.is_err() {
+        c.create_pipeline().pipeline(pipeline(pipeline_name)).send().await.unwrap();
+    }
+    let out = c.put_webhook().webhook(hook).send().await.unwrap();
+    let url = out.webhook().unwrap().url().to_owned();
+    let prefix = format!("{PUBLIC_URL}/trigger?t=");
+    url[prefix.len()..url.len() - 4].to_owned()
+}
+
+/// The usual signed webhook on `$.ref` = `refs/heads/master`.
+async fn setup(c: &Client, pipeline_name: &str, hook: &str) -> String {
+    setup_hook(
+        c,
+        pipeline_name,
+        webhook(hook, pipeline_name, WebhookAuthenticationType::GithubHmac, "$.ref", "refs/heads/{Branch}"),
+    )
+    .await
+}
+
+async fn deliver(addr: SocketAddr, token: &str, body: &[u8], headers: &[(&str, String)]) -> Answer {
+    http(addr, "POST", &format!("/trigger?t={token}&v=1"), headers, body).await
+}
+
+fn push() -> Vec<u8> {
+    fixture("github/push/with-new-branch.payload.json")
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[i]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn status_of(c: &Client, pipeline: &str, id: &str) -> Option<PipelineExecutionStatus> {
+    let got = c.get_pipeline_execution().pipeline_name(pipeline).pipeline_execution_id(id).send().await.ok()?;
+    got.pipeline_execution()?.status().cloned()
+}
+
+async fn wait_for_status(c: &Client, pipeline: &str, id: &str, want: &[PipelineExecutionStatus]) -> PipelineExecutionStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = status_of(c, pipeline, id).await;
+        if let Some(s) = status.as_ref().filter(|s| want.contains(s)) {
+            return s.clone();
+        }
+        assert!(Instant::now() < deadline, "execution {id} is {status:?}, not one of {want:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The live (not zombie) processes of process group `pgid`, from `/proc`.
+fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[0] != "Z" && fields[2].parse::<i32>().ok() == Some(pgid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Waits (bounded) until group `pgid` has no live member; how long it took.
+fn wait_group_gone(pgid: i32, limit: Duration) -> Duration {
+    let started = Instant::now();
+    while !group_members(pgid).is_empty() {
+        assert!(started.elapsed() < limit, "group {pgid} still has {:?} after {limit:?}", group_members(pgid));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    started.elapsed()
+}
+
+fn wait_for_file(path: &Path) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path)
+            && s.ends_with('\n')
+        {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{} never written", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A Postgres database of its own (`TEST_DATABASE_URL`'s cluster), or `None` with a message.
+async fn postgres_database(tag: &str) -> Option<String> {
+    use sqlx::Connection as _;
+    let Ok(base) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("skipped: set TEST_DATABASE_URL=postgres://USER@127.0.0.1:PORT/DB to run this test on Postgres");
+        return None;
+    };
+    let name = format!("cpw_limits_{tag}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+    let mut conn = sqlx::PgConnection::connect(&base).await.expect("TEST_DATABASE_URL connects");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    let (prefix, _) = base.split('?').next().unwrap().rsplit_once('/').expect("a URL with a database name");
+    Some(format!("{prefix}/{name}"))
+}
+
+/// One JSON object of `n` pseudo-random 4-letter keys (`{"abcd":1,...}`), 9 bytes a key: what
+/// the red team sent (25 MiB, 2.9 M keys).
+fn many_keys(bytes: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes + 16);
+    out.push(b'{');
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while out.len() + 10 < bytes {
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        for _ in 0..4 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            out.push(b'a' + ((x >> 33) % 26) as u8);
+        }
+        out.extend_from_slice(b"\":1");
+    }
+    out.push(b'}');
+    out
+}
+
+/// Item 1: a legal UpdatePipeline that leaves a webhook in error (here: the stages swapped, so
+/// the first stage no longer has the target action) never makes the service unbootable: after
+/// SIGTERM and after kill -9 it starts (time measured), the webhook still in error with its
+/// reason. (cli/tests/serve.rs covers the renamed action, on both backends.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item1_update_pipeline_keeps_the_service_bootable() {
+    let dir = temp_dir("item1");
+    let data = dir.join("data");
+    let server = Server::start(&data, &[]);
+    let c = server.client();
+    setup(&c, "app", "hook").await;
+    let mut swapped = pipeline("app");
+    let build = StageDeclaration::builder()
+        .name("Build")
+        .actions(
+            ActionDeclaration::builder()
+                .name("Compile")
+                .action_type_id(
+                    ActionTypeId::builder()
+                        .category(ActionCategory::Build)
+                        .owner(ActionOwner::Aws)
+                        .provider("CodeBuild")
+                        .version("1")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    swapped.stages.insert(0, build);
+    c.update_pipeline().pipeline(swapped).send().await.unwrap();
+    let in_error = |c: Client| async move {
+        let hooks = c.list_webhooks().send().await.unwrap();
+        let hook = &hooks.webhooks()[0];
+        assert_eq!(hook.error_code(), Some("ValidationException"), "{hook:?}");
+        assert!(hook.error_message().unwrap().contains("first stage"), "{:?}", hook.error_message());
+    };
+    in_error(server.client()).await;
+    server.terminate();
+    let started = Instant::now();
+    let server = Server::start(&data, &[]);
+    let after_term = started.elapsed();
+    in_error(server.client()).await;
+    server.kill9();
+    let started = Instant::now();
+    let server = Server::start(&data, &[]);
+    let after_kill = started.elapsed();
+    in_error(server.client()).await;
+    println!("item 1: started after SIGTERM in {:.0} ms, after kill -9 in {:.0} ms", ms(after_term), ms(after_kill));
+}
+
+/// Item 2: four concurrent large bodies to an UNAUTHENTICATED webhook with `$.commits[*].id`
+/// over one object of many 4-letter keys. The evaluation runs on the bounded pool (here 2 slots,
+/// 1 for one webhook), so signed deliveries to another webhook keep a p99 under 500 ms,
+/// `/healthz` answers under 100 ms and ListWebhooks stays quick. (A debug build scales the bodies
+/// down; the engine is optimised in the test profile, so each still costs seconds.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn item2_one_sender_does_not_stall_the_others() {
+    let body_bytes = if cfg!(debug_assertions) { 8 * MIB } else { 25 * MIB };
+    let dir = temp_dir("item2");
+    let server = Server::start(&dir.join("data"), &["--eval-threads", "2", "--eval-per-webhook", "1"]);
+    let (c, addr) = (server.client(), server.addr);
+    let flood = setup_hook(
+        &c,
+        "victim",
+        webhook("flood", "victim", WebhookAuthenticationType::Unauthenticated, "$.commits[*].id", "x"),
+    )
+    .await;
+    let token = setup(&c, "app", "hook").await;
+    let big = Arc::new(many_keys(body_bytes));
+    let attack_started = Instant::now();
+    let attackers: Vec<_> = (0..4)
+        .map(|_| {
+            let big = big.clone();
+            let flood = flood.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let a = deliver(addr, &flood, &big, &[("Content-Type", "application/json".to_owned())]).await;
+                (a.status, started.elapsed())
+            })
+        })
+        .collect();
+    // Let the bodies arrive and the first evaluation start.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let body = push();
+    let (mut deliveries, mut health, mut api) = (Vec::new(), Vec::new(), Vec::new());
+    let loop_deadline = Instant::now() + Duration::from_secs(120);
+    let mut i = 0;
+    while attackers.iter().any(|a| !a.is_finished()) && i < 2000 && Instant::now() < loop_deadline {
+        let started = Instant::now();
+        let a = deliver(addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", &format!("legit-{i}"))).await;
+        assert_eq!(a.status, 202, "{}", a.text());
+        deliveries.push(started.elapsed());
+        let started = Instant::now();
+        let h = http(addr, "GET", "/healthz", &[], b"").await;
+        assert_eq!(h.status, 200);
+        health.push(started.elapsed());
+        if i % 10 == 0 {
+            let started = Instant::now();
+            c.list_webhooks().send().await.unwrap();
+            api.push(started.elapsed());
+        }
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut flood_times = Vec::new();
+    for a in attackers {
+        let (status, took) = tokio::time::timeout(Duration::from_secs(180), a).await.expect("the attack ends").unwrap();
+        assert_eq!(status, 200, "the flood's filter does not match");
+        flood_times.push(took);
+    }
+    let attack = attack_started.elapsed();
+    let (dp50, dp99) = (percentile(&mut deliveries, 0.5), percentile(&mut deliveries, 0.99));
+    let (hp99, hmax) = (percentile(&mut health, 0.99), percentile(&mut health, 1.0));
+    let amax = percentile(&mut api, 1.0);
+    flood_times.sort();
+    println!(
+        "item 2: 4 x {} MiB bodies, attack {:.1} s (each answered in {:?} s); {} signed deliveries beside it: p50 {:.1} ms, \
+         p99 {:.1} ms; /healthz p99 {:.1} ms, max {:.1} ms; ListWebhooks max {:.1} ms",
+        body_bytes / MIB,
+        attack.as_secs_f64(),
+        flood_times.iter().map(|d| (d.as_secs_f64() * 10.0).round() / 10.0).collect::<Vec<_>>(),
+        deliveries.len(),
+        ms(dp50),
+        ms(dp99),
+        ms(hp99),
+        ms(hmax),
+        ms(amax)
+    );
+    assert!(deliveries.len() >= 20, "the legitimate loop ran beside the attack ({} rounds)", deliveries.len());
+    // One webhook gets one slot: the four bodies are evaluated one after the other.
+    assert!(flood_times[3] > flood_times[0] * 2, "the flood queued behind itself: {flood_times:?}");
+    assert!(dp99 < Duration::from_millis(500), "deliveries p99 {dp99:?}");
+    assert!(hp99 < Duration::from_millis(100), "/healthz p99 {hp99:?}");
+    assert!(amax < Duration::from_secs(2), "ListWebhooks {amax:?}");
+}
