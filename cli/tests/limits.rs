@@ -245,7 +245,13 @@ fn pipeline(name: &str) -> PipelineDeclaration {
 }
 
 /// A webhook on `pipeline` with one filter (`json_path` equals `value`).
-fn webhook(name: &str, pipeline: &str, auth: WebhookAuthenticationType, json_path: &str, value: &str) -> WebhookDefinition {
+fn webhook(
+    name: &str,
+    pipeline: &str,
+    auth: WebhookAuthenticationType,
+    json_path: &str,
+    value: &str,
+) -> WebhookDefinition {
     let config = match auth {
         WebhookAuthenticationType::GithubHmac => WebhookAuthConfiguration::builder().secret_token(HOOK_SECRET).build(),
         _ => WebhookAuthConfiguration::builder().build(),
@@ -305,7 +311,12 @@ async fn status_of(c: &Client, pipeline: &str, id: &str) -> Option<PipelineExecu
     got.pipeline_execution()?.status().cloned()
 }
 
-async fn wait_for_status(c: &Client, pipeline: &str, id: &str, want: &[PipelineExecutionStatus]) -> PipelineExecutionStatus {
+async fn wait_for_status(
+    c: &Client,
+    pipeline: &str,
+    id: &str,
+    want: &[PipelineExecutionStatus],
+) -> PipelineExecutionStatus {
     let deadline = Instant::now() + WAIT;
     loop {
         let status = status_of(c, pipeline, id).await;
@@ -527,4 +538,209 @@ async fn item2_one_sender_does_not_stall_the_others() {
     assert!(dp99 < Duration::from_millis(500), "deliveries p99 {dp99:?}");
     assert!(hp99 < Duration::from_millis(100), "/healthz p99 {hp99:?}");
     assert!(amax < Duration::from_secs(2), "ListWebhooks {amax:?}");
+}
+
+fn sign_at(addr: SocketAddr, target: &str, body: &[u8], at: SystemTime) -> Vec<(&'static str, String)> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    let identity = aws_credential_types::Credentials::from_keys(KEY_ID, KEY_SECRET, None).into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("codepipeline")
+        .time(at)
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let host = addr.to_string();
+    let base = [("host", host.as_str()), ("x-amz-target", target), ("content-type", "application/x-amz-json-1.1")];
+    let out =
+        sign(SignableRequest::new("POST", "/", base.into_iter(), SignableBody::Bytes(body)).unwrap(), &params).unwrap();
+    let (instructions, _) = out.into_parts();
+    let mut headers: Vec<(&'static str, String)> =
+        vec![("X-Amz-Target", target.to_owned()), ("Content-Type", "application/x-amz-json-1.1".to_owned())];
+    for (n, v) in instructions.headers() {
+        let name: &'static str = match n {
+            "authorization" => "Authorization",
+            "x-amz-date" => "X-Amz-Date",
+            other => panic!("unexpected signing header {other}"),
+        };
+        headers.push((name, v.to_owned()));
+    }
+    headers
+}
+
+/// What a stalling sender saw: the answer (if one came within `hold`), and when.
+struct Stalled {
+    answer: Option<Answer>,
+    after: Duration,
+}
+
+/// Sends `head`, then `body` (which may be shorter than its declared length), then stalls with
+/// the connection open; reads what the server answers within `hold`.
+async fn stall(addr: SocketAddr, head: String, body: Arc<Vec<u8>>, hold: Duration) -> Stalled {
+    let started = Instant::now();
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        if wr.write_all(head.as_bytes()).await.is_ok() {
+            let _ = wr.write_all(&body).await;
+        }
+        // Stall: keep the connection open, send nothing more.
+        tokio::time::sleep(hold).await;
+        drop(wr);
+    });
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(hold, rd.read_to_end(&mut raw)).await;
+    let after = started.elapsed();
+    writer.abort();
+    Stalled { answer: parse_answer(&raw), after }
+}
+
+/// The server's open file descriptors.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+/// Item 3: the control plane checks `Authorization` before it reads a byte of the body, and
+/// refuses a declared length over its limit at once. 1,000 connections without credentials,
+/// each declaring 1 MiB and sending 1 MiB - 1, then stalling: each is refused (403) before its
+/// body is read, and the server's RSS stays within the body budget (16 MiB here) + 100 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn item3_control_plane_reads_no_body_before_credentials() {
+    const CONNECTIONS: usize = 1000;
+    let dir = temp_dir("item3");
+    let server = Server::start(&dir.join("data"), &["--body-budget-mib", "16", "--request-timeout", "10"]);
+    let (c, addr) = (server.client(), server.addr);
+    c.list_webhooks().send().await.unwrap();
+    let (rss_before, _) = server.rss_mib();
+    let body = Arc::new(vec![b'{'; MIB - 1]);
+    let head = head_of(
+        addr,
+        "POST",
+        "/",
+        &[
+            ("X-Amz-Target", "CodePipeline_20150709.ListWebhooks".to_owned()),
+            ("Content-Type", "application/x-amz-json-1.1".to_owned()),
+            ("Content-Length", MIB.to_string()),
+        ],
+        0,
+    );
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        tasks.push(tokio::spawn(stall(addr, head.clone(), body.clone(), Duration::from_secs(15))));
+    }
+    let mut statuses = std::collections::BTreeMap::<String, usize>::new();
+    let mut slowest = Duration::ZERO;
+    let mut hwm_during: f64 = 0.0;
+    for t in tasks {
+        let s = t.await.unwrap();
+        hwm_during = hwm_during.max(server.rss_mib().0);
+        let key = s.answer.as_ref().map_or("no answer".to_owned(), |a| a.status.to_string());
+        if s.answer.is_some() {
+            slowest = slowest.max(s.after);
+        }
+        *statuses.entry(key).or_default() += 1;
+    }
+    let took = started.elapsed();
+    let (rss, hwm) = server.rss_mib();
+    let fds = open_fds(server.pid());
+    // A declared length over the limit, with valid credentials: 413 at once, nothing sent.
+    let signed = sign_at(addr, "CodePipeline_20150709.ListWebhooks", b"{}", SystemTime::now());
+    let mut headers = signed.clone();
+    headers.push(("Content-Length", "1000000000".to_owned()));
+    let t0 = Instant::now();
+    let big = stall(addr, head_of(addr, "POST", "/", &headers, 0), Arc::new(Vec::new()), Duration::from_secs(5)).await;
+    let big_after = t0.elapsed();
+    // An unknown key, a date out of the skew: refused before the body too.
+    let mut stale =
+        sign_at(addr, "CodePipeline_20150709.ListWebhooks", b"{}", SystemTime::now() - Duration::from_secs(900));
+    stale.push(("Content-Length", MIB.to_string()));
+    let old = stall(addr, head_of(addr, "POST", "/", &stale, 0), Arc::new(Vec::new()), Duration::from_secs(5)).await;
+    println!(
+        "item 3: {CONNECTIONS} unauthenticated 1 MiB - 1 bodies in {:.1} s: answers {statuses:?}, slowest answer {:.0} ms; \
+         server RSS {rss_before:.1} MiB before, {hwm_during:.1} MiB max sampled, {rss:.1} MiB after, VmHWM {hwm:.1} MiB \
+         (budget 16 MiB); {fds} fds open after; Content-Length 1e9 signed: {:?} in {:.0} ms; stale date: {:?}",
+        took.as_secs_f64(),
+        ms(slowest),
+        big.answer.as_ref().map(|a| a.status),
+        ms(big_after),
+        old.answer.as_ref().map(|a| (a.status, a.header("x-amzn-errortype").map(str::to_owned))),
+    );
+    assert_eq!(
+        statuses.get("403").copied().unwrap_or(0) + statuses.get("no answer").copied().unwrap_or(0),
+        CONNECTIONS
+    );
+    assert!(statuses.get("403").copied().unwrap_or(0) >= CONNECTIONS * 9 / 10, "{statuses:?}");
+    assert!(hwm < 16.0 + 100.0, "VmHWM {hwm} MiB");
+    assert_eq!(big.answer.as_ref().map(|a| a.status), Some(413));
+    assert!(big_after < Duration::from_secs(2), "refused at once, not after a timeout: {big_after:?}");
+    let old = old.answer.expect("an answer");
+    assert_eq!((old.status, old.header("x-amzn-errortype")), (403, Some("InvalidSignatureException")));
+    // The service still works, and did not keep the attackers' connections.
+    c.list_webhooks().send().await.unwrap();
+    assert!(fds < 200, "{fds} file descriptors still open");
+}
+
+/// Item 6: the global budget of buffered delivery bodies. 40 connections to a known URL (the URL
+/// alone, no secret), each declaring 25 MiB and sending 24 MiB, then stalling: with a budget of
+/// 32 MiB one body is buffered, the others wait 2 s and get 503 with Retry-After; RSS stays
+/// within the budget + 100 MiB, and a legitimate small delivery still starts its pipeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn item6_body_budget_bounds_buffered_deliveries() {
+    const CONNECTIONS: usize = 40;
+    let dir = temp_dir("item6");
+    let server = Server::start(&dir.join("data"), &["--body-budget-mib", "32", "--request-timeout", "6"]);
+    let (c, addr) = (server.client(), server.addr);
+    let token = setup(&c, "app", "hook").await;
+    let (rss_before, _) = server.rss_mib();
+    let part = Arc::new(vec![b' '; 24 * MIB]);
+    let head = head_of(
+        addr,
+        "POST",
+        &format!("/trigger?t={token}&v=1"),
+        &[
+            ("Content-Type", "application/json".to_owned()),
+            ("X-GitHub-Event", "push".to_owned()),
+            ("Content-Length", (25 * MIB).to_string()),
+        ],
+        0,
+    );
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|_| tokio::spawn(stall(addr, head.clone(), part.clone(), Duration::from_secs(20))))
+        .collect();
+    // Beside it: a legitimate delivery fits in what is left of the budget.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let body = push();
+    let t0 = Instant::now();
+    let legit = deliver(addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", "legit-1")).await;
+    let legit_took = t0.elapsed();
+    let mut max_rss: f64 = 0.0;
+    let mut statuses = std::collections::BTreeMap::<String, usize>::new();
+    let mut retry_after = 0;
+    for t in tasks {
+        max_rss = max_rss.max(server.rss_mib().0);
+        let s = t.await.unwrap();
+        let key = s.answer.as_ref().map_or("no answer".to_owned(), |a| a.status.to_string());
+        if s.answer.as_ref().is_some_and(|a| a.status == 503 && a.header("retry-after").is_some()) {
+            retry_after += 1;
+        }
+        *statuses.entry(key).or_default() += 1;
+    }
+    let (rss, hwm) = server.rss_mib();
+    println!(
+        "item 6: {CONNECTIONS} x 24 of 25 MiB, stalled, in {:.1} s: answers {statuses:?} ({retry_after} with Retry-After); \
+         legitimate delivery {} in {:.0} ms; RSS {rss_before:.1} MiB before, {max_rss:.1} MiB max sampled, {rss:.1} after, \
+         VmHWM {hwm:.1} MiB (budget 32 MiB)",
+        started.elapsed().as_secs_f64(),
+        legit.status,
+        ms(legit_took)
+    );
+    assert_eq!(legit.status, 202, "{}", legit.text());
+    assert!(legit_took < Duration::from_secs(1), "a small body is not queued behind the large ones: {legit_took:?}");
+    assert!(retry_after >= CONNECTIONS - 2, "{statuses:?}");
+    assert!(hwm < 32.0 + 100.0, "VmHWM {hwm} MiB");
 }

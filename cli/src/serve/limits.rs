@@ -6,11 +6,12 @@
 //! them connections, not the service memory.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use http_body_util::BodyExt as _;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// How long a body waits for room in the budget before it is refused with 503.
@@ -22,18 +23,44 @@ pub const DEFAULT_BODY_BUDGET_MIB: usize = 256;
 /// What a chunked body (no `Content-Length`) reserves first.
 const FIRST_CHUNK: usize = 64 * 1024;
 
-/// The budget of buffered body bytes, shared by every request.
+/// The budget of buffered body bytes, shared by every request. Not first come, first served: a
+/// small body that fits is never queued behind a large one that waits for room.
 #[derive(Debug, Clone)]
 pub struct BodyBudget {
-    permits: Arc<Semaphore>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    used_kib: AtomicUsize,
     total_kib: usize,
+    released: Notify,
+}
+
+impl Inner {
+    fn try_take(&self, kib: usize) -> bool {
+        self.used_kib
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                (used + kib <= self.total_kib).then_some(used + kib)
+            })
+            .is_ok()
+    }
 }
 
 /// Room reserved in the budget; released when dropped.
 #[derive(Debug)]
 pub struct Reservation {
-    permit: Option<OwnedSemaphorePermit>,
+    budget: Arc<Inner>,
     kib: usize,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.kib > 0 {
+            self.budget.used_kib.fetch_sub(self.kib, Ordering::AcqRel);
+            self.budget.released.notify_waiters();
+        }
+    }
 }
 
 /// Why a body was not read.
@@ -56,32 +83,35 @@ fn kib(bytes: usize) -> usize {
 impl BodyBudget {
     /// A budget of `bytes`.
     pub fn new(bytes: usize) -> BodyBudget {
-        let total_kib = kib(bytes).min(Semaphore::MAX_PERMITS);
-        BodyBudget { permits: Arc::new(Semaphore::new(total_kib)), total_kib }
+        BodyBudget {
+            inner: Arc::new(Inner { used_kib: AtomicUsize::new(0), total_kib: kib(bytes), released: Notify::new() }),
+        }
     }
 
     /// The bytes not reserved now.
     pub fn available_bytes(&self) -> usize {
-        self.permits.available_permits() * 1024
+        (self.inner.total_kib - self.inner.used_kib.load(Ordering::Acquire).min(self.inner.total_kib)) * 1024
     }
 
     /// Reserves room for `bytes` more in `reservation`, waiting until `until` at most.
     async fn grow(&self, reservation: &mut Reservation, bytes: usize, until: Instant) -> Result<(), BodyError> {
         let want = kib(bytes);
-        if reservation.kib + want > self.total_kib {
+        if reservation.kib + want > self.inner.total_kib {
             return Err(BodyError::Busy);
         }
-        let n = u32::try_from(want).map_err(|_| BodyError::Busy)?;
-        let permit = match tokio::time::timeout_at(until, self.permits.clone().acquire_many_owned(n)).await {
-            Ok(Ok(p)) => p,
-            _ => return Err(BodyError::Busy),
-        };
-        match &mut reservation.permit {
-            Some(held) => held.merge(permit),
-            None => reservation.permit = Some(permit),
+        loop {
+            let released = self.inner.released.notified();
+            tokio::pin!(released);
+            // Registered before the attempt, so that a release in between is not missed.
+            released.as_mut().enable();
+            if self.inner.try_take(want) {
+                reservation.kib += want;
+                return Ok(());
+            }
+            if tokio::time::timeout_at(until, released).await.is_err() {
+                return Err(BodyError::Busy);
+            }
         }
-        reservation.kib += want;
-        Ok(())
     }
 
     /// Reads `body` (at most `limit` bytes, until `deadline`) into one buffer, counted against
@@ -96,7 +126,7 @@ impl BodyBudget {
         declared: Option<u64>,
         deadline: Instant,
     ) -> Result<(Bytes, Reservation), BodyError> {
-        let mut reservation = Reservation { permit: None, kib: 0 };
+        let mut reservation = Reservation { budget: self.inner.clone(), kib: 0 };
         let first = match declared {
             Some(n) => usize::try_from(n).map_err(|_| BodyError::TooLarge)?,
             None => FIRST_CHUNK.min(limit),
