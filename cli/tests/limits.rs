@@ -744,3 +744,105 @@ async fn item6_body_budget_bounds_buffered_deliveries() {
     assert!(retry_after >= CONNECTIONS - 2, "{statuses:?}");
     assert!(hwm < 32.0 + 100.0, "VmHWM {hwm} MiB");
 }
+
+/// An on-trigger program that starts background processes (one of them ignores SIGTERM) and
+/// writes its process group id to `OUT/<execution>.pgid`.
+fn spawning_script(dir: &Path) -> PathBuf {
+    let script = dir.join("spawn.sh");
+    std::fs::write(
+        &script,
+        "out=$1\n\
+         sleep 300 &\n\
+         sh -c 'sleep 300; true' &\n\
+         sh -c 'trap \"\" TERM; sleep 300' &\n\
+         echo $$ > \"$out/$CODEPIPELINE_EXECUTION_ID.pgid.tmp\"\n\
+         mv \"$out/$CODEPIPELINE_EXECUTION_ID.pgid.tmp\" \"$out/$CODEPIPELINE_EXECUTION_ID.pgid\"\n\
+         sleep 300\n",
+    )
+    .unwrap();
+    script
+}
+
+/// Waits for the program of `execution` to report its group, and for the group to hold at
+/// least `n` processes; the pgid and how many it held.
+fn program_group(out: &Path, execution: &str, n: usize) -> (i32, usize) {
+    let pgid: i32 = wait_for_file(&out.join(format!("{execution}.pgid"))).trim().parse().unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let members = group_members(pgid).len();
+        if members >= n {
+            return (pgid, members);
+        }
+        assert!(Instant::now() < deadline, "group {pgid} has {members} processes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Item 4: each program runs in a process group of its own, and a timeout, a shutdown (SIGTERM)
+/// and a restart after kill -9 end the whole group: SIGTERM, then SIGKILL after the grace period
+/// (one background process ignores SIGTERM). Counted from `/proc` by pgid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item4_no_process_of_a_program_survives() {
+    let dir = temp_dir("item4");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let script = spawning_script(&dir);
+    let program =
+        ["--on-trigger-grace", "1", "--on-trigger", "/bin/sh", script.to_str().unwrap(), out.to_str().unwrap()];
+    let body = push();
+
+    // The timeout.
+    let data = dir.join("data-timeout");
+    let args: Vec<&str> = ["--on-trigger-timeout", "2"].into_iter().chain(program).collect();
+    let server = Server::start(&data, &args);
+    let (c, addr) = (server.client(), server.addr);
+    let token = setup(&c, "app", "hook").await;
+    let a = deliver(addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", "t-1")).await;
+    let id = a.json()["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let (pgid, members) = program_group(&out, &id, 5);
+    wait_for_status(&c, "app", &id, &[PipelineExecutionStatus::Failed]).await;
+    let gone_timeout = wait_group_gone(pgid, Duration::from_secs(10));
+    drop(server);
+
+    // Shutdown.
+    let data = dir.join("data-restart");
+    let args: Vec<&str> = ["--on-trigger-timeout", "120"].into_iter().chain(program).collect();
+    let server = Server::start(&data, &args);
+    let (c, addr) = (server.client(), server.addr);
+    let token = setup(&c, "app", "hook").await;
+    let a = deliver(addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", "s-1")).await;
+    let on_term = a.json()["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let (pgid_term, _) = program_group(&out, &on_term, 5);
+    let t0 = Instant::now();
+    server.terminate();
+    let shutdown_took = t0.elapsed();
+    let left_after_term = group_members(pgid_term).len();
+
+    // kill -9: the dead server's group lives on until the next start ends it.
+    let server = Server::start(&data, &args);
+    let (c, addr) = (server.client(), server.addr);
+    assert_eq!(status_of(&c, "app", &on_term).await, Some(PipelineExecutionStatus::Stopped));
+    let a = deliver(addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", "k-1")).await;
+    let on_kill = a.json()["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let (pgid_kill, _) = program_group(&out, &on_kill, 5);
+    server.kill9();
+    std::thread::sleep(Duration::from_millis(300));
+    let orphans = group_members(pgid_kill).len();
+    let t0 = Instant::now();
+    let server = Server::start(&data, &args);
+    wait_group_gone(pgid_kill, Duration::from_secs(10));
+    let gone_restart = t0.elapsed();
+    let c = server.client();
+    assert_eq!(status_of(&c, "app", &on_kill).await, Some(PipelineExecutionStatus::Stopped));
+    println!(
+        "item 4: the program's group held {members} processes; after the timeout all gone {:.0} ms after Failed; \
+         SIGTERM: the server exited in {:.0} ms leaving {left_after_term} of the group; kill -9 left {orphans} alive, \
+         the next start (from its launch) ended them in {:.0} ms (grace 1 s)",
+        ms(gone_timeout),
+        ms(shutdown_took),
+        ms(gone_restart)
+    );
+    assert_eq!(left_after_term, 0, "shutdown ends the group");
+    assert!(orphans >= 4, "kill -9 cannot end the group ({orphans} left): the next start must");
+    assert!(server.logs().contains("ending the on-trigger processes a previous server left"));
+}
