@@ -846,3 +846,153 @@ async fn item4_no_process_of_a_program_survives() {
     assert!(orphans >= 4, "kill -9 cannot end the group ({orphans} left): the next start must");
     assert!(server.logs().contains("ending the on-trigger processes a previous server left"));
 }
+
+/// A push of about `bytes` that matches the `$.ref` filter.
+fn padded_push(bytes: usize, n: usize) -> Vec<u8> {
+    let pad = "x".repeat(bytes.saturating_sub(64));
+    format!("{{\"ref\":\"refs/heads/master\",\"n\":{n},\"pad\":\"{pad}\"}}").into_bytes()
+}
+
+/// Item 5 on SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn item5_queue_is_durable_and_bounded() {
+    queue_round(&[], false).await;
+}
+
+/// Item 5 on Postgres, with two instances claiming from the one queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn item5_queue_is_durable_and_bounded_on_postgres_with_two_instances() {
+    let Some(url) = postgres_database("queue").await else { return };
+    queue_round(&["--database-url", &url], true).await;
+}
+
+/// Executions waiting for the program are durable rows, and the queue is bounded: with
+/// concurrency 2, a program that sleeps, and `--queue-max 8`, 24 concurrent triggers of 1 MiB get
+/// 202 up to the bound and 503 with Retry-After past it (a refused delivery id can be
+/// redelivered). kill -9 with two programs running: after the restart every acknowledged
+/// execution ends Succeeded (its payload intact), except the ones that were running, Stopped;
+/// every execution's program started exactly once.
+async fn queue_round(db: &[&str], two_instances: bool) {
+    const TRIGGERS: usize = 24;
+    const QUEUE_MAX: usize = 8;
+    let dir = temp_dir("item5");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let script = dir.join("run.sh");
+    std::fs::write(
+        &script,
+        "out=$1\n\
+         echo \"$CODEPIPELINE_EXECUTION_ID\" >> \"$out/started\"\n\
+         cat > \"$out/$CODEPIPELINE_EXECUTION_ID.payload\"\n\
+         sleep \"$2\"\n",
+    )
+    .unwrap();
+    let data = dir.join("data");
+    let with = |nap: &'static str, concurrency: &'static str| -> Vec<String> {
+        let mut v: Vec<String> = db.iter().map(|s| s.to_string()).collect();
+        for s in
+            ["--queue-max", &QUEUE_MAX.to_string(), "--on-trigger-concurrency", concurrency, "--on-trigger-grace", "1"]
+        {
+            v.push(s.to_owned());
+        }
+        for s in ["--on-trigger", "/bin/sh", script.to_str().unwrap(), out.to_str().unwrap(), nap] {
+            v.push(s.to_owned());
+        }
+        v
+    };
+    let start =
+        |args: Vec<String>, data: &Path| Server::start(data, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let concurrency = if two_instances { "1" } else { "2" };
+    let server = start(with("60", concurrency), &data);
+    let second = two_instances.then(|| start(with("60", concurrency), &dir.join("data-b")));
+    let (c, addr) = (server.client(), server.addr);
+    let token = setup(&c, "app", "hook").await;
+    let bodies: Vec<Vec<u8>> = (0..TRIGGERS).map(|n| padded_push(MIB, n)).collect();
+    let started = Instant::now();
+    let tasks: Vec<_> = bodies
+        .iter()
+        .enumerate()
+        .map(|(n, body)| {
+            let (token, body) = (token.clone(), body.clone());
+            tokio::spawn(async move {
+                let headers = signed_headers(HOOK_SECRET, &body, "push", &format!("d-{n}"));
+                deliver(addr, &token, &body, &headers).await
+            })
+        })
+        .collect();
+    let mut accepted: Vec<(usize, String)> = Vec::new();
+    let mut refused = Vec::new();
+    for (n, t) in tasks.into_iter().enumerate() {
+        let a = t.await.unwrap();
+        match a.status {
+            202 => accepted.push((n, a.json()["pipelineExecutionId"].as_str().unwrap().to_owned())),
+            503 => {
+                assert!(a.header("retry-after").is_some(), "503 says when to retry");
+                refused.push(n);
+            }
+            other => panic!("unexpected {other}: {}", a.text()),
+        }
+    }
+    let answered = started.elapsed();
+    let (_, hwm) = server.rss_mib();
+    // Two programs run (one per instance with two), the rest wait in the database.
+    let deadline = Instant::now() + WAIT;
+    let running = loop {
+        let s = std::fs::read_to_string(out.join("started")).unwrap_or_default();
+        let ids: Vec<String> = s.lines().map(str::to_owned).collect();
+        if ids.len() >= 2 {
+            break ids;
+        }
+        assert!(Instant::now() < deadline, "the programs did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let running_at_kill: Vec<String> =
+        std::fs::read_to_string(out.join("started")).unwrap().lines().map(str::to_owned).collect();
+    server.kill9();
+    if let Some(b) = second {
+        b.kill9();
+    }
+    let t0 = Instant::now();
+    let server = start(with("0", "2"), &data);
+    let c = server.client();
+    let mut ended = std::collections::BTreeMap::<String, usize>::new();
+    for (n, id) in &accepted {
+        let want = if running_at_kill.contains(id) {
+            vec![PipelineExecutionStatus::Stopped]
+        } else {
+            vec![PipelineExecutionStatus::Succeeded]
+        };
+        let got = wait_for_status(&c, "app", id, &want).await;
+        *ended.entry(got.as_str().to_owned()).or_default() += 1;
+        if got == PipelineExecutionStatus::Succeeded {
+            assert_eq!(std::fs::read(out.join(format!("{id}.payload"))).unwrap(), bodies[*n], "payload of {id} intact");
+        }
+    }
+    let drained = t0.elapsed();
+    let runs = std::fs::read_to_string(out.join("started")).unwrap();
+    for (_, id) in &accepted {
+        assert_eq!(runs.lines().filter(|l| l == id).count(), 1, "execution {id} ran once");
+    }
+    // A refused delivery was not acknowledged: its id is free, a redelivery starts.
+    let n = refused[0];
+    let a =
+        deliver(server.addr, &token, &bodies[n], &signed_headers(HOOK_SECRET, &bodies[n], "push", &format!("d-{n}")))
+            .await;
+    assert_eq!(a.status, 202, "{}", a.text());
+    println!(
+        "item 5{}: {TRIGGERS} triggers of 1 MiB answered in {:.1} s: {} x 202, {} x 503 (queue max {QUEUE_MAX}); VmHWM \
+         {hwm:.1} MiB; kill -9 with {} running ({:?} seen started); after the restart {ended:?} within {:.1} s",
+        if two_instances { " (Postgres, two instances)" } else { "" },
+        answered.as_secs_f64(),
+        accepted.len(),
+        refused.len(),
+        running_at_kill.len(),
+        running.len(),
+        drained.as_secs_f64()
+    );
+    assert!(!refused.is_empty(), "the queue is bounded");
+    assert!(accepted.len() >= QUEUE_MAX && accepted.len() <= QUEUE_MAX + 2, "{} accepted", accepted.len());
+    assert_eq!(ended.get("Stopped").copied().unwrap_or(0), running_at_kill.len());
+    assert!(hwm < 256.0 + 100.0, "VmHWM {hwm} MiB");
+}
