@@ -452,6 +452,8 @@ async fn item1_update_pipeline_keeps_the_service_bootable() {
     let after_kill = started.elapsed();
     in_error(server.client()).await;
     println!("item 1: started after SIGTERM in {:.0} ms, after kill -9 in {:.0} ms", ms(after_term), ms(after_kill));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Item 2: four concurrent large bodies to an UNAUTHENTICATED webhook with `$.commits[*].id`
@@ -538,6 +540,8 @@ async fn item2_one_sender_does_not_stall_the_others() {
     assert!(dp99 < Duration::from_millis(500), "deliveries p99 {dp99:?}");
     assert!(hp99 < Duration::from_millis(100), "/healthz p99 {hp99:?}");
     assert!(amax < Duration::from_secs(2), "ListWebhooks {amax:?}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn sign_at(addr: SocketAddr, target: &str, body: &[u8], at: SystemTime) -> Vec<(&'static str, String)> {
@@ -682,6 +686,8 @@ async fn item3_control_plane_reads_no_body_before_credentials() {
     // The service still works, and did not keep the attackers' connections.
     c.list_webhooks().send().await.unwrap();
     assert!(fds < 200, "{fds} file descriptors still open");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Item 6: the global budget of buffered delivery bodies. 40 connections to a known URL (the URL
@@ -743,6 +749,8 @@ async fn item6_body_budget_bounds_buffered_deliveries() {
     assert!(legit_took < Duration::from_secs(1), "a small body is not queued behind the large ones: {legit_took:?}");
     assert!(retry_after >= CONNECTIONS - 2, "{statuses:?}");
     assert!(hwm < 32.0 + 100.0, "VmHWM {hwm} MiB");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// An on-trigger program that starts background processes (one of them ignores SIGTERM) and
@@ -845,6 +853,8 @@ async fn item4_no_process_of_a_program_survives() {
     assert_eq!(left_after_term, 0, "shutdown ends the group");
     assert!(orphans >= 4, "kill -9 cannot end the group ({orphans} left): the next start must");
     assert!(server.logs().contains("ending the on-trigger processes a previous server left"));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A push of about `bytes` that matches the `$.ref` filter.
@@ -995,4 +1005,99 @@ async fn queue_round(db: &[&str], two_instances: bool) {
     assert!(accepted.len() >= QUEUE_MAX && accepted.len() <= QUEUE_MAX + 2, "{} accepted", accepted.len());
     assert_eq!(ended.get("Stopped").copied().unwrap_or(0), running_at_kill.len());
     assert!(hwm < 256.0 + 100.0, "VmHWM {hwm} MiB");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `serve` on `data_dir` expecting a refusal to start; its stderr.
+fn refused_start(data_dir: &Path) -> String {
+    let mut child =
+        serve_command(data_dir, &[]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server started on {}", data_dir.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    err
+}
+
+/// Item 7: readiness tells the truth. A zero-length, a non-SQLite and another application's
+/// SQLite database file are refused at start with a message (exit 2). A store that cannot write
+/// (the server's file-size limit, as a full disk: `ulimit -f`, SIGXFSZ ignored) turns `/healthz`
+/// to 503 with the reason, while deliveries get 503 too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item7_readiness_reports_a_store_that_cannot_write() {
+    use sqlx::Connection as _;
+    let dir = temp_dir("item7");
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("codepipeline-webhooks.sqlite3"), b"").unwrap();
+    let err = refused_start(&empty);
+    assert!(err.contains("is empty (0 bytes)"), "{err}");
+    let garbage = dir.join("garbage");
+    std::fs::create_dir_all(&garbage).unwrap();
+    std::fs::write(garbage.join("codepipeline-webhooks.sqlite3"), b"PK\x03\x04 a zip, not a database").unwrap();
+    let err = refused_start(&garbage);
+    assert!(err.contains("is not a SQLite database"), "{err}");
+    let foreign = dir.join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", foreign.join("codepipeline-webhooks.sqlite3").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)").execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    let err = refused_start(&foreign);
+    assert!(err.contains("of another application"), "{err}");
+
+    // A file-size limit of 8 MiB (dash counts 512-byte blocks) stands in for a full disk.
+    let data = dir.join("data");
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 16384; exec \"$@\"")
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_codepipeline-webhooks"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--public-url", PUBLIC_URL, "--data-dir"])
+        .arg(&data)
+        .args(["--queue-max", "100", "--on-trigger-concurrency", "1", "--on-trigger", "sleep", "60"])
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", KEY_SECRET)
+        .env("RUST_LOG", "info");
+    let server = Server::spawn(command, &data);
+    let (c, addr) = (server.client(), server.addr);
+    let token = setup(&c, "app", "hook").await;
+    assert_eq!(http(addr, "GET", "/healthz", &[], b"").await.status, 200);
+    let mut failed_at = None;
+    for n in 0..30 {
+        let body = padded_push(MIB, n);
+        let a = deliver(addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", &format!("f-{n}"))).await;
+        if a.status == 503 {
+            failed_at = Some(n);
+            break;
+        }
+        assert_eq!(a.status, 202, "{}", a.text());
+    }
+    let failed_at = failed_at.expect("the store ran out of room within 30 MiB");
+    let t0 = Instant::now();
+    let health = http(addr, "GET", "/healthz", &[], b"").await;
+    let took = t0.elapsed();
+    println!(
+        "item 7: empty, foreign and non-SQLite files refused at start; with an 8 MiB file-size limit the delivery of \
+         payload {failed_at} got 503, then /healthz {} in {:.0} ms: {:?}",
+        health.status,
+        ms(took),
+        health.text().trim()
+    );
+    assert_eq!(health.status, 503);
+    assert!(health.text().starts_with("store cannot write: "), "{}", health.text());
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }
