@@ -744,6 +744,11 @@ impl Store {
                 "SELECT seq FROM queue WHERE state = 'Queued' ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED"
             }
         };
+        // A read first: an idle worker's poll takes no write lock.
+        if sqlx::query("SELECT 1 FROM queue WHERE state = 'Queued' LIMIT 1").fetch_optional(&self.pool).await?.is_none()
+        {
+            return Ok(None);
+        }
         let result = async {
             let mut tx = self.begin_write().await?;
             let row = sqlx::query(&format!(
