@@ -791,6 +791,21 @@ fn program_group(out: &Path, execution: &str, n: usize) -> (i32, usize) {
 /// (one background process ignores SIGTERM). Counted from `/proc` by pgid.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item4_no_process_of_a_program_survives() {
+    program_groups(&[], &[]).await;
+}
+
+/// Item 4 on Postgres (each phase on a database of its own): the dead instance's groups are
+/// found through its released liveness lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item4_no_process_of_a_program_survives_on_postgres() {
+    let (Some(a), Some(b)) = (postgres_database("groups_a").await, postgres_database("groups_b").await) else {
+        return;
+    };
+    program_groups(&["--database-url", &a], &["--database-url", &b]).await;
+}
+
+/// `db_timeout` and `db_restart`: the databases of the two phases (nothing: SQLite).
+async fn program_groups(db_timeout: &[&str], db_restart: &[&str]) {
     let dir = temp_dir("item4");
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
@@ -801,7 +816,8 @@ async fn item4_no_process_of_a_program_survives() {
 
     // The timeout.
     let data = dir.join("data-timeout");
-    let args: Vec<&str> = ["--on-trigger-timeout", "2"].into_iter().chain(program).collect();
+    let args: Vec<&str> =
+        ["--on-trigger-timeout", "2"].into_iter().chain(db_timeout.iter().copied()).chain(program).collect();
     let server = Server::start(&data, &args);
     let (c, addr) = (server.client(), server.addr);
     let token = setup(&c, "app", "hook").await;
@@ -814,7 +830,8 @@ async fn item4_no_process_of_a_program_survives() {
 
     // Shutdown.
     let data = dir.join("data-restart");
-    let args: Vec<&str> = ["--on-trigger-timeout", "120"].into_iter().chain(program).collect();
+    let args: Vec<&str> =
+        ["--on-trigger-timeout", "120"].into_iter().chain(db_restart.iter().copied()).chain(program).collect();
     let server = Server::start(&data, &args);
     let (c, addr) = (server.client(), server.addr);
     let token = setup(&c, "app", "hook").await;
@@ -843,9 +860,10 @@ async fn item4_no_process_of_a_program_survives() {
     let c = server.client();
     assert_eq!(status_of(&c, "app", &on_kill).await, Some(PipelineExecutionStatus::Stopped));
     println!(
-        "item 4: the program's group held {members} processes; after the timeout all gone {:.0} ms after Failed; \
+        "item 4{}: the program's group held {members} processes; after the timeout all gone {:.0} ms after Failed; \
          SIGTERM: the server exited in {:.0} ms leaving {left_after_term} of the group; kill -9 left {orphans} alive, \
          the next start (from its launch) ended them in {:.0} ms (grace 1 s)",
+        if db_timeout.is_empty() { "" } else { " (Postgres)" },
         ms(gone_timeout),
         ms(shutdown_took),
         ms(gone_restart)
@@ -1098,6 +1116,47 @@ async fn item7_readiness_reports_a_store_that_cannot_write() {
     );
     assert_eq!(health.status, 503);
     assert!(health.text().starts_with("store cannot write: "), "{}", health.text());
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Item 7 on Postgres: the database turned read-only (for new sessions, whose connections are
+/// then cut) makes every write fail; `/healthz` says so with the reason within a few seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item7_readiness_on_postgres() {
+    use sqlx::Connection as _;
+    let Some(url) = postgres_database("ready").await else { return };
+    let dir = temp_dir("item7pg");
+    let server = Server::start(&dir.join("data"), &["--database-url", &url]);
+    let addr = server.addr;
+    setup(&server.client(), "app", "hook").await;
+    assert_eq!(http(addr, "GET", "/healthz", &[], b"").await.status, 200);
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = sqlx::PgConnection::connect(&std::env::var("TEST_DATABASE_URL").unwrap()).await.unwrap();
+    sqlx::query(&format!("ALTER DATABASE {name} SET default_transaction_read_only = on"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    let health = loop {
+        let h = http(addr, "GET", "/healthz", &[], b"").await;
+        if h.status == 503 || t0.elapsed() > Duration::from_secs(20) {
+            break h;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let noticed = t0.elapsed();
+    println!("item 7 (Postgres): read-only database noticed in {:.0} ms: {:?}", ms(noticed), health.text().trim());
+    assert_eq!(health.status, 503, "{}", health.text());
+    assert!(health.text().contains("read-only"), "{}", health.text());
+    sqlx::query(&format!("ALTER DATABASE {name} SET default_transaction_read_only = off"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
