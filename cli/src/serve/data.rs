@@ -79,7 +79,7 @@ pub(crate) async fn trigger(
     }
     // Read into the global budget of buffered bodies (held until this request is answered).
     let deadline = tokio::time::Instant::now() + app.config.read_timeout;
-    let (bytes, _held): (Bytes, _) = match app.budget.read(body, limit, declared, deadline).await {
+    let (bytes, held): (Bytes, _) = match app.budget.read(body, limit, declared, deadline).await {
         Ok(read) => read,
         Err(BodyError::TooLarge) => {
             app.metrics.delivery("too_large", "payload", started.elapsed());
@@ -110,16 +110,19 @@ pub(crate) async fn trigger(
             return busy();
         }
     };
+    // The slot and the body's room in the budget go with the evaluation: if the sender goes away
+    // meanwhile (this future is dropped), they are freed when the work ends, not before.
     let evaluated = {
         let (app, info, headers, bytes) = (app.clone(), info.clone(), headers.clone(), bytes.clone());
         tokio::task::spawn_blocking(move || {
             let request = Request::from_headers(&headers, &bytes).source_ip(peer);
-            app.registry.trigger_resolved(&info, &request)
+            let verdict = app.registry.trigger_resolved(&info, &request);
+            drop(slot);
+            (verdict, held)
         })
         .await
     };
-    drop(slot);
-    let Ok(evaluated) = evaluated else {
+    let Ok((evaluated, _held)) = evaluated else {
         app.metrics.delivery("error", "none", started.elapsed());
         tracing::error!(webhook = %info.name(), "the evaluation task failed");
         return empty(StatusCode::INTERNAL_SERVER_ERROR);
