@@ -22,6 +22,8 @@ pub mod executions;
 pub mod limits;
 #[cfg(feature = "serve")]
 pub mod metrics;
+mod modes;
+mod revisions;
 #[cfg(feature = "serve")]
 pub mod pool;
 #[cfg(feature = "serve")]
