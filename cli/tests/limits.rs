@@ -15,8 +15,9 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_sdk_codepipeline::Client;
 use aws_sdk_codepipeline::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_codepipeline::types::{
-    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, PipelineDeclaration, PipelineExecutionStatus,
-    StageDeclaration, WebhookAuthConfiguration, WebhookAuthenticationType, WebhookDefinition, WebhookFilterRule,
+    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore, ArtifactStoreType, InputArtifact,
+    OutputArtifact, PipelineDeclaration, PipelineExecutionStatus, StageDeclaration, WebhookAuthConfiguration,
+    WebhookAuthenticationType, WebhookDefinition, WebhookFilterRule,
 };
 use codepipeline_webhooks::github;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -220,8 +221,14 @@ fn signed_headers(secret: &str, body: &[u8], event: &str, delivery: &str) -> Vec
 }
 
 fn pipeline(name: &str) -> PipelineDeclaration {
+    pipeline_with_action(name, "Source")
+}
+
+/// A pipeline as AWS accepts it (an artifact store, a second stage that reads the source) whose
+/// first-stage action is named `action`.
+fn pipeline_with_action(name: &str, action: &str) -> PipelineDeclaration {
     let source = ActionDeclaration::builder()
-        .name("Source")
+        .name(action)
         .action_type_id(
             ActionTypeId::builder()
                 .category(ActionCategory::Source)
@@ -234,12 +241,31 @@ fn pipeline(name: &str) -> PipelineDeclaration {
         .configuration("Owner", "Codertocat")
         .configuration("Repo", "Hello-World")
         .configuration("Branch", "master")
+        .output_artifacts(OutputArtifact::builder().name("src").build().unwrap())
+        .build()
+        .unwrap();
+    let build = ActionDeclaration::builder()
+        .name("Build")
+        .action_type_id(
+            ActionTypeId::builder()
+                .category(ActionCategory::Build)
+                .owner(ActionOwner::Aws)
+                .provider("CodeBuild")
+                .version("1")
+                .build()
+                .unwrap(),
+        )
+        .input_artifacts(InputArtifact::builder().name("src").build().unwrap())
         .build()
         .unwrap();
     PipelineDeclaration::builder()
         .name(name)
         .role_arn("arn:aws:iam::123456789012:role/codepipeline")
+        .artifact_store(
+            ArtifactStore::builder().r#type(ArtifactStoreType::S3).location("codepipeline-artifacts").build().unwrap(),
+        )
         .stages(StageDeclaration::builder().name("Source").actions(source).build().unwrap())
+        .stages(StageDeclaration::builder().name("Build").actions(build).build().unwrap())
         .build()
         .unwrap()
 }
@@ -401,10 +427,10 @@ fn many_keys(bytes: usize) -> Vec<u8> {
     out
 }
 
-/// Item 1: a legal UpdatePipeline that leaves a webhook in error (here: the stages swapped, so
-/// the first stage no longer has the target action) never makes the service unbootable: after
-/// SIGTERM and after kill -9 it starts (time measured), the webhook still in error with its
-/// reason. (cli/tests/serve.rs covers the renamed action, on both backends.)
+/// Item 1: a legal UpdatePipeline that leaves a webhook in error (the first-stage action renamed,
+/// so the webhook's target action is gone) never makes the service unbootable: after SIGTERM and
+/// after kill -9 it starts (time measured), the webhook still in error with its reason.
+/// (cli/tests/serve.rs covers it on both backends, and the fix.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item1_update_pipeline_keeps_the_service_bootable() {
     let dir = temp_dir("item1");
@@ -412,28 +438,7 @@ async fn item1_update_pipeline_keeps_the_service_bootable() {
     let server = Server::start(&data, &[]);
     let c = server.client();
     setup(&c, "app", "hook").await;
-    let mut swapped = pipeline("app");
-    let build = StageDeclaration::builder()
-        .name("Build")
-        .actions(
-            ActionDeclaration::builder()
-                .name("Compile")
-                .action_type_id(
-                    ActionTypeId::builder()
-                        .category(ActionCategory::Build)
-                        .owner(ActionOwner::Aws)
-                        .provider("CodeBuild")
-                        .version("1")
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    swapped.stages.insert(0, build);
-    c.update_pipeline().pipeline(swapped).send().await.unwrap();
+    c.update_pipeline().pipeline(pipeline_with_action("app", "Fetch")).send().await.unwrap();
     let in_error = |c: Client| async move {
         let hooks = c.list_webhooks().send().await.unwrap();
         let hook = &hooks.webhooks()[0];

@@ -23,11 +23,11 @@ pub mod limits;
 #[cfg(feature = "serve")]
 pub mod metrics;
 mod modes;
-mod revisions;
 #[cfg(feature = "serve")]
 pub mod pool;
 #[cfg(feature = "serve")]
 pub mod procgroup;
+mod revisions;
 #[cfg(feature = "serve")]
 mod service;
 #[cfg(feature = "serve")]
