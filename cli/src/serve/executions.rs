@@ -1,19 +1,20 @@
 //! What a trigger starts: its execution record, written by one writer task that commits
 //! concurrent triggers together (group commit: each caller still waits for its own commit), and
 //! the `--on-trigger` program, run without a shell with the payload on stdin, bounded in time and
-//! in how many run at once. Its exit code decides the execution's status.
+//! in how many run at once, in a process group of its own. Executions wait for it as durable rows
+//! (the `queue` table, payload included), never in memory. Its exit code decides the execution's
+//! status.
 
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
 
 use super::App;
-use super::store::{Recorded, Store, StoreError, TriggerRecord};
+use super::store::{ClaimedJob, Recorded, Store, StoreError, TriggerRecord};
 
 /// How often delivery ids older than the duplicate window are deleted (at the next trigger).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -87,64 +88,112 @@ impl Recorder {
     }
 }
 
-/// One execution to run.
-#[derive(Debug)]
-pub struct Job {
-    /// The execution id.
-    pub execution_id: String,
-    /// The pipeline started.
-    pub pipeline: String,
-    /// The webhook that started it.
-    pub webhook: String,
-    /// `X-GitHub-Event`, or empty.
-    pub event: String,
-    /// `X-GitHub-Delivery`, or empty.
-    pub delivery: String,
-    /// The delivery's body.
-    pub payload: Bytes,
-}
-
-/// Runs the `--on-trigger` program.
+/// Runs the `--on-trigger` program for executions claimed from the durable queue: `concurrency`
+/// workers, each claiming the oldest waiting execution (transactionally, so that one instance of
+/// many gets it), running the program in a process group of its own and recording how it ended.
 #[derive(Debug)]
 pub struct Runner {
     program: Vec<String>,
     timeout: Duration,
+    grace: Duration,
     concurrency: usize,
-    permits: Arc<Semaphore>,
+    wake: Arc<Notify>,
+    stop: tokio::sync::watch::Sender<bool>,
+    workers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// How often an idle worker looks at the queue (other instances' triggers; its own wake it).
+const POLL_QUEUE: Duration = Duration::from_millis(250);
+
+enum Outcome {
+    Exited(std::io::Result<std::process::ExitStatus>),
+    TimedOut,
+    Shutdown,
 }
 
 impl Runner {
-    /// A runner for `program` (argv, at least one element).
-    pub fn new(program: Vec<String>, timeout: Duration, concurrency: usize) -> Runner {
-        let concurrency = concurrency.max(1);
-        Runner { program, timeout, concurrency, permits: Arc::new(Semaphore::new(concurrency)) }
+    /// A runner for `program` (argv, at least one element); its processes get `grace` between
+    /// SIGTERM and SIGKILL.
+    pub fn new(program: Vec<String>, timeout: Duration, grace: Duration, concurrency: usize) -> Runner {
+        Runner {
+            program,
+            timeout,
+            grace,
+            concurrency: concurrency.max(1),
+            wake: Arc::new(Notify::new()),
+            stop: tokio::sync::watch::channel(false).0,
+            workers: std::sync::Mutex::new(Vec::new()),
+        }
     }
 
-    /// Starts the job in the background; it waits for a free slot first.
-    pub(crate) fn spawn(&self, app: Arc<App>, job: Job) {
-        let permits = self.permits.clone();
-        let program = self.program.clone();
-        let timeout = self.timeout;
-        tokio::spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else { return };
-            let (status, summary) = run(&program, timeout, &job).await;
-            app.metrics.execution_finished(status);
-            if let Err(e) =
-                app.store.finish_execution(&job.execution_id, status, summary.as_deref(), super::now()).await
-            {
-                tracing::error!(execution = %job.execution_id, error = %e, "could not record the execution's end");
+    /// Starts the workers (on the current runtime).
+    pub(crate) fn start(&self, app: Arc<App>) {
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..self.concurrency {
+            let app = app.clone();
+            let wake = self.wake.clone();
+            let mut stop = self.stop.subscribe();
+            let (program, timeout, grace) = (self.program.clone(), self.timeout, self.grace);
+            workers.push(tokio::spawn(async move {
+                loop {
+                    if *stop.borrow() {
+                        return;
+                    }
+                    let job = match app.store.claim(&app.instance).await {
+                        Ok(job) => job,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "claiming a queued execution failed");
+                            None
+                        }
+                    };
+                    let Some(job) = job else {
+                        tokio::select! {
+                            () = wake.notified() => {}
+                            () = tokio::time::sleep(POLL_QUEUE) => {}
+                            _ = stop.wait_for(|s| *s) => return,
+                        }
+                        continue;
+                    };
+                    let (status, summary) = run(&app, &program, timeout, grace, &job, stop.clone()).await;
+                    app.metrics.execution_finished(status);
+                    if let Err(e) =
+                        app.store.finish_execution(&job.execution_id, status, summary.as_deref(), super::now()).await
+                    {
+                        tracing::error!(execution = %job.execution_id, error = %e, "could not record the execution's end");
+                    }
+                }
+            }));
+        }
+    }
+
+    /// Tells a worker that an execution was queued.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Shutdown: no more claims; running programs' groups get SIGTERM at once, SIGKILL after the
+    /// grace period, and their executions end `Stopped`. Waiting executions stay queued for the
+    /// next start. Returns when the workers are done, or after the grace period and 5 s.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        let all = async {
+            for worker in workers {
+                let _ = worker.await;
             }
-        });
-    }
-
-    /// Waits until no program runs, or `limit` has passed.
-    pub async fn drain(&self, limit: Duration) {
-        let n = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
-        let _ = tokio::time::timeout(limit, self.permits.acquire_many(n)).await;
+        };
+        let _ = tokio::time::timeout(self.grace + Duration::from_secs(5), all).await;
     }
 }
 
-async fn run(program: &[String], timeout: Duration, job: &Job) -> (&'static str, Option<String>) {
+async fn run(
+    app: &Arc<App>,
+    program: &[String],
+    timeout: Duration,
+    grace: Duration,
+    job: &ClaimedJob,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> (&'static str, Option<String>) {
     let mut command = Command::new(&program[0]);
     command
         .args(&program[1..])
@@ -156,6 +205,8 @@ async fn run(program: &[String], timeout: Duration, job: &Job) -> (&'static str,
         .stdin(Stdio::piped())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
+        // A group of its own: what it starts is ended with it.
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = match command.spawn() {
         Ok(child) => child,
@@ -164,22 +215,53 @@ async fn run(program: &[String], timeout: Duration, job: &Job) -> (&'static str,
             return ("Failed", Some(format!("the on-trigger program did not start: {e}")));
         }
     };
+    let pgid = child.id().and_then(|id| i32::try_from(id).ok());
+    if let Some(pgid) = pgid
+        && let Err(e) = app.store.set_pgid(&job.execution_id, i64::from(pgid)).await
+    {
+        tracing::warn!(execution = %job.execution_id, error = %e, "could not record the program's process group");
+    }
     tracing::info!(execution = %job.execution_id, pid = child.id(), "on-trigger program started");
-    let work = async {
-        if let Some(mut stdin) = child.stdin.take() {
-            // A program that does not read its input is not an error.
-            let _ = stdin.write_all(&job.payload).await;
-            drop(stdin);
+    let outcome = {
+        let mut stdin = child.stdin.take();
+        let payload = &job.payload;
+        let work = async {
+            if let Some(mut stdin) = stdin.take() {
+                // A program that does not read its input is not an error.
+                let _ = stdin.write_all(payload).await;
+                drop(stdin);
+            }
+            child.wait().await
+        };
+        tokio::pin!(work);
+        tokio::select! {
+            r = &mut work => Outcome::Exited(r),
+            () = tokio::time::sleep(timeout) => Outcome::TimedOut,
+            _ = stop.wait_for(|s| *s) => Outcome::Shutdown,
         }
-        child.wait().await
     };
-    match tokio::time::timeout(timeout, work).await {
-        Ok(Ok(status)) if status.success() => ("Succeeded", None),
-        Ok(Ok(status)) => ("Failed", Some(format!("the on-trigger program exited with {status}"))),
-        Ok(Err(e)) => ("Failed", Some(format!("waiting for the on-trigger program failed: {e}"))),
-        Err(_) => {
-            let _ = child.kill().await;
+    // Whatever ended it, nothing of its group outlives it: SIGTERM, then SIGKILL after the grace
+    // period (a program that exited may have left background processes).
+    if let Some(pgid) = pgid {
+        let reap = async {
+            super::procgroup::end_group(pgid, grace).await;
+        };
+        if matches!(outcome, Outcome::Exited(_)) {
+            reap.await;
+        } else {
+            // The leader is reaped while the group is ended.
+            let (_, _) = tokio::join!(reap, async { tokio::time::timeout(grace, child.wait()).await });
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+    match outcome {
+        Outcome::Exited(Ok(status)) if status.success() => ("Succeeded", None),
+        Outcome::Exited(Ok(status)) => ("Failed", Some(format!("the on-trigger program exited with {status}"))),
+        Outcome::Exited(Err(e)) => ("Failed", Some(format!("waiting for the on-trigger program failed: {e}"))),
+        Outcome::TimedOut => {
             ("Failed", Some(format!("the on-trigger program ran longer than {} s and was killed", timeout.as_secs())))
         }
+        Outcome::Shutdown => ("Stopped", Some("the server shut down while it ran".to_owned())),
     }
 }
