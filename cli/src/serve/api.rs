@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use super::App;
 use super::control::{ApiError, Operation};
 use super::store::{ChangeKind, ExecutionRow, PipelineRow, StoreError, WriteTx};
+use codepipeline_webhooks::ErrorCode;
 use codepipeline_webhooks::registry::{self, PipelineDeclaration, Registry};
 
 impl From<super::store::StoreError> for ApiError {
@@ -286,7 +287,7 @@ fn summary(row: &ExecutionRow) -> Value {
 fn pipeline_name(pipeline: &Map<String, Value>) -> Result<String, ApiError> {
     match pipeline.get("name") {
         Some(Value::String(name)) => Ok(name.clone()),
-        _ => Err(ApiError::client("ValidationException", "pipeline.name is required")),
+        _ => Err(ApiError::registry(ErrorCode::ValidationException, "pipeline.name is required")),
     }
 }
 

@@ -450,7 +450,7 @@ async fn metrics_text(State(app): State<Arc<App>>) -> Response {
 fn api_error(e: &ApiError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
     let mut response = (status, [(header::CONTENT_TYPE, CONTENT_TYPE)], e.body()).into_response();
-    if let Ok(v) = HeaderValue::from_str(&e.code) {
+    if let Ok(v) = HeaderValue::from_str(e.code.as_str()) {
         response.headers_mut().insert("x-amzn-errortype", v);
     }
     response
@@ -471,7 +471,7 @@ async fn control_plane(
         Err(_) => {
             let e = ApiError {
                 status: 413,
-                code: "SerializationException".into(),
+                code: control::ApiCode::Service("SerializationException"),
                 message: "the request body is too large or was cut off".into(),
             };
             app.metrics.api_call(op_name, e.status);
@@ -490,7 +490,7 @@ async fn control_plane(
             SystemTime::now(),
         ) {
             tracing::info!(operation = op_name, code = e.code, "request not authenticated");
-            let e = ApiError { status: 403, code: e.code.into(), message: e.message };
+            let e = ApiError { status: 403, code: control::ApiCode::Service(e.code), message: e.message };
             app.metrics.api_call(op_name, 403);
             return api_error(&e);
         }
