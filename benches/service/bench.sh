@@ -3,27 +3,40 @@
 # adnanh/webhook (Debian package `webhook`), same signed GitHub push, loopback only, wrk.
 #
 #   cargo build --release --bin codepipeline-webhooks
+#   cargo build --release -p codepipeline-webhooks-cli --example floor   # the floor (optional)
 #   apt-get install webhook wrk
-#   benches/service/bench.sh            # DURATION=10s CONNECTIONS=32 THREADS=2 by default
+#   benches/service/bench.sh      # DURATION=8s CONNECTIONS="16 32" THREADS=2 BACKENDS="sqlite postgres"
 #
 # Cases: (a) a signed delivery whose filters do not match (a tag push), (b) one that starts the
-# pipeline (a push to master): serve records an execution in SQLite (no --on-trigger); webhook
-# runs its execute-command (/bin/true). (b+) serve with --on-trigger /bin/true, for the like-for-like
-# comparison with webhook, which always runs a command.
+# pipeline (a push to master): serve records an execution in its database (no --on-trigger);
+# webhook runs its execute-command (/bin/true). (b+) serve with --on-trigger /bin/true (PLUS=1),
+# for the like-for-like comparison with webhook, which always runs a command. The floor: a bare
+# hyper server that reads the same body and answers 200 (cli/examples/floor.rs).
+#
+# Backends: sqlite (a fresh --data-dir) and postgres (a fresh database in the cluster of
+# BENCH_DATABASE_URL or TEST_DATABASE_URL, postgres://USER@HOST:PORT/DB, made with psql; skipped
+# when neither is set).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-DURATION=${DURATION:-10s}
-CONNECTIONS=${CONNECTIONS:-32}
+DURATION=${DURATION:-8s}
+CONNECTIONS=${CONNECTIONS:-16 32}
 THREADS=${THREADS:-2}
+BACKENDS=${BACKENDS:-sqlite postgres}
+PLUS=${PLUS:-0}
 SERVE_PORT=${SERVE_PORT:-18080}
+FLOOR_PORT=${FLOOR_PORT:-18081}
 WEBHOOK_PORT=${WEBHOOK_PORT:-19000}
+PG_URL=${BENCH_DATABASE_URL:-${TEST_DATABASE_URL:-}}
+FLOOR=target/release/examples/floor
 SECRET=bench-secret-not-for-production
 BIN=target/release/codepipeline-webhooks
 MATCH=tests/fixtures/github/push/with-new-branch.payload.json   # refs/heads/master, Hello-World
 MISMATCH=tests/fixtures/github/push/payload.json                # refs/tags/simple-tag, Hello-World
 
 [ -x "$BIN" ] || { echo "build first: cargo build --release --bin codepipeline-webhooks" >&2; exit 1; }
+# The floor is an example of the CLI crate: building it builds the crate's dev-dependencies too.
+[ -x "$FLOOR" ] || echo "no floor: cargo build --release -p codepipeline-webhooks-cli --example floor (skipped)"
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 command -v webhook >/dev/null || { echo "webhook is not installed (apt-get install webhook)" >&2; exit 1; }
 
@@ -41,9 +54,19 @@ api() { # operation, JSON body (serve runs with --no-auth: the data plane is wha
     -H 'Content-Type: application/x-amz-json-1.1' --data-binary "$2"
 }
 
-start_serve() { # extra args...
+db_seq=0
+start_serve() { # backend, extra args...
+  local backend=$1
+  shift
   rm -rf "$work/data" "$work/serve.out"
-  "$BIN" serve --no-auth --listen "127.0.0.1:$SERVE_PORT" --data-dir "$work/data" "$@" \
+  local db=(--data-dir "$work/data")
+  if [ "$backend" = postgres ]; then
+    db_seq=$((db_seq + 1))
+    local name="cpw_bench_$$_$db_seq"
+    psql -q "$PG_URL" -c "CREATE DATABASE $name" >/dev/null
+    db=(--database-url "${PG_URL%/*}/$name")
+  fi
+  "$BIN" serve --no-auth --listen "127.0.0.1:$SERVE_PORT" "${db[@]}" "$@" \
     >"$work/serve.out" 2>"$work/serve.log" &
   pids+=($!)
   for _ in $(seq 100); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.05; done
@@ -79,22 +102,41 @@ run() { # label url body signature
   echo "$out" | grep -E "Requests/sec|Non-2xx|Socket errors|p50_us|99%|requests in"
 }
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "serve: $("$BIN" --version); webhook: $(webhook -version); wrk: $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
 
-start_serve
-run "serve (a) signed, filters do not match" "$SERVE_URL" "$MISMATCH" "$SIG_MISMATCH"
-run "serve (b) signed, starts the pipeline (execution recorded in SQLite)" "$SERVE_URL" "$MATCH" "$SIG_MATCH"
-echo "executions recorded: $(api ListPipelineExecutions '{"pipelineName": "hello-world-pipeline", "maxResults": 1}' >/dev/null; sqlite3 "$work/data/codepipeline-webhooks.sqlite3" 'select count(*) from executions' 2>/dev/null || echo '(sqlite3 not installed)')"
-stop_last
-
-start_serve --on-trigger /bin/true
-run "serve (b+) signed, starts the pipeline, --on-trigger /bin/true" "$SERVE_URL" "$MATCH" "$SIG_MATCH"
-stop_last
-
+if [ -x "$FLOOR" ]; then
+  "$FLOOR" "127.0.0.1:$FLOOR_PORT" >"$work/floor.out" 2>&1 &
+  pids+=($!)
+fi
 webhook -hooks "$work/hooks.json" -ip 127.0.0.1 -port "$WEBHOOK_PORT" >"$work/webhook.log" 2>&1 &
 pids+=($!)
 sleep 1
 HOOK_URL="http://127.0.0.1:$WEBHOOK_PORT/hooks/hello-world-master"
-run "webhook (a) signed, rule not satisfied" "$HOOK_URL" "$MISMATCH" "$SIG_MISMATCH"
-run "webhook (b) signed, rule satisfied (runs /bin/true)" "$HOOK_URL" "$MATCH" "$SIG_MATCH"
+FLOOR_URL="http://127.0.0.1:$FLOOR_PORT/trigger"
+
+for CONNECTIONS in $CONNECTIONS; do
+  echo "##### -t$THREADS -c$CONNECTIONS -d$DURATION"
+  if [ -x "$FLOOR" ]; then
+    run "floor (a) hyper, reads the body, 200" "$FLOOR_URL" "$MISMATCH" "$SIG_MISMATCH"
+    run "floor (b) hyper, reads the body, 200" "$FLOOR_URL" "$MATCH" "$SIG_MATCH"
+  fi
+  run "webhook (a) signed, rule not satisfied" "$HOOK_URL" "$MISMATCH" "$SIG_MISMATCH"
+  run "webhook (b) signed, rule satisfied (runs /bin/true)" "$HOOK_URL" "$MATCH" "$SIG_MATCH"
+  for backend in $BACKENDS; do
+    if [ "$backend" = postgres ] && [ -z "$PG_URL" ]; then
+      echo "== serve on postgres: skipped (set BENCH_DATABASE_URL or TEST_DATABASE_URL)"
+      continue
+    fi
+    start_serve "$backend"
+    run "serve/$backend (a) signed, filters do not match" "$SERVE_URL" "$MISMATCH" "$SIG_MISMATCH"
+    run "serve/$backend (b) signed, starts the pipeline (execution recorded)" "$SERVE_URL" "$MATCH" "$SIG_MATCH"
+    echo "executions listed: $(api ListPipelineExecutions '{"pipelineName": "hello-world-pipeline", "maxResults": 1}' | head -c 80)"
+    stop_last
+    if [ "$PLUS" = 1 ]; then
+      start_serve "$backend" --on-trigger /bin/true
+      run "serve/$backend (b+) signed, starts the pipeline, --on-trigger /bin/true" "$SERVE_URL" "$MATCH" "$SIG_MATCH"
+      stop_last
+    fi
+  done
+done

@@ -1007,6 +1007,65 @@ async fn webhook_in_error_across_restarts(db: &[&str]) {
     assert_eq!(got.pipeline().unwrap().version(), Some(3));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_follow_the_registrys_rules_for_tags_and_next_tokens() {
+    use aws_sdk_codepipeline::types::Tag;
+    let dir = temp_dir("rules");
+    let server = Server::start(&dir.join("data"), &[]);
+    let c = server.client();
+    let tag = |k: &str| Tag::builder().key(k).value("v").build().unwrap();
+    // The tag rule of PutWebhook: `aws:` in any case, key lengths.
+    let e = c.create_pipeline().pipeline(pipeline("app", "master")).tags(tag("AWS:x")).send().await.unwrap_err();
+    assert_eq!(code(&e), "InvalidTagsException");
+    let long = "k".repeat(10 * 1024);
+    let e = c.create_pipeline().pipeline(pipeline("app", "master")).tags(tag(&long)).send().await.unwrap_err();
+    assert_eq!(code(&e), "ValidationException");
+    let many = (0..51).map(|i| tag(&format!("k{i}"))).collect();
+    let e = c.create_pipeline().pipeline(pipeline("app", "master")).set_tags(Some(many)).send().await;
+    assert_eq!(code(&e.unwrap_err()), "TooManyTagsException");
+    for name in ["app", "b-app", "c-app"] {
+        c.create_pipeline().pipeline(pipeline(name, "master")).send().await.unwrap();
+    }
+    c.create_pipeline().pipeline(pipeline("other", "master")).send().await.unwrap();
+    let token = setup_hook(&c, "app").await;
+    let body = push();
+    for i in 0..3 {
+        let a =
+            deliver(server.addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", &format!("r-{i}"))).await;
+        assert_eq!(a.status, 202);
+    }
+    // Signed NextTokens: the base64 of a name, a negative number, or a token of another pipeline
+    // or another operation are refused.
+    let page = c.list_pipelines().max_results(1).send().await.unwrap();
+    let pipelines_token = page.next_token().unwrap().to_owned();
+    let e = c.list_pipelines().next_token("cC0").send().await.unwrap_err();
+    assert_eq!(code(&e), "InvalidNextTokenException");
+    let e = c.list_pipeline_executions().pipeline_name("app").next_token("-5").send().await.unwrap_err();
+    assert_eq!(code(&e), "InvalidNextTokenException");
+    let e = c.list_pipeline_executions().pipeline_name("app").next_token(&pipelines_token).send().await.unwrap_err();
+    assert_eq!(code(&e), "InvalidNextTokenException");
+    let page = c.list_pipeline_executions().pipeline_name("app").max_results(1).send().await.unwrap();
+    let executions_token = page.next_token().unwrap().to_owned();
+    let e = c.list_pipeline_executions().pipeline_name("other").next_token(&executions_token).send().await.unwrap_err();
+    assert_eq!(code(&e), "InvalidNextTokenException");
+    let next = c.list_pipeline_executions().pipeline_name("app").next_token(&executions_token).send().await.unwrap();
+    assert_eq!(next.pipeline_execution_summaries().len(), 2);
+    let e = c.list_pipelines().max_results(1001).send().await.unwrap_err();
+    assert_eq!(code(&e), "ValidationException");
+    // Tokens survive a restart (the key is in the database).
+    server.kill9();
+    let server = Server::start(&dir.join("data"), &[]);
+    let next = server.client().list_pipelines().next_token(&pipelines_token).send().await.unwrap();
+    assert_eq!(next.pipelines().iter().map(|p| p.name().unwrap()).collect::<Vec<_>>(), ["b-app", "c-app", "other"]);
+}
+
+/// A GitHub HMAC webhook named `hook` on `pipeline`; its URL token.
+async fn setup_hook(c: &Client, pipeline: &str) -> String {
+    let out = c.put_webhook().webhook(webhook("hook", pipeline, WebhookAuthenticationType::GithubHmac)).send().await;
+    let url = out.unwrap().webhook().unwrap().url().to_owned();
+    url.split("t=").nth(1).unwrap().trim_end_matches("&v=1").to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn load_concurrent_deliveries_and_api_calls() {
     const TASKS: usize = 8;

@@ -274,3 +274,118 @@ pub(super) fn export_entry(e: &Entry) -> WebhookState {
             .map(|p| p.until.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definition::PutWebhookInput;
+
+    fn pipeline(action: &str) -> PipelineDeclaration {
+        PipelineDeclaration::from_json(&format!(
+            r#"{{"name": "app", "roleArn": "arn:aws:iam::123456789012:role/cp", "version": 1,
+                "stages": [{{"name": "Source", "actions": [{{"name": "{action}",
+                "actionTypeId": {{"category": "Source", "owner": "ThirdParty", "provider": "GitHub", "version": "1"}},
+                "configuration": {{"Owner": "o", "Repo": "r", "Branch": "main"}}}}]}}]}}"#
+        ))
+        .unwrap()
+    }
+
+    fn registry() -> Registry {
+        let n = std::sync::atomic::AtomicU64::new(0);
+        Registry::builder()
+            .region("us-east-1")
+            .account_id("123456789012")
+            .token_source(move || format!("tok{}", n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
+            .build()
+            .unwrap()
+    }
+
+    const HOOK: &str = r#"{"webhook": {"name": "w", "targetPipeline": "app", "targetAction": "Source",
+        "filters": [{"jsonPath": "$.ref", "matchEquals": "refs/heads/{Branch}"}],
+        "authentication": "UNAUTHENTICATED", "authenticationConfiguration": {}}}"#;
+
+    #[test]
+    fn one_webhook_moves_between_registries_and_loads_in_error_when_its_pipeline_says_so() {
+        let a = registry();
+        a.put_pipeline(pipeline("Source")).unwrap();
+        a.put_webhook(PutWebhookInput::from_json(HOOK).unwrap()).unwrap();
+        let state = a.export_webhook("w").unwrap();
+        assert_eq!(state.token, "tok0");
+
+        // Another instance whose pipeline renamed the action: the webhook loads, in error.
+        let b = registry();
+        b.put_pipeline(pipeline("Renamed")).unwrap();
+        b.import_webhook(state.clone()).unwrap();
+        let resolved = b.resolve_token("tok0").unwrap();
+        assert_eq!(resolved.name(), "w");
+        assert_eq!(resolved.error().map(Error::kind), Some(ErrorCode::ValidationException));
+        assert!(b.trigger_resolved(&resolved, &Request::new(r#"{"ref":"refs/heads/main"}"#)).is_err());
+        // The pipeline fixed: compiled again, it triggers, and stamps lastTriggered.
+        b.put_pipeline(pipeline("Source")).unwrap();
+        let resolved = b.resolve_token("tok0").unwrap();
+        assert_eq!(resolved.max_body_bytes(), Some(crate::DEFAULT_MAX_BODY_BYTES));
+        let verdict = b.trigger_resolved(&resolved, &Request::new(r#"{"ref":"refs/heads/main"}"#)).unwrap();
+        assert!(verdict.is_trigger());
+        assert!(b.export_webhook("w").unwrap().last_triggered.is_some());
+        // Imported again: replaced, not added; removed: its URL stops answering.
+        b.import_webhook(state).unwrap();
+        assert_eq!(b.webhook_names(), ["w"]);
+        assert!(b.remove_webhook("w"));
+        assert!(b.resolve_token("tok0").is_none());
+        assert!(!b.remove_webhook("w"));
+        assert_eq!(b.pipeline_version("app"), Some(1));
+        assert_eq!(Registry::next_pipeline_version(Some(1)), 2);
+        assert_eq!(b.pipeline_arn("app"), "arn:aws:codepipeline:us-east-1:123456789012:app");
+        assert_eq!(b.webhook_arn("w"), "arn:aws:codepipeline:us-east-1:123456789012:webhook:w");
+    }
+
+    #[test]
+    fn next_tokens_are_bound_to_their_operation_and_key() {
+        let a = registry();
+        let token = a.issue_next_token("ListPipelines", "b-app");
+        assert_eq!(a.verify_next_token("ListPipelines", &token).unwrap(), "b-app");
+        for other in ["ListPipelineExecutions", "ListWebhooks"] {
+            assert_eq!(a.verify_next_token(other, &token).unwrap_err().kind(), ErrorCode::InvalidNextTokenException);
+        }
+        assert_eq!(
+            registry().verify_next_token("ListPipelines", &token).unwrap_err().kind(),
+            ErrorCode::InvalidNextTokenException,
+            "another key"
+        );
+        assert_eq!(
+            a.verify_next_token("ListPipelines", "-5").unwrap_err().kind(),
+            ErrorCode::InvalidNextTokenException
+        );
+        // The key exported with the state: the other registry accepts the token.
+        let b = Registry::builder()
+            .region("us-east-1")
+            .account_id("123456789012")
+            .state(crate::registry::RegistryState {
+                next_token_key: a.export_state().next_token_key,
+                ..Default::default()
+            })
+            .build()
+            .unwrap();
+        assert_eq!(b.verify_next_token("ListPipelines", &token).unwrap(), "b-app");
+    }
+
+    #[test]
+    fn tag_and_max_results_rules() {
+        // The one tag checker (registry/tags.rs), as the service calls it.
+        let check_tags = |tags: &[crate::Tag]| super::super::check_tags("tags", tags);
+        let tag = |key: &str| crate::Tag { key: key.to_owned(), value: "v".to_owned() };
+        assert!(check_tags(&[tag("team")]).is_ok());
+        assert_eq!(check_tags(&[tag("AWS:x")]).unwrap_err().kind(), ErrorCode::InvalidTagsException);
+        assert_eq!(check_tags(&[tag("a"), tag("a")]).unwrap_err().kind(), ErrorCode::InvalidTagsException);
+        assert_eq!(check_tags(&[tag(&"k".repeat(129))]).unwrap_err().kind(), ErrorCode::ValidationException);
+        let many: Vec<crate::Tag> = (0..51).map(|i| tag(&format!("k{i}"))).collect();
+        assert_eq!(check_tags(&many).unwrap_err().kind(), ErrorCode::TooManyTagsException);
+        assert!(check_max_results("maxResults", 1000, 1000).is_ok());
+        let e = check_max_results("maxResults", 0, 1000).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "1 validation error detected: Value '0' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 1000"
+        );
+        assert_eq!(no_such_pipeline("x").kind(), ErrorCode::PipelineNotFoundException);
+    }
+}

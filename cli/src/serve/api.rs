@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 use super::App;
 use super::control::{ApiError, Operation};
 use super::store::{ChangeKind, ExecutionRow, PipelineRow, StoreError, WriteTx};
+use codepipeline_webhooks::ErrorCode;
 use codepipeline_webhooks::registry::{self, PipelineDeclaration, Registry, TagResourceInput};
 
 impl From<super::store::StoreError> for ApiError {
@@ -310,7 +311,7 @@ fn summary(row: &ExecutionRow) -> Value {
 fn pipeline_name(pipeline: &Map<String, Value>) -> Result<String, ApiError> {
     match pipeline.get("name") {
         Some(Value::String(name)) => Ok(name.clone()),
-        _ => Err(ApiError::client("ValidationException", "pipeline.name is required")),
+        _ => Err(ApiError::registry(ErrorCode::ValidationException, "pipeline.name is required")),
     }
 }
 

@@ -10,48 +10,88 @@ use codepipeline_webhooks::registry::{
     DeleteWebhookInput, DeregisterWebhookWithThirdPartyInput, ListTagsForResourceInput, ListWebhooksInput,
     RegisterWebhookWithThirdPartyInput, TagResourceInput, UntagResourceInput,
 };
-use codepipeline_webhooks::{PutWebhookInput, Tag};
+use codepipeline_webhooks::{ErrorCode, PutWebhookInput, Tag};
 
 /// The target prefix of CodePipeline's API version.
 pub const TARGET_PREFIX: &str = "CodePipeline_20150709.";
 /// The content type of AWS JSON 1.1.
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
-/// A failed call: HTTP status, AWS exception name and message.
+/// The exception a failed call names: one of the registry's rules ([`ErrorCode`]: validation,
+/// tags, quotas, tokens, webhooks and pipelines not found), or one the service answers itself
+/// (the protocol's `SerializationException` and `UnknownOperationException`, SigV4's,
+/// `InternalFailure`, and the pipeline and execution exceptions of calls the registry does not
+/// serve).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiCode {
+    /// The registry's.
+    Registry(ErrorCode),
+    /// The service's own, by its AWS name.
+    Service(&'static str),
+}
+
+impl ApiCode {
+    /// The AWS exception name (`__type` and `x-amzn-ErrorType`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ApiCode::Registry(code) => code.as_str(),
+            ApiCode::Service(name) => name,
+        }
+    }
+}
+
+impl std::fmt::Display for ApiCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for ApiCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// A failed call: HTTP status, AWS exception and message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
     /// 400, 403, 404 or 500.
     pub status: u16,
-    /// The exception name (`__type` and `x-amzn-ErrorType`).
-    pub code: String,
+    /// The exception (`__type` and `x-amzn-ErrorType`).
+    pub code: ApiCode,
     /// What went wrong.
     pub message: String,
 }
 
 impl ApiError {
-    /// A 400 error.
-    pub fn client(code: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError { status: 400, code: code.into(), message: message.into() }
+    /// A 400 error the service answers itself (`code` is its AWS name).
+    pub fn client(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status: 400, code: ApiCode::Service(code), message: message.into() }
+    }
+
+    /// A 400 error of one of the registry's exceptions.
+    pub fn registry(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError { status: 400, code: ApiCode::Registry(code), message: message.into() }
     }
 
     #[cfg(feature = "serve")]
     pub(crate) fn internal() -> Self {
         ApiError {
             status: 500,
-            code: "InternalFailure".into(),
+            code: ApiCode::Service("InternalFailure"),
             message: "the service could not complete the request".into(),
         }
     }
 
     /// The error body.
     pub fn body(&self) -> String {
-        json!({"__type": self.code, "message": self.message}).to_string()
+        json!({"__type": self.code.as_str(), "message": self.message}).to_string()
     }
 }
 
 impl From<codepipeline_webhooks::Error> for ApiError {
     fn from(e: codepipeline_webhooks::Error) -> Self {
-        ApiError::client(e.code(), e.message())
+        ApiError::registry(e.kind(), e.message())
     }
 }
 

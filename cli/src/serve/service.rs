@@ -539,7 +539,7 @@ async fn metrics_text(State(app): State<Arc<App>>) -> Response {
 fn api_error(e: &ApiError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
     let mut response = (status, [(header::CONTENT_TYPE, CONTENT_TYPE)], e.body()).into_response();
-    if let Ok(v) = HeaderValue::from_str(&e.code) {
+    if let Ok(v) = HeaderValue::from_str(e.code.as_str()) {
         response.headers_mut().insert("x-amzn-errortype", v);
     }
     response
@@ -561,7 +561,7 @@ async fn control_plane(
         && let Err(e) = sigv4::precheck(&app.config.keys, &app.config.region, &headers, SystemTime::now())
     {
         tracing::info!(operation = op_name, code = e.code, "request not authenticated");
-        let e = ApiError { status: 403, code: e.code.into(), message: e.message };
+        let e = ApiError { status: 403, code: control::ApiCode::Service(e.code), message: e.message };
         app.metrics.api_call(op_name, 403);
         return api_error(&e);
     }
@@ -570,7 +570,7 @@ async fn control_plane(
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let too_large = || ApiError {
         status: 413,
-        code: "SerializationException".into(),
+        code: control::ApiCode::Service("SerializationException"),
         message: format!("the request body is over the limit of {limit} bytes"),
     };
     if declared.is_some_and(|n| n > limit as u64) {
@@ -585,17 +585,17 @@ async fn control_plane(
                 BodyError::TooLarge => too_large(),
                 BodyError::Busy => ApiError {
                     status: 503,
-                    code: "ThrottlingException".into(),
+                    code: control::ApiCode::Service("ThrottlingException"),
                     message: "the server is holding too many request bodies; retry later".into(),
                 },
                 BodyError::Timeout => ApiError {
                     status: 408,
-                    code: "RequestTimeoutException".into(),
+                    code: control::ApiCode::Service("RequestTimeoutException"),
                     message: "the request body did not arrive in time".into(),
                 },
                 BodyError::Broken => ApiError {
                     status: 400,
-                    code: "SerializationException".into(),
+                    code: control::ApiCode::Service("SerializationException"),
                     message: "the request body was cut off".into(),
                 },
             };
@@ -619,7 +619,7 @@ async fn control_plane(
             SystemTime::now(),
         ) {
             tracing::info!(operation = op_name, code = e.code, "request not authenticated");
-            let e = ApiError { status: 403, code: e.code.into(), message: e.message };
+            let e = ApiError { status: 403, code: control::ApiCode::Service(e.code), message: e.message };
             app.metrics.api_call(op_name, 403);
             return api_error(&e);
         }
