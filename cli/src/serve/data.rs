@@ -14,6 +14,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
 use super::App;
+use super::deliveries::{Entry, Started};
 use super::executions::Job;
 use super::store::{ExecutionRow, Recorded, TriggerRecord};
 use codepipeline_webhooks::registry::Resolved;
@@ -66,6 +67,7 @@ pub(crate) async fn trigger(
     if declared.is_some_and(|n| n > limit as u64) {
         app.metrics.delivery("too_large", "payload", started.elapsed());
         tracing::info!(webhook = %info.name(), outcome = "too_large", "Content-Length over the limit");
+        app.deliveries.record(Entry::too_large(&info, peer, &headers, limit));
         return empty(StatusCode::PAYLOAD_TOO_LARGE);
     }
     let bytes: Bytes = match tokio::time::timeout(app.config.read_timeout, Limited::new(body, limit).collect()).await {
@@ -73,6 +75,7 @@ pub(crate) async fn trigger(
         Ok(Err(e)) if e.is::<LengthLimitError>() => {
             app.metrics.delivery("too_large", "payload", started.elapsed());
             tracing::info!(webhook = %info.name(), outcome = "too_large", "body over the limit");
+            app.deliveries.record(Entry::too_large(&info, peer, &headers, limit));
             return empty(StatusCode::PAYLOAD_TOO_LARGE);
         }
         Ok(Err(_)) => {
@@ -85,8 +88,22 @@ pub(crate) async fn trigger(
             return empty(StatusCode::REQUEST_TIMEOUT);
         }
     };
-    let request = Request::from_headers(&headers, &bytes).source_ip(peer);
-    let verdict = match app.registry.trigger_resolved(&info, &request) {
+    deliver(&app, &info, peer, &headers, bytes, started, None).await
+}
+
+/// A delivery whose body was read: evaluated, answered and recorded in the delivery log. The
+/// console's redeliver goes through here too (`redelivery_of`: the log entry it repeats).
+pub(crate) async fn deliver(
+    app: &Arc<App>,
+    info: &Resolved,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    bytes: Bytes,
+    started: Instant,
+    redelivery_of: Option<i64>,
+) -> Response {
+    let request = Request::from_headers(headers, &bytes).source_ip(peer);
+    let verdict = match app.registry.trigger_resolved(info, &request) {
         Ok(v) => v,
         Err(e) => {
             app.metrics.delivery("error", "none", started.elapsed());
@@ -94,7 +111,10 @@ pub(crate) async fn trigger(
             return empty(StatusCode::CONFLICT);
         }
     };
-    answer(&app, &info, &headers, verdict, bytes, started).await
+    let entry = Entry::new(info, peer, headers, &verdict, &bytes, app.deliveries.body_cap(), redelivery_of);
+    let response = answer(app, info, headers, verdict, bytes, started).await;
+    app.deliveries.record(entry.answered(&response));
+    response
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -168,7 +188,9 @@ async fn answer(
             }
             app.metrics.delivery("started", "none", started.elapsed());
             tracing::info!(webhook = %info.name(), pipeline = verdict.target_pipeline(), execution = %id, outcome = "started", previous_secret = verdict.used_previous_secret(), "pipeline started");
-            json_response(StatusCode::ACCEPTED, json!({"pipelineExecutionId": id}))
+            let mut response = json_response(StatusCode::ACCEPTED, json!({"pipelineExecutionId": id}));
+            response.extensions_mut().insert(Started(id));
+            response
         }
         Some(rejection) => {
             // The engine's one mapping from a verdict to what the sender is told (status, and a

@@ -6,7 +6,8 @@
 //! also built alone, without the default feature `serve`, for fuzzing), and with feature `serve`: `api`
 //! (operations against the state), `sigv4` (request verification), `data` (the `/trigger`
 //! receiver), `store` (the database, SQLite or Postgres, through sqlx), `executions`
-//! (the on-trigger runner), `metrics`, and the service itself (configuration, routes, startup,
+//! (the on-trigger runner), `metrics`, `deliveries` (the delivery log), `console` (its API and pages, on a listener of
+//! its own), and the service itself (configuration, routes, startup,
 //! shutdown).
 
 pub mod control;
@@ -14,7 +15,11 @@ pub mod control;
 #[cfg(feature = "serve")]
 mod api;
 #[cfg(feature = "serve")]
+pub mod console;
+#[cfg(feature = "serve")]
 pub mod data;
+#[cfg(feature = "serve")]
+pub mod deliveries;
 #[cfg(feature = "serve")]
 pub mod executions;
 #[cfg(feature = "serve")]

@@ -329,6 +329,11 @@ impl Store {
         self.backend
     }
 
+    /// The connection pool, for the modules that keep their own tables (the delivery log).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// The key that signs `NextToken`s, shared by every instance: made (32 random bytes,
     /// base64url) by the first instance that starts on the database.
     pub async fn next_token_key(&self, fresh: &str) -> Result<String, StoreError> {
