@@ -126,13 +126,20 @@ pub(crate) async fn redeliver(
     };
     match super::redeliver(&console, &original, dry_run).await {
         Ok(Outcome::Tested(verdict)) => json_ok(json!({"dryRun": true, "redeliveryOf": id, "verdict": verdict})),
-        Ok(Outcome::Delivered { status, answer, delivery }) => json_ok(json!({
-            "dryRun": false,
-            "redeliveryOf": id,
-            "status": status,
-            "answer": answer,
-            "delivery": delivery,
-        })),
+        Ok(Outcome::Delivered { status, answer, delivery }) => {
+            let recorded = match delivery {
+                Some(new) => deliveries::get(&console.app.store, new).await.ok().flatten().map(|d| d.summary_json()),
+                None => None,
+            };
+            json_ok(json!({
+                "dryRun": false,
+                "redeliveryOf": id,
+                "status": status,
+                "answer": answer,
+                "delivery": delivery,
+                "recorded": recorded,
+            }))
+        }
         Err(r) => refused(r),
     }
 }

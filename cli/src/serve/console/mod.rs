@@ -16,6 +16,7 @@
 //! - No secret is ever shown: not the webhook's secret, not its URL token, not signature values.
 
 mod api;
+pub mod client;
 mod pages;
 
 use std::net::{IpAddr, SocketAddr};

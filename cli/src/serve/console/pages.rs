@@ -94,7 +94,7 @@ pub(crate) async fn webhooks(State(console): State<Arc<Console>>) -> Response {
 }
 
 /// A name as one URL path segment.
-fn path_segment(s: &str) -> String {
+pub(crate) fn path_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
