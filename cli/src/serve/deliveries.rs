@@ -3,7 +3,7 @@
 //! redelivery. Deliveries to unknown tokens are only counted in the metrics: a stranger cannot
 //! fill the disk.
 //!
-//! The data plane never waits for the log: [`DeliveryLog::record`] hands an entry to one writer
+//! The data plane never waits for the log: `DeliveryLog::record` hands an entry to one writer
 //! task over a bounded queue (a full queue drops the entry and counts it), and the writer inserts
 //! whatever has queued up in one transaction, then trims each webhook it wrote to its last
 //! `--deliveries-keep` entries. Entries older than `--deliveries-days` are deleted once a minute.
@@ -173,7 +173,7 @@ impl Entry {
 /// What the writer is handed: an entry, or a request to say when everything before it is written.
 #[derive(Debug)]
 enum Job {
-    Entry(Entry),
+    Entry(Box<Entry>),
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
@@ -207,7 +207,9 @@ impl DeliveryLog {
 
     /// Queues an entry; never waits (a full queue drops it, counted).
     pub(crate) fn record(&self, entry: Entry) {
-        if self.queue.try_send(Job::Entry(entry)).is_err() && self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+        if self.queue.try_send(Job::Entry(Box::new(entry))).is_err()
+            && self.dropped.fetch_add(1, Ordering::Relaxed) == 0
+        {
             tracing::warn!("the delivery log falls behind: entries dropped (counted in the console's /api/webhooks)");
         }
     }
@@ -229,7 +231,7 @@ async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, k
         let mut flushes = Vec::new();
         for job in batch.drain(..) {
             match job {
-                Job::Entry(e) => entries.push(e),
+                Job::Entry(e) => entries.push(*e),
                 Job::Flush(done) => flushes.push(done),
             }
         }
