@@ -88,11 +88,15 @@ async fn browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
     ClientBuilder::new(connector).capabilities(caps).connect(&driver.url).await.expect("a WebDriver session")
 }
 
-async fn screenshot(client: &Client, name: &str) {
+fn screenshots() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
     std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn screenshot(client: &Client, name: &str) {
     let png = client.screenshot().await.unwrap();
-    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
 }
 
 /// No script ran (the payloads set `window.__xss`) and no element was injected.
@@ -134,13 +138,18 @@ async fn the_console_in_headless_chromium() {
     );
     let feature = push_to("refs/heads/feature/login");
     deliver(addr, &token, &feature, &signed_headers(&feature, "push", "9c1f5b2a-cc78-11e3-8a1b-4c9367dc0958")).await;
-    // Hostile values in the ref, a header and the delivery id.
+    let mut forged = signed_headers(&body, "push", "b2e6a8d0-cc78-11e3-9c4e-4c9367dc0958");
+    forged[4].1 = codepipeline_webhooks::github::signature_256(b"an old secret", &body);
+    assert_eq!(deliver(addr, &token, &body, &forged).await.status, 403);
+    // Hostile values in the ref, a header and the delivery id, to a webhook of their own.
+    let hostile_token =
+        put(&c, webhook("hostile", "app", WebhookAuthenticationType::GithubHmac, "refs/heads/{Branch}")).await;
     let hostile = push_to(&format!("{SCRIPT_REF}\"><img src=x onerror=\"window.__xss=3\">"));
     let mut headers = signed_headers(&hostile, "push", IMG_DELIVERY);
     headers[1].1 = "<script>window.__xss=4</script>".into();
-    deliver(addr, &token, &hostile, &headers).await;
+    deliver(addr, &hostile_token, &hostile, &headers).await;
+    let hostile_id = deliveries(server.console(), "hostile", 1).await[0]["id"].as_i64().unwrap();
     let list = deliveries(server.console(), "app-push", 3).await;
-    let hostile_id = list.iter().find(|d| d["deliveryId"] == IMG_DELIVERY).unwrap()["id"].as_i64().unwrap();
     let rejected_id =
         list.iter().find(|d| d["deliveryId"].as_str().unwrap().starts_with("9c1f")).unwrap()["id"].as_i64().unwrap();
 
@@ -166,7 +175,7 @@ async fn the_console_in_headless_chromium() {
             text.contains("refs/heads/feature/login") && text.contains("refs/heads/master"),
             "the reason in words: {text}"
         );
-        assert!(text.contains(SCRIPT_REF) && text.contains(IMG_DELIVERY), "hostile values shown as text: {text}");
+        assert!(text.contains("signature"), "the refused delivery's reason: {text}");
         // The green row is green.
         let background = client
             .execute("return getComputedStyle(document.querySelector('tr.started td')).backgroundColor;", vec![])
@@ -175,6 +184,9 @@ async fn the_console_in_headless_chromium() {
         assert_eq!(background, Value::from("rgb(218, 251, 225)"));
         nothing_injected(&client).await;
         screenshot(&client, "deliveries").await;
+        // The README's picture: the page's main part only.
+        let main = client.find(Locator::Css("main")).await.unwrap().screenshot().await.unwrap();
+        std::fs::write(screenshots().join("deliveries-main.png"), main).unwrap();
 
         client.goto(&format!("{console}/deliveries/{rejected_id}")).await.unwrap();
         let why = client.find(Locator::Css("dl.summary")).await.unwrap().text().await.unwrap();
@@ -193,6 +205,12 @@ async fn the_console_in_headless_chromium() {
             "{result}"
         );
         screenshot(&client, "delivery-tested").await;
+
+        client.goto(&format!("{console}/webhooks/hostile")).await.unwrap();
+        let text = client.find(Locator::Css("table.deliveries")).await.unwrap().text().await.unwrap();
+        assert!(text.contains(SCRIPT_REF) && text.contains(IMG_DELIVERY), "hostile values shown as text: {text}");
+        nothing_injected(&client).await;
+        screenshot(&client, "deliveries-hostile").await;
 
         client.goto(&format!("{console}/deliveries/{hostile_id}")).await.unwrap();
         let page = client.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
