@@ -50,13 +50,15 @@ const MAX_HEADER_LINES: usize = 32;
 const QUEUE: usize = 8192;
 /// The most entries inserted in one transaction.
 const MAX_BATCH: usize = 512;
+/// How often, at least, each webhook's log is trimmed to its last N while entries keep coming.
+const TRIM_EVERY: Duration = Duration::from_millis(250);
 /// How often entries older than the retention period are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// The delivery log's options (of `serve`).
 #[derive(Clone, Debug, clap::Args)]
 pub struct DeliveryArgs {
-    /// How many deliveries are kept per webhook (the newest).
+    /// How many deliveries are kept per webhook (the newest); 0 keeps no log at all.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub deliveries_keep: u32,
     /// How many days a delivery is kept at most.
@@ -180,7 +182,8 @@ enum Job {
 /// The log's writer: a bounded queue in front of one task.
 #[derive(Debug)]
 pub(crate) struct DeliveryLog {
-    queue: tokio::sync::mpsc::Sender<Job>,
+    /// `None` with `--deliveries-keep 0`: nothing is logged.
+    queue: Option<tokio::sync::mpsc::Sender<Job>>,
     body_cap: usize,
     dropped: AtomicU64,
 }
@@ -188,10 +191,12 @@ pub(crate) struct DeliveryLog {
 impl DeliveryLog {
     /// Starts the writer task (on the current runtime).
     pub(crate) fn start(store: Arc<Store>, args: &DeliveryArgs) -> DeliveryLog {
-        let (queue, jobs) = tokio::sync::mpsc::channel(QUEUE);
-        let keep = i64::from(args.deliveries_keep.max(1));
-        let keep_secs = args.deliveries_days.max(0.0) * 86_400.0;
-        tokio::spawn(writer(store, jobs, keep, keep_secs));
+        let queue = (args.deliveries_keep > 0).then(|| {
+            let (queue, jobs) = tokio::sync::mpsc::channel(QUEUE);
+            let keep_secs = args.deliveries_days.max(0.0) * 86_400.0;
+            tokio::spawn(writer(store, jobs, i64::from(args.deliveries_keep), keep_secs));
+            queue
+        });
         DeliveryLog { queue, body_cap: args.deliveries_body_cap, dropped: AtomicU64::new(0) }
     }
 
@@ -207,17 +212,17 @@ impl DeliveryLog {
 
     /// Queues an entry; never waits (a full queue drops it, counted).
     pub(crate) fn record(&self, entry: Entry) {
-        if self.queue.try_send(Job::Entry(Box::new(entry))).is_err()
-            && self.dropped.fetch_add(1, Ordering::Relaxed) == 0
-        {
+        let Some(queue) = &self.queue else { return };
+        if queue.try_send(Job::Entry(Box::new(entry))).is_err() && self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
             tracing::warn!("the delivery log falls behind: entries dropped (counted in the console's /api/webhooks)");
         }
     }
 
     /// Waits until every entry queued before this call is written (or failed to be).
     pub(crate) async fn flush(&self) {
+        let Some(queue) = &self.queue else { return };
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.queue.send(Job::Flush(tx)).await.is_ok() {
+        if queue.send(Job::Flush(tx)).await.is_ok() {
             let _ = rx.await;
         }
     }
@@ -225,6 +230,7 @@ impl DeliveryLog {
 
 async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, keep: i64, keep_secs: f64) {
     let mut pruned = Instant::now();
+    let mut trimmed = Instant::now();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut entries = Vec::with_capacity(batch.len());
@@ -235,8 +241,14 @@ async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, k
                 Job::Flush(done) => flushes.push(done),
             }
         }
+        // Trimmed when the queue runs dry, and at least every TRIM_EVERY under a flood: a
+        // webhook holds at most that long's deliveries beyond `keep`.
+        let trim = jobs.is_empty() || trimmed.elapsed() >= TRIM_EVERY;
+        if trim {
+            trimmed = Instant::now();
+        }
         if !entries.is_empty()
-            && let Err(e) = insert(&store, &entries, keep).await
+            && let Err(e) = insert(&store, &entries, trim.then_some(keep)).await
         {
             tracing::warn!(error = %e, entries = entries.len(), "writing the delivery log failed");
         }
@@ -255,8 +267,10 @@ async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, k
     }
 }
 
-/// Inserts a batch in one transaction and trims each webhook written to to its last `keep`.
-async fn insert(store: &Store, entries: &[Entry], keep: i64) -> Result<(), StoreError> {
+/// Inserts a batch in one transaction and, given `keep`, trims each webhook written to to its
+/// last `keep`.
+async fn insert(store: &Store, entries: &[Entry], keep: Option<i64>) -> Result<(), StoreError> {
+    let _turn = store.write_turn().await;
     let mut tx = match store.backend() {
         Backend::Sqlite => store.pool().begin_with("BEGIN IMMEDIATE").await?,
         Backend::Postgres => store.pool().begin().await?,
@@ -291,13 +305,13 @@ async fn insert(store: &Store, entries: &[Entry], keep: i64) -> Result<(), Store
         }
     }
     webhooks.sort_unstable();
-    for webhook in webhooks {
+    for webhook in webhooks.into_iter().filter(|_| keep.is_some()) {
         sqlx::query(
             "DELETE FROM delivery_log WHERE webhook = $1 AND id <= (
                  SELECT id FROM delivery_log WHERE webhook = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
         )
         .bind(webhook)
-        .bind(keep)
+        .bind(keep.unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await?;
     }

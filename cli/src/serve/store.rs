@@ -224,6 +224,9 @@ pub struct Store {
     _lock: Option<fs::File>,
     /// Postgres: the connection that holds this instance's liveness lock.
     liveness: tokio::sync::Mutex<Option<sqlx::AnyConnection>>,
+    /// SQLite has one writer at a time: the writers of this process (the trigger recorder, the
+    /// delivery log) queue here instead of in SQLite's busy handler, which sleeps.
+    write_gate: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Store {
@@ -277,7 +280,13 @@ impl Store {
                     .await
                     .map_err(|e| StoreError(format!("cannot connect to {}: {e}", redact_url(url))))?;
                 POSTGRES_MIGRATIONS.run(&pool).await?;
-                Ok(Store { pool, backend: Backend::Postgres, _lock: None, liveness: Default::default() })
+                Ok(Store {
+                    pool,
+                    backend: Backend::Postgres,
+                    _lock: None,
+                    liveness: Default::default(),
+                    write_gate: Default::default(),
+                })
             }
             Location::Url(url) => Err(StoreError(format!(
                 "--database-url must start with sqlite: or postgres://, not '{}'",
@@ -321,12 +330,27 @@ impl Store {
             }
         }
         restrict(path, 0o600)?;
-        Ok(Store { pool, backend: Backend::Sqlite, _lock: Some(lock), liveness: Default::default() })
+        Ok(Store {
+            pool,
+            backend: Backend::Sqlite,
+            _lock: Some(lock),
+            liveness: Default::default(),
+            write_gate: Default::default(),
+        })
     }
 
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// SQLite: the turn of this process's batch writers (held for a write transaction); Postgres
+    /// has row locks, and no turn to wait for.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_gate.lock().await),
+            Backend::Postgres => None,
+        }
     }
 
     /// The connection pool, for the modules that keep their own tables (the delivery log).
@@ -476,6 +500,7 @@ impl Store {
                 out[w[1]] = Recorded::Duplicate;
             }
         }
+        let _turn = self.write_turn().await;
         let mut tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
