@@ -469,3 +469,42 @@ async fn redeliver_after_fixing_the_filter_starts_the_pipeline() {
     .await;
     assert_eq!(cross.status, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_older_than_the_retention_period_are_deleted() {
+    let dir = temp_dir("days");
+    // 0.00002 days: 1.728 s.
+    let server = Server::start(&dir.join("data"), &["--deliveries-days", "0.00002"]);
+    let c = server.client();
+    c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
+    let token = put(&c, webhook("hmac", "app", WebhookAuthenticationType::GithubHmac, "refs/heads/{Branch}")).await;
+    let body = push_to("refs/heads/old");
+    deliver(server.addr, &token, &body, &signed_headers(&body, "push", "old")).await;
+    assert_eq!(deliveries(server.console(), "hmac", 1).await[0]["deliveryId"], "old");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    deliver(server.addr, &token, &body, &signed_headers(&body, "push", "new")).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let list = deliveries(server.console(), "hmac", 0).await;
+        let ids: Vec<&str> = list.iter().map(|d| d["deliveryId"].as_str().unwrap()).collect();
+        if ids == ["new"] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the old delivery is kept: {ids:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_log_with_keep_0() {
+    let dir = temp_dir("keep0");
+    let server = Server::start(&dir.join("data"), &["--deliveries-keep", "0"]);
+    let c = server.client();
+    c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
+    let token = put(&c, webhook("hmac", "app", WebhookAuthenticationType::GithubHmac, "refs/heads/{Branch}")).await;
+    let body = push();
+    assert_eq!(deliver(server.addr, &token, &body, &signed_headers(&body, "push", "k0")).await.status, 202);
+    // The log would have written it within this (the other tests wait for far less).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(deliveries(server.console(), "hmac", 0).await.is_empty());
+}

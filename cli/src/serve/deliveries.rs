@@ -6,7 +6,8 @@
 //! The data plane never waits for the log: `DeliveryLog::record` hands an entry to one writer
 //! task over a bounded queue (a full queue drops the entry and counts it), and the writer inserts
 //! whatever has queued up in one transaction, then trims each webhook it wrote to its last
-//! `--deliveries-keep` entries. Entries older than `--deliveries-days` are deleted once a minute.
+//! `--deliveries-keep` entries and deletes entries older than `--deliveries-days` (whenever the
+//! queue runs dry, and at least every 250 ms under a flood).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,8 +53,6 @@ const QUEUE: usize = 8192;
 const MAX_BATCH: usize = 512;
 /// How often, at least, each webhook's log is trimmed to its last N while entries keep coming.
 const TRIM_EVERY: Duration = Duration::from_millis(250);
-/// How often entries older than the retention period are deleted.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// The delivery log's options (of `serve`).
 #[derive(Clone, Debug, clap::Args)]
@@ -229,7 +228,6 @@ impl DeliveryLog {
 }
 
 async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, keep: i64, keep_secs: f64) {
-    let mut pruned = Instant::now();
     let mut trimmed = Instant::now();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -248,28 +246,19 @@ async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, k
             trimmed = Instant::now();
         }
         if !entries.is_empty()
-            && let Err(e) = insert(&store, &entries, trim.then_some(keep)).await
+            && let Err(e) = insert(&store, &entries, trim.then_some((keep, super::now() - keep_secs))).await
         {
             tracing::warn!(error = %e, entries = entries.len(), "writing the delivery log failed");
         }
         for done in flushes {
             let _ = done.send(());
         }
-        if pruned.elapsed() >= PRUNE_EVERY {
-            pruned = Instant::now();
-            let before = super::now() - keep_secs;
-            if let Err(e) =
-                sqlx::query("DELETE FROM delivery_log WHERE received_at < $1").bind(before).execute(store.pool()).await
-            {
-                tracing::warn!(error = %e, "pruning the delivery log failed");
-            }
-        }
     }
 }
 
-/// Inserts a batch in one transaction and, given `keep`, trims each webhook written to to its
-/// last `keep`.
-async fn insert(store: &Store, entries: &[Entry], keep: Option<i64>) -> Result<(), StoreError> {
+/// Inserts a batch in one transaction and, given `trim` (how many to keep, and the oldest time
+/// kept), trims each webhook written to to its last `keep` and deletes what is older.
+async fn insert(store: &Store, entries: &[Entry], trim: Option<(i64, f64)>) -> Result<(), StoreError> {
     let _turn = store.write_turn().await;
     let mut tx = match store.backend() {
         Backend::Sqlite => store.pool().begin_with("BEGIN IMMEDIATE").await?,
@@ -305,13 +294,18 @@ async fn insert(store: &Store, entries: &[Entry], keep: Option<i64>) -> Result<(
         }
     }
     webhooks.sort_unstable();
-    for webhook in webhooks.into_iter().filter(|_| keep.is_some()) {
+    let Some((keep, oldest)) = trim else {
+        tx.commit().await?;
+        return Ok(());
+    };
+    sqlx::query("DELETE FROM delivery_log WHERE received_at < $1").bind(oldest).execute(&mut *tx).await?;
+    for webhook in webhooks {
         sqlx::query(
             "DELETE FROM delivery_log WHERE webhook = $1 AND id <= (
                  SELECT id FROM delivery_log WHERE webhook = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
         )
         .bind(webhook)
-        .bind(keep.unwrap_or(i64::MAX))
+        .bind(keep)
         .execute(&mut *tx)
         .await?;
     }
