@@ -85,6 +85,12 @@ async fn each_outcome(db: &[&str]) {
     bad[4].1 = github::signature_256(b"not the secret", &body);
     let refused = deliver(addr, &hmac, &body, &bad).await;
     assert_eq!(refused.status, 403);
+    // A large body with a wrong signature: kept only up to 64 KiB.
+    let big = format!("{{\"ref\":\"refs/heads/master\",\"pad\":\"{}\"}}", "x".repeat(100 * 1024)).into_bytes();
+    let mut big_headers = signed_headers(&big, "push", "d-badsig-big");
+    big_headers[4].1 = github::signature_256(b"not the secret", &big);
+    assert_eq!(deliver(addr, &hmac, &big, &big_headers).await.status, 403);
+    let big_len = big.len();
     // A ping.
     let ping = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
     assert_eq!(deliver(addr, &hmac, ping, &signed_headers(ping, "ping", "d-ping")).await.status, 200);
@@ -99,8 +105,8 @@ async fn each_outcome(db: &[&str]) {
 
     let console = server.console();
     let mut seen = Seen::default();
-    let list = deliveries(console, "hmac", 6).await;
-    assert_eq!(list.len(), 6, "{list:?}");
+    let list = deliveries(console, "hmac", 7).await;
+    assert_eq!(list.len(), 7, "{list:?}");
     let ids: Vec<i64> = list.iter().map(|d| d["id"].as_i64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
 
@@ -136,6 +142,11 @@ async fn each_outcome(db: &[&str]) {
         (Some(403), Some("refused"), Some("signature"))
     );
     assert!(sig["reason"].as_str().unwrap().contains("signature"), "{sig}");
+
+    let big = by_delivery(&list, "d-badsig-big");
+    let big = get(console, &format!("/api/deliveries/{}", big["id"])).await.json();
+    assert_eq!((big["bodySize"].as_u64(), big["bodyTruncated"].as_bool()), (Some(big_len as u64), Some(true)));
+    assert_eq!(big["body"].as_str().unwrap().len(), 64 * 1024, "a refused sender's body is kept up to 64 KiB");
 
     let ping = by_delivery(&list, "d-ping");
     assert_eq!(

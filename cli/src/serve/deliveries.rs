@@ -22,8 +22,8 @@ use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use super::store::{Backend, Store, StoreError};
-use codepipeline_webhooks::Verdict;
 use codepipeline_webhooks::registry::Resolved;
+use codepipeline_webhooks::{Step, Verdict};
 
 /// The request headers kept with a delivery (lower case). Nothing that carries a credential:
 /// no `Authorization`, no cookies. The signature headers are kept for redelivery (a signature
@@ -45,6 +45,9 @@ pub const SIGNATURE_HEADERS: [&str; 2] = ["x-hub-signature", "x-hub-signature-25
 
 /// The most characters of one kept header value (longer values are cut).
 const MAX_HEADER_VALUE: usize = 1024;
+/// The most body bytes kept for a delivery refused at the address or the signature: its sender
+/// proved nothing, so it may not fill the log with `--deliveries-body-cap` bytes a row.
+pub const REFUSED_BODY_CAP: usize = 64 * 1024;
 /// The most header lines kept per delivery.
 const MAX_HEADER_LINES: usize = 32;
 /// The most entries waiting for the writer; past it entries are dropped (and counted).
@@ -119,6 +122,8 @@ impl Entry {
         cap: usize,
         redelivery_of: Option<i64>,
     ) -> Entry {
+        let refused = matches!(verdict.step(), Some(Step::SourceIp | Step::Signature));
+        let cap = if refused { cap.min(REFUSED_BODY_CAP) } else { cap };
         Entry {
             webhook: info.name().to_owned(),
             received_at: super::now(),
