@@ -53,10 +53,16 @@ pub struct ConsoleArgs {
 }
 
 /// The console's listener and token, checked before the service starts.
-#[derive(Debug)]
 pub(crate) struct Bound {
     listener: tokio::net::TcpListener,
     token: Option<String>,
+}
+
+impl std::fmt::Debug for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("Bound").field("listener", &self.listener).field("token", &self.token.is_some()).finish()
+    }
 }
 
 impl Bound {
