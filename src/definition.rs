@@ -143,9 +143,8 @@ impl PutWebhookInput {
     pub fn validate(&self) -> Result<(), Error> {
         let mut v = Violations::default();
         self.webhook.collect_violations(&mut v);
-        collect_tag_violations(&self.tags, "tags", &mut v);
         v.into_result()?;
-        validate_tags(&self.tags)
+        check_tags("tags", &self.tags)
     }
 
     /// Returns a copy whose secret token is `****`, as AWS responses show it.
@@ -218,11 +217,14 @@ fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Error> {
     })
 }
 
-pub(crate) fn collect_tag_violations(tags: &[Tag], field: &str, v: &mut Violations) {
-    for (i, tag) in tags.iter().enumerate() {
-        v.length(&format!("{field}[{i}].key"), &tag.key, 1, 128, false);
-        v.length(&format!("{field}[{i}].value"), &tag.value, 0, 256, false);
-    }
+/// The one tag checker, for pipelines and webhooks: the model's constraints on each tag
+/// (`ValidationException` at AWS's paths, `tags.1.member.key`), then at most 50
+/// (`TooManyTagsException`), then no `aws:` prefix in any case and no key twice
+/// (`InvalidTagsException`). `member` is where the tags are in the input (`tags`).
+pub(crate) fn check_tags(member: &str, tags: &[Tag]) -> Result<(), Error> {
+    let value = serde_json::to_value(tags).unwrap_or_default();
+    crate::model::validate_member("TagList", &value, member)?;
+    validate_tags(tags)
 }
 
 /// The service rules on tags, after their model constraints: at most 50, no `aws:` prefix, no key

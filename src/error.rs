@@ -28,6 +28,21 @@ pub enum ErrorCode {
     WebhookNotFoundException,
     /// The `NextToken` of a list call was not issued by this registry.
     InvalidNextTokenException,
+    /// The request body is not a JSON object, or a member has the wrong JSON type.
+    SerializationException,
+    /// The call names no operation of the service.
+    UnknownOperationException,
+    /// A pipeline declaration breaks a structure rule (stages, source actions, artifacts,
+    /// artifact stores, V2-only fields).
+    InvalidStructureException,
+    /// A stage of a pipeline declaration is not valid (a name used twice, no action).
+    InvalidStageDeclarationException,
+    /// An action of a pipeline declaration is not valid (a name used twice in its stage).
+    InvalidActionDeclarationException,
+    /// No resource has that ARN.
+    ResourceNotFoundException,
+    /// The ARN is not a CodePipeline resource ARN.
+    InvalidArnException,
     /// Not an AWS exception: the host's own options are out of range (for example a nesting
     /// limit of 0). Nothing the API's caller sent is at fault.
     InvalidOptions,
@@ -46,6 +61,13 @@ impl ErrorCode {
             Self::LimitExceededException => "LimitExceededException",
             Self::WebhookNotFoundException => "WebhookNotFoundException",
             Self::InvalidNextTokenException => "InvalidNextTokenException",
+            Self::SerializationException => "SerializationException",
+            Self::UnknownOperationException => "UnknownOperationException",
+            Self::InvalidStructureException => "InvalidStructureException",
+            Self::InvalidStageDeclarationException => "InvalidStageDeclarationException",
+            Self::InvalidActionDeclarationException => "InvalidActionDeclarationException",
+            Self::ResourceNotFoundException => "ResourceNotFoundException",
+            Self::InvalidArnException => "InvalidArnException",
             Self::InvalidOptions => "InvalidOptions",
         }
     }

@@ -157,7 +157,7 @@ impl WebhookOptions {
         self
     }
 
-    fn is_secret(&self, key: &str) -> bool {
+    pub(crate) fn is_secret(&self, key: &str) -> bool {
         SECRET_KEYS.contains(&key) || self.secret_keys.iter().any(|k| k == key)
     }
 

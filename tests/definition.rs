@@ -177,12 +177,12 @@ fn input(tags: Value) -> PutWebhookInput {
 fn tags_model_then_count_then_rules() {
     input(json!([{"key": "k", "value": ""}])).validate().unwrap();
     let err = input(json!([{"key": "", "value": "v"}])).validate().unwrap_err();
-    assert_eq!((err.code(), err.field()), ("ValidationException", Some("tags[0].key")));
+    assert_eq!((err.code(), err.field()), ("ValidationException", Some("tags.1.member.key")));
     let err = input(json!([{"key": "k".repeat(129), "value": "v"}])).validate().unwrap_err();
     assert_eq!(err.code(), "ValidationException");
     input(json!([{"key": "k".repeat(128), "value": "v".repeat(256)}])).validate().unwrap();
     let err = input(json!([{"key": "k", "value": "v".repeat(257)}])).validate().unwrap_err();
-    assert_eq!((err.code(), err.field()), ("ValidationException", Some("tags[0].value")));
+    assert_eq!((err.code(), err.field()), ("ValidationException", Some("tags.1.member.value")));
 
     let fifty: Vec<Value> = (0..50).map(|i| json!({"key": format!("k{i}"), "value": "v"})).collect();
     input(json!(fifty)).validate().unwrap();

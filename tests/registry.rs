@@ -188,12 +188,11 @@ fn placeholders_resolve_from_the_target_action_and_trigger_by_url() {
     assert!(!deliver(&f.registry, &url, r#"{"ref":"refs/heads/dev"}"#).unwrap());
     let err = deliver(&f.registry, "https://us-east-1.webhooks.aws/trigger?t=nope&v=1", MAIN).unwrap_err();
     assert_eq!(err.code(), "WebhookNotFoundException");
-    let err = deliver(&f.registry, "https://eu-west-1.webhooks.aws/trigger?t=token0&v=1", MAIN).unwrap_err();
-    assert_eq!(err.code(), "WebhookNotFoundException");
+    // The token names the webhook whatever the origin (a proxy may rewrite it).
+    assert!(deliver(&f.registry, "https://eu-west-1.webhooks.aws/trigger?t=token0&v=1", MAIN).unwrap());
     assert_eq!(deliver(&f.registry, "not a url", MAIN).unwrap_err().code(), "WebhookNotFoundException");
     for near in [
         &url.replace("&v=1", "&v=2"),
-        &url.replace("https://", "http://"),
         &format!("{url}&t=token0"),
         &url.replace("t=token0", "t="),
         &url.replace("t=token0", "t=token"),
@@ -535,22 +534,25 @@ fn trigger_takes_urls_and_paths_with_queries_in_any_order() {
         "/cp/trigger?%74=%74ok0&v=%31",
         "/cp/trigger?t=tok0&v=1#fragment",
         "/cp/trigger?&t=tok0&&v=1&",
-    ] {
-        assert!(deliver(&registry, ok, MAIN).unwrap(), "{ok}");
-    }
-    for unknown in [
+        // Behind proxies: the path and the origin are not compared, the token decides.
         "http://127.0.0.1:8081/cp/trigger?t=tok0&v=1",
         "http://localhost:8080/cp/trigger?t=tok0&v=1",
         "https://127.0.0.1:8080/cp/trigger?t=tok0&v=1",
         "https://us-east-1.webhooks.aws/trigger?t=tok0&v=1",
         "/trigger?t=tok0&v=1",
+        "/trigger?v=1&t=tok0",
         "/cp/trigger/?t=tok0",
+    ] {
+        assert!(deliver(&registry, ok, MAIN).unwrap(), "{ok}");
+    }
+    for unknown in [
         "/cp/trigger",
         "/cp/trigger?v=1",
         "/cp/trigger?t=&v=1",
         "/cp/trigger?t&v=1",
         "/cp/trigger?t=tok0&v=2",
         "/cp/trigger?t=tok0&t=tok0",
+        "/trigger?t=tok0&t=tok1",
         "/cp/trigger?t=tok1",
         "/cp/trigger?t=%ZZ",
         "",
@@ -769,7 +771,7 @@ fn webhook_name_members_have_the_model_constraints_of_put_webhooks_name() {
     let err = f.registry.delete_webhook(DeleteWebhookInput { name: "bad name".into() }).unwrap_err();
     assert_eq!(
         err.message(),
-        "1 validation error detected: Value 'bad name' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: [A-Za-z0-9.@\\-_]+"
+        "1 validation error detected: Value at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: [A-Za-z0-9.@\\-_]+"
     );
     let err = f.registry.list_webhooks(ListWebhooksInput { next_token: None, max_results: Some(0) }).unwrap_err();
     assert!(err.message().contains("Value '0' at 'MaxResults' failed to satisfy constraint"), "{err}");

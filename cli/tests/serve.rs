@@ -14,9 +14,9 @@ use aws_sdk_codepipeline::Client;
 use aws_sdk_codepipeline::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_codepipeline::error::ProvideErrorMetadata;
 use aws_sdk_codepipeline::types::{
-    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, PipelineDeclaration, PipelineExecutionStatus,
-    StageDeclaration, TriggerType, WebhookAuthConfiguration, WebhookAuthenticationType, WebhookDefinition,
-    WebhookFilterRule,
+    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore, ArtifactStoreType, InputArtifact,
+    OutputArtifact, PipelineDeclaration, PipelineExecutionStatus, StageDeclaration, TriggerType,
+    WebhookAuthConfiguration, WebhookAuthenticationType, WebhookDefinition, WebhookFilterRule,
 };
 use codepipeline_webhooks::github;
 use serde_json::Value;
@@ -224,12 +224,32 @@ fn pipeline_with_action(name: &str, branch: &str, action: &str) -> PipelineDecla
         .configuration("Owner", "Codertocat")
         .configuration("Repo", "Hello-World")
         .configuration("Branch", branch)
+        .output_artifacts(OutputArtifact::builder().name("src").build().unwrap())
+        .build()
+        .unwrap();
+    // A pipeline as AWS accepts it: an artifact store, and a second stage that reads the source.
+    let build = ActionDeclaration::builder()
+        .name("Build")
+        .action_type_id(
+            ActionTypeId::builder()
+                .category(ActionCategory::Build)
+                .owner(ActionOwner::Aws)
+                .provider("CodeBuild")
+                .version("1")
+                .build()
+                .unwrap(),
+        )
+        .input_artifacts(InputArtifact::builder().name("src").build().unwrap())
         .build()
         .unwrap();
     PipelineDeclaration::builder()
         .name(name)
         .role_arn("arn:aws:iam::123456789012:role/codepipeline")
+        .artifact_store(
+            ArtifactStore::builder().r#type(ArtifactStoreType::S3).location("codepipeline-artifacts").build().unwrap(),
+        )
         .stages(StageDeclaration::builder().name("Source").actions(source).build().unwrap())
+        .stages(StageDeclaration::builder().name("Build").actions(build).build().unwrap())
         .build()
         .unwrap()
 }
@@ -608,8 +628,12 @@ async fn deliveries_over_real_http() {
     let execution = got.pipeline_execution().unwrap();
     assert_eq!(execution.pipeline_version(), Some(1));
     assert_eq!(execution.status(), Some(&PipelineExecutionStatus::Succeeded));
-    let e = c.get_pipeline_execution().pipeline_name("app").pipeline_execution_id("nope").send().await.unwrap_err();
+    let unknown = "00000000-0000-0000-0000-000000000000";
+    let e = c.get_pipeline_execution().pipeline_name("app").pipeline_execution_id(unknown).send().await.unwrap_err();
     assert_eq!(code(&e), "PipelineExecutionNotFoundException");
+    // Not an execution id by the model's pattern: ValidationException, as AWS answers.
+    let e = c.get_pipeline_execution().pipeline_name("app").pipeline_execution_id("nope").send().await.unwrap_err();
+    assert_eq!(code(&e), "ValidationException");
     let hooks = c.list_webhooks().send().await.unwrap();
     assert!(hooks.webhooks()[0].last_triggered().is_some(), "lastTriggered kept");
 

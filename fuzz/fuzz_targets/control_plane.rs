@@ -9,7 +9,7 @@
 use codepipeline_webhooks_cli::serve::control::{OPERATIONS, Operation, TARGET_PREFIX, decode, operation_name};
 use libfuzzer_sys::fuzz_target;
 
-const CODES: [&str; 10] = [
+const CODES: [&str; 13] = [
     "UnknownOperationException",
     "SerializationException",
     "ValidationException",
@@ -20,6 +20,9 @@ const CODES: [&str; 10] = [
     "PipelineNotFoundException",
     "LimitExceededException",
     "WebhookNotFoundException",
+    "InvalidStructureException",
+    "InvalidStageDeclarationException",
+    "InvalidActionDeclarationException",
 ];
 
 fn name(op: &Operation) -> &'static str {
@@ -36,6 +39,9 @@ fn name(op: &Operation) -> &'static str {
         Operation::ListPipelines(_) => "ListPipelines",
         Operation::ListPipelineExecutions(_) => "ListPipelineExecutions",
         Operation::GetPipelineExecution(_) => "GetPipelineExecution",
+        Operation::TagResource(_) => "TagResource",
+        Operation::UntagResource(_) => "UntagResource",
+        Operation::ListTagsForResource(_) => "ListTagsForResource",
     }
 }
 

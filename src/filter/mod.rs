@@ -17,7 +17,7 @@ pub(crate) mod eval;
 pub(crate) mod extract;
 mod limits;
 pub(crate) mod query;
-mod regex;
+pub(crate) mod regex;
 pub(crate) mod singular;
 pub(crate) mod tape;
 

@@ -82,7 +82,8 @@ impl RegistryBuilder {
     }
 
     /// Where webhook URLs live: `PutWebhook` returns `{base}/trigger?t={token}&v=1`, and
-    /// [`Registry::trigger`] accepts URLs under it (or their path-and-query). An `http://` or
+    /// [`Registry::trigger`] finds the webhook by the URL's `t` parameter, whatever its origin and
+    /// path (a proxy in front may strip the base's path). An `http://` or
     /// `https://` URL with a host, an optional port and path and no query; a trailing slash is
     /// ignored. Default: AWS's form, `https://{region}.webhooks.aws`.
     pub fn base_url(mut self, base: impl Into<String>) -> Self {

@@ -11,7 +11,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Entry, PipelineDeclaration, Registry, WebhookState, last_triggered, next_token, unknown_url};
 use crate::WebhookAuthenticationType;
-use crate::definition::Tag;
 use crate::error::{Error, ErrorCode};
 use crate::request::Request;
 use crate::verdict::Verdict;
@@ -75,16 +74,6 @@ pub fn check_max_results(member: &str, value: i64, max: i64) -> Result<(), Error
             "1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: Member must have value between 1 and {max}"
         ),
     ))
-}
-
-/// The tag rules of every taggable resource (at most 50, keys 1 to 128 characters and not
-/// starting with `aws:` in any case, values up to 256, no key twice): `TooManyTagsException`,
-/// `InvalidTagsException` or `ValidationException`, as `PutWebhook` reports them.
-pub fn check_tags(tags: &[Tag]) -> Result<(), Error> {
-    let mut v = crate::definition::Violations::default();
-    crate::definition::collect_tag_violations(tags, "tags", &mut v);
-    v.into_result()?;
-    crate::definition::validate_tags(tags)
 }
 
 /// `PipelineNotFoundException` for a pipeline name, worded as every operation words it.

@@ -1,6 +1,13 @@
 //! The webhook API's state as pure logic: `PutWebhook`, `ListWebhooks`, `DeleteWebhook`,
 //! `RegisterWebhookWithThirdParty`, `DeregisterWebhookWithThirdParty`, `PutPipeline` (so that
-//! targets can be checked) and `trigger` (a delivery to a webhook URL).
+//! targets can be checked), `TagResource`, `UntagResource`, `ListTagsForResource` (pipelines and
+//! webhooks) and `trigger` (a delivery to a webhook URL).
+//!
+//! And the checks a host runs before it reads an input as typed data: [`validate_input`] (every
+//! operation's input against the AWS service model, in AWS's words), [`validate_pipeline_input`]
+//! (`CreatePipeline` / `UpdatePipeline`: the model, then the structure rules), [`check_name`] (the
+//! one name checker), [`check_tags`] (the one tag checker), and [`Registry::mask_secrets`] for
+//! every declaration a response shows.
 //!
 //! No I/O: the clock and the URL token source are closures the host hands in. `Registry` is
 //! `Send + Sync`; `trigger` takes `&self` and holds the lock only to find the compiled webhook, so
@@ -15,8 +22,10 @@ mod builder;
 mod host;
 mod next_token;
 mod operations;
+mod pipeline;
 mod shapes;
 mod state;
+mod tags;
 mod urls;
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,15 +34,18 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use crate::model::{MAX_REPORTED_VIOLATIONS, check_name, model_operations, validate_input};
 pub use builder::{RegistryBuilder, partition_of};
-pub use host::{Resolved, check_max_results, check_tags, invalid_next_token, no_such_pipeline};
+pub use host::{Resolved, check_max_results, invalid_next_token, no_such_pipeline};
+pub use pipeline::{MAX_STAGES, SECRET_CONFIGURATION_KEYS, mask_secrets, validate_pipeline_input, validate_structure};
 pub use shapes::{
     ActionDeclaration, DeleteWebhookInput, DeregisterWebhookWithThirdPartyInput, ListWebhookItem, ListWebhooksInput,
     ListWebhooksOutput, PipelineDeclaration, PutWebhookOutput, RegisterWebhookWithThirdPartyInput, RegistryState,
     StageDeclaration, WebhookState,
 };
+pub use tags::{ListTagsForResourceInput, ListTagsForResourceOutput, TagResourceInput, UntagResourceInput, check_tags};
 
-use crate::definition::{Tag, Violations, WebhookDefinition};
+use crate::definition::{Tag, WebhookDefinition};
 use crate::error::{Error, ErrorCode};
 use crate::webhook::{Webhook, WebhookOptions};
 use urls::BaseUrl;
@@ -100,6 +112,9 @@ struct State {
     /// is still the pipeline in force when it comes to insert.
     pipelines: BTreeMap<String, Arc<PipelineDeclaration>>,
     webhooks: BTreeMap<String, Entry>,
+    /// Each tagged pipeline's tags (`TagResource`, `CreatePipeline`'s `tags`); a webhook's are in
+    /// its entry.
+    pipeline_tags: BTreeMap<String, Vec<Tag>>,
     /// URL token → webhook name.
     tokens: HashMap<String, String>,
 }
@@ -128,7 +143,13 @@ struct Previous {
 
 impl State {
     fn new(next_token_key: [u8; 32]) -> Self {
-        Self { next_token_key, pipelines: BTreeMap::new(), webhooks: BTreeMap::new(), tokens: HashMap::new() }
+        Self {
+            next_token_key,
+            pipelines: BTreeMap::new(),
+            webhooks: BTreeMap::new(),
+            pipeline_tags: BTreeMap::new(),
+            tokens: HashMap::new(),
+        }
     }
 }
 
@@ -148,10 +169,7 @@ fn not_found(name: &str) -> Error {
 /// third-party calls): the model constraints of `PutWebhook`'s `name` (`WebhookName`, 1 to 100
 /// characters of `[A-Za-z0-9.@\-_]+`), reported as AWS reports them.
 fn check_webhook_name(member: &str, name: &str) -> Result<(), Error> {
-    let mut v = Violations::default();
-    v.length(member, name, 1, 100, false);
-    v.name_pattern(member, name);
-    v.into_result()
+    crate::model::check_name(member, name)
 }
 
 impl Registry {
@@ -199,10 +217,7 @@ fn last_triggered(entry: &Entry) -> Option<f64> {
 
 /// Model constraints of a pipeline as far as webhooks read it: its name, and a first stage.
 fn check_pipeline(pipeline: &PipelineDeclaration) -> Result<(), Error> {
-    let mut v = Violations::default();
-    v.length("pipeline.name", &pipeline.name, 1, 100, false);
-    v.name_pattern("pipeline.name", &pipeline.name);
-    v.into_result()?;
+    crate::model::check_name("pipeline.name", &pipeline.name)?;
     if pipeline.stages.is_empty() {
         return Err(Error::validation("pipeline.stages".to_owned(), "a pipeline needs at least one stage"));
     }
@@ -238,6 +253,17 @@ impl Registry {
             None => self.options.build(definition, config),
             Some(p) => self.options.clone().accept_previous_secret(p.secret.clone()).build(definition, config),
         }
+    }
+}
+
+impl Registry {
+    /// Shows the secret configuration values of a pipeline declaration (JSON) as `****`, as AWS
+    /// responses show them: `OAuthToken`, and every key marked secret in the registry's
+    /// [`webhook_options`](RegistryBuilder::webhook_options)
+    /// ([`WebhookOptions::secret_key`]), whatever the value's JSON type. For every response that
+    /// shows a declaration (`CreatePipeline`, `UpdatePipeline`, `GetPipeline`).
+    pub fn mask_secrets(&self, pipeline: &mut serde_json::Value) {
+        pipeline::mask_secrets(pipeline, |key| self.options.is_secret(key));
     }
 }
 

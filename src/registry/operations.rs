@@ -70,6 +70,7 @@ impl Registry {
     /// again (then they compile against it). Deleting a missing pipeline succeeds.
     pub fn delete_pipeline(&self, name: &str) -> Result<(), Error> {
         let mut state = self.write();
+        state.pipeline_tags.remove(name);
         if state.pipelines.remove(name).is_some() {
             for entry in state.webhooks.values_mut().filter(|e| e.definition.target_pipeline == name) {
                 entry.compiled = Err(pipeline_not_found(name));
@@ -262,10 +263,12 @@ impl Registry {
     }
 
     /// A delivery to a webhook URL: `https://{region}.webhooks.aws/trigger?t={token}&v=1`, or
-    /// `{base}/trigger?t=…` with [`RegistryBuilder::base_url`](super::RegistryBuilder::base_url). Either the whole URL (scheme, host
-    /// and port must be the base's) or its path-and-query (`/trigger?t=…&v=1`, as an HTTP server
-    /// sees it). The query's parameters may come in any order, percent-encoded or not; `v` may be
-    /// absent but, when present, must be `1`; other parameters are ignored.
+    /// `{base}/trigger?t=…` with [`RegistryBuilder::base_url`](super::RegistryBuilder::base_url).
+    /// The token alone names the webhook: whatever comes before the query is not compared (a
+    /// whole URL, another origin, or a path-and-query as an HTTP server behind a proxy sees it,
+    /// `/trigger?v=1&t=…` under a base of `https://hooks.example.com/cp`). The query's parameters
+    /// may come in any order, percent-encoded or not; `v` may be absent but, when present, must be
+    /// `1`; other parameters are ignored.
     ///
     /// `WebhookNotFoundException` when no webhook has that URL (no `t`, an empty or unknown one, or
     /// two); the webhook's own error when it cannot compile against its pipeline as it is now. A

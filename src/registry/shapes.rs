@@ -57,12 +57,13 @@ impl PipelineDeclaration {
     /// The configuration of `action` in the first stage, the one a webhook that targets `action`
     /// fills its placeholders from (`ValidationException` "Action with name X was not found in the
     /// first stage of the pipeline" when there is none, as `PutWebhook` says).
+    ///
+    /// The action must also be a source action (`actionTypeId.category` `Source`; an action
+    /// declared without `actionTypeId` is taken as one): otherwise `ValidationException` "The
+    /// action must be from the source (first) stage of the pipeline", as AWS words it.
     pub fn first_stage_configuration(&self, action: &str) -> Result<&ActionConfiguration, Error> {
-        self.stages
-            .first()
-            .and_then(|stage| stage.actions.iter().find(|a| a.name == action))
-            .map(|a| &a.configuration)
-            .ok_or_else(|| {
+        let found =
+            self.stages.first().and_then(|stage| stage.actions.iter().find(|a| a.name == action)).ok_or_else(|| {
                 Error::validation(
                     Some("webhook.targetAction".to_owned()),
                     format!(
@@ -70,7 +71,15 @@ impl PipelineDeclaration {
                         crate::error::escape(action)
                     ),
                 )
-            })
+            })?;
+        let category = found.other.get("actionTypeId").and_then(|t| t.get("category"));
+        if category.is_some_and(|c| c != "Source") {
+            return Err(Error::validation(
+                Some("webhook.targetAction".to_owned()),
+                "The action must be from the source (first) stage of the pipeline",
+            ));
+        }
+        Ok(&found.configuration)
     }
 }
 
@@ -189,6 +198,10 @@ pub struct RegistryState {
     pub pipelines: Vec<PipelineDeclaration>,
     /// Every webhook, with what the API does not show.
     pub webhooks: Vec<WebhookState>,
+    /// Each tagged pipeline's tags, by pipeline name (`TagResource`); a webhook's tags are in its
+    /// [`WebhookState`].
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub pipeline_tags: std::collections::BTreeMap<String, Vec<Tag>>,
     /// The key (32 bytes, base64url) that signs and checks `ListWebhooks`' `NextToken`. Part of the
     /// state so that every instance that loads it, and one that restarts, accepts the tokens the
     /// others issued. Absent: the registry keeps its own (random) key.
@@ -201,6 +214,7 @@ impl std::fmt::Debug for RegistryState {
         f.debug_struct("RegistryState")
             .field("pipelines", &self.pipelines)
             .field("webhooks", &self.webhooks)
+            .field("pipeline_tags", &self.pipeline_tags)
             .field("next_token_key", &self.next_token_key.as_ref().map(|_| crate::definition::REDACTED))
             .finish()
     }

@@ -23,6 +23,7 @@ impl Registry {
         RegistryState {
             pipelines: state.pipelines.values().map(|p| PipelineDeclaration::clone(p)).collect(),
             webhooks: state.webhooks.values().map(super::host::export_entry).collect(),
+            pipeline_tags: state.pipeline_tags.clone(),
             next_token_key: Some(URL_SAFE_NO_PAD.encode(state.next_token_key)),
         }
     }
@@ -35,7 +36,8 @@ impl Registry {
     ///   token that is empty or not URL-safe, a negative `lastTriggered` (`ValidationException`);
     /// - a webhook that does not compile against its pipeline, unless the state records that
     ///   error's code in `errorCode` (it then loads with that error, as after `put_pipeline`);
-    /// - a `nextTokenKey` that is not 32 bytes of base64url (`ValidationException`).
+    /// - a `nextTokenKey` that is not 32 bytes of base64url (`ValidationException`);
+    /// - `pipelineTags` for a pipeline the state does not hold, or tags the tag checker refuses.
     ///
     /// Everything is checked and compiled before the write lock is taken.
     pub fn import_state(&self, imported: RegistryState) -> Result<(), Error> {
@@ -52,6 +54,18 @@ impl Registry {
             check_pipeline(&pipeline)?;
             if next.pipelines.insert(pipeline.name.clone(), Arc::new(pipeline)).is_some() {
                 return Err(Error::validation("pipelines".to_owned(), "the state names a pipeline twice"));
+            }
+        }
+        for (name, tags) in imported.pipeline_tags {
+            if !next.pipelines.contains_key(&name) {
+                return Err(Error::validation(
+                    "pipelineTags".to_owned(),
+                    format!("the state tags pipeline '{}', which it does not hold", crate::error::escape(&name)),
+                ));
+            }
+            super::tags::check_tags("pipelineTags", &tags)?;
+            if !tags.is_empty() {
+                next.pipeline_tags.insert(name, tags);
             }
         }
         if imported.webhooks.len() > self.quota {

@@ -12,10 +12,6 @@ use crate::error::Error;
 pub(super) struct BaseUrl {
     /// The base as given, without trailing slashes: `https://hooks.example.com:8443/cp`.
     base: String,
-    /// `scheme://authority`, lowercased: scheme and host are case-insensitive (RFC 3986 §6.2.2.1).
-    origin: String,
-    /// The path deliveries are posted to: the base's path + `/trigger`.
-    trigger_path: String,
 }
 
 impl BaseUrl {
@@ -42,16 +38,12 @@ impl BaseUrl {
         if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
             return Err(invalid());
         }
-        let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+        let authority = rest.find('/').map_or(rest, |i| &rest[..i]);
         let bad_char = |c: char| c.is_control() || c.is_whitespace() || matches!(c, '?' | '#');
         if authority.is_empty() || authority.contains('@') || base.contains(bad_char) {
             return Err(invalid());
         }
-        Ok(Self {
-            base: base.to_owned(),
-            origin: format!("{}://{}", scheme, authority).to_ascii_lowercase(),
-            trigger_path: format!("{path}/trigger"),
-        })
+        Ok(Self { base: base.to_owned() })
     }
 
     /// The URL of a token. Tokens are URL-safe (`[A-Za-z0-9_-]`), so nothing needs encoding.
@@ -59,29 +51,16 @@ impl BaseUrl {
         format!("{}/trigger?t={token}&v=1", self.base)
     }
 
-    /// The token of a delivery URL: an absolute URL under this base, or a path-and-query whose path
-    /// is this base's trigger path. The query may hold its parameters in any order, with or without
-    /// `v` (which, when present, must be `1`), percent-encoded or not; other parameters are ignored.
-    /// `None` when there is no `t`, an empty one, or two (which one would be meant is unclear).
+    /// The token of a delivery URL: the `t` parameter of its query, whatever comes before the
+    /// `?` (this base's URL, another origin, or a path-and-query as an HTTP server sees it): behind
+    /// a proxy that strips a prefix (`/cp`) or rewrites the host, the path a delivery arrives at is
+    /// not the one the registry handed out, and the token alone names the webhook. The query may
+    /// hold its parameters in any order, with or without `v` (which, when present, must be `1`),
+    /// percent-encoded or not; other parameters are ignored. `None` when there is no `t`, an empty
+    /// one, or two (which one would be meant is unclear).
     pub(super) fn token_in<'u>(&self, url: &'u str) -> Option<Cow<'u, str>> {
         let url = url.split_once('#').map_or(url, |(before, _)| before);
-        let (target, query) = url.split_once('?')?;
-        let path = if target.starts_with('/') {
-            target
-        } else {
-            let (scheme, rest) = target.split_once("://")?;
-            let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
-            let same_origin = self.origin.len() == scheme.len() + 3 + authority.len()
-                && self.origin[..scheme.len()].eq_ignore_ascii_case(scheme)
-                && self.origin[scheme.len() + 3..].eq_ignore_ascii_case(authority);
-            if !same_origin {
-                return None;
-            }
-            path
-        };
-        if path != self.trigger_path {
-            return None;
-        }
+        let (_, query) = url.split_once('?')?;
         let mut token = None;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -114,24 +93,29 @@ mod tests {
         let aws = BaseUrl::aws("us-east-1");
         assert_eq!(aws.url("abc"), "https://us-east-1.webhooks.aws/trigger?t=abc&v=1");
         let token = |base: &BaseUrl, url: &str| base.token_in(url).map(Cow::into_owned);
-        assert_eq!(token(&aws, "https://us-east-1.webhooks.aws/trigger?t=abc&v=1").as_deref(), Some("abc"));
-        assert_eq!(token(&aws, "HTTPS://US-EAST-1.webhooks.aws/trigger?v=1&t=abc").as_deref(), Some("abc"));
-        assert_eq!(token(&aws, "/trigger?t=abc").as_deref(), Some("abc"));
-        assert_eq!(token(&aws, "/trigger?%74=a%62c&v=%31#frag").as_deref(), Some("abc"));
+        for url in [
+            "https://us-east-1.webhooks.aws/trigger?t=abc&v=1",
+            "HTTPS://US-EAST-1.webhooks.aws/trigger?v=1&t=abc",
+            "/trigger?t=abc",
+            "/trigger?%74=a%62c&v=%31#frag",
+            "/other?t=abc",
+            "/trigger/?t=abc",
+            "https://other.example/trigger?t=abc",
+            "http://us-east-1.webhooks.aws:8080/x/y?t=abc",
+        ] {
+            assert_eq!(token(&aws, url).as_deref(), Some("abc"), "{url}");
+        }
         for none in [
             "/trigger",
             "/trigger?",
             "/trigger?t=",
             "/trigger?t",
             "/trigger?t=a&t=a",
+            "/trigger?t=a&t=b",
+            "/trigger?t=a&%74=b",
             "/trigger?t=a&v=2",
             "/trigger?t=%FF",
-            "/other?t=a",
-            "/trigger/?t=a",
-            "trigger?t=a",
-            "https://us-east-1.webhooks.aws.evil/trigger?t=a",
-            "http://us-east-1.webhooks.aws/trigger?t=a",
-            "https://us-east-1.webhooks.aws:443/trigger?t=a",
+            "/trigger#?t=a",
         ] {
             assert_eq!(token(&aws, none), None, "{none}");
         }
@@ -143,8 +127,9 @@ mod tests {
         assert_eq!(base.url("x"), "http://127.0.0.1:3000/hooks/cp/trigger?t=x&v=1");
         assert_eq!(base.token_in("/hooks/cp/trigger?v=1&t=x").as_deref(), Some("x"));
         assert_eq!(base.token_in("http://127.0.0.1:3000/hooks/cp/trigger?t=x").as_deref(), Some("x"));
-        assert_eq!(base.token_in("/trigger?t=x"), None);
-        assert_eq!(base.token_in("http://127.0.0.1:3001/hooks/cp/trigger?t=x"), None);
+        // Behind a proxy that strips the prefix, or under another origin: the token decides.
+        assert_eq!(base.token_in("/trigger?t=x").as_deref(), Some("x"));
+        assert_eq!(base.token_in("http://127.0.0.1:3001/hooks/cp/trigger?t=x").as_deref(), Some("x"));
         for bad in [
             "",
             "127.0.0.1:3000",

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use super::App;
 use super::control::{ApiError, Operation};
 use super::store::{ChangeKind, ExecutionRow, PipelineRow, StoreError, WriteTx};
-use codepipeline_webhooks::registry::{self, PipelineDeclaration, Registry};
+use codepipeline_webhooks::registry::{self, PipelineDeclaration, Registry, TagResourceInput};
 
 impl From<super::store::StoreError> for ApiError {
     fn from(e: super::store::StoreError) -> Self {
@@ -99,7 +99,7 @@ pub(crate) async fn execute(app: &App, op: Operation) -> Result<Value, ApiError>
         Operation::CreatePipeline(input) => {
             let name = pipeline_name(&input.pipeline)?;
             if let Some(tags) = &input.tags {
-                registry::check_tags(tags)?;
+                registry::check_tags("tags", tags)?;
             }
             let mut tx = app.store.write(&format!("pipeline:{name}")).await?;
             if tx.pipeline(&name, None).await?.is_some() {
@@ -111,9 +111,12 @@ pub(crate) async fn execute(app: &App, op: Operation) -> Result<Value, ApiError>
             let now = super::now();
             let version = Registry::next_pipeline_version(None);
             let row = put_pipeline(app, tx, input.pipeline, version, now, now).await?;
-            let mut out =
-                json!({"pipeline": serde_json::from_str::<Value>(&row.declaration).map_err(|_| ApiError::internal())?});
+            let mut pipeline = serde_json::from_str::<Value>(&row.declaration).map_err(|_| ApiError::internal())?;
+            app.registry.mask_secrets(&mut pipeline);
+            let mut out = json!({ "pipeline": pipeline });
             if let Some(tags) = input.tags.filter(|t| !t.is_empty()) {
+                let resource_arn = app.registry.pipeline_arn(&name);
+                app.registry.tag_resource(TagResourceInput { resource_arn, tags: tags.clone() })?;
                 out["tags"] = serde_json::to_value(tags).map_err(|_| ApiError::internal())?;
             }
             Ok(out)
@@ -126,7 +129,9 @@ pub(crate) async fn execute(app: &App, op: Operation) -> Result<Value, ApiError>
             };
             let version = Registry::next_pipeline_version(Some(current.version));
             let row = put_pipeline(app, tx, input.pipeline, version, current.created, super::now()).await?;
-            Ok(json!({"pipeline": serde_json::from_str::<Value>(&row.declaration).map_err(|_| ApiError::internal())?}))
+            let mut pipeline = serde_json::from_str::<Value>(&row.declaration).map_err(|_| ApiError::internal())?;
+            app.registry.mask_secrets(&mut pipeline);
+            Ok(json!({ "pipeline": pipeline }))
         }
         Operation::GetPipeline(input) => {
             let row = match app.store.pipeline(&input.name, input.version).await? {
@@ -140,7 +145,7 @@ pub(crate) async fn execute(app: &App, op: Operation) -> Result<Value, ApiError>
                 None => return Err(registry::no_such_pipeline(&input.name).into()),
             };
             let mut pipeline = serde_json::from_str::<Value>(&row.declaration).map_err(|_| ApiError::internal())?;
-            mask_secrets(&mut pipeline);
+            app.registry.mask_secrets(&mut pipeline);
             Ok(json!({
                 "pipeline": pipeline,
                 "metadata": {"pipelineArn": app.registry.pipeline_arn(&row.name), "created": row.created, "updated": row.updated},
@@ -241,6 +246,19 @@ pub(crate) async fn execute(app: &App, op: Operation) -> Result<Value, ApiError>
             }
             Ok(json!({"pipelineExecution": execution}))
         }
+        // A webhook's tags are stored with the webhook, in its transaction. A pipeline's tags live
+        // in this instance's registry only (not yet in the store).
+        Operation::TagResource(input) => match webhook_of(app, &input.resource_arn) {
+            Some(name) => write_webhook(app, &name, |r| r.tag_resource(input)).await.map(|()| json!({})),
+            None => Ok(app.registry.tag_resource(input).map(|()| json!({}))?),
+        },
+        Operation::UntagResource(input) => match webhook_of(app, &input.resource_arn) {
+            Some(name) => write_webhook(app, &name, |r| r.untag_resource(input)).await.map(|()| json!({})),
+            None => Ok(app.registry.untag_resource(input).map(|()| json!({}))?),
+        },
+        Operation::ListTagsForResource(input) => {
+            Ok(serde_json::to_value(app.registry.list_tags_for_resource(input)?).map_err(|_| ApiError::internal())?)
+        }
     }
 }
 
@@ -266,6 +284,12 @@ async fn write_webhook(
         return Err(e.into());
     }
     Ok(())
+}
+
+/// The webhook a resource ARN of this service names, if it names one (its tags are persisted
+/// with it).
+fn webhook_of(app: &App, arn: &str) -> Option<String> {
+    arn.strip_prefix(&app.registry.webhook_arn("")).map(str::to_owned)
 }
 
 fn summary(row: &ExecutionRow) -> Value {
@@ -317,37 +341,4 @@ async fn put_pipeline(
         return Err(e.into());
     }
     Ok(row)
-}
-
-/// Action configuration keys whose values AWS never returns: `GetPipeline` shows them as `****`.
-const SECRET_CONFIGURATION_KEYS: &[&str] = &["OAuthToken"];
-
-/// Masks the secret configuration values of every action of a pipeline declaration, as AWS does
-/// (the stored declaration keeps them: webhooks' `{OAuthToken}` placeholders resolve from it).
-fn mask_secrets(pipeline: &mut Value) {
-    let Some(stages) = pipeline.get_mut("stages").and_then(Value::as_array_mut) else { return };
-    for stage in stages {
-        let Some(actions) = stage.get_mut("actions").and_then(Value::as_array_mut) else { continue };
-        for action in actions {
-            let Some(config) = action.get_mut("configuration").and_then(Value::as_object_mut) else { continue };
-            for key in SECRET_CONFIGURATION_KEYS {
-                if let Some(value) = config.get_mut(*key) {
-                    *value = Value::String(codepipeline_webhooks::REDACTED.to_owned());
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod mask_tests {
-    use super::*;
-
-    #[test]
-    fn get_pipeline_masks_oauth_tokens_as_aws_does() {
-        let mut p =
-            json!({"stages": [{"actions": [{"configuration": {"OAuthToken": "ghp_x", "Branch": "main"}}, {}]}, {}]});
-        mask_secrets(&mut p);
-        assert_eq!(p["stages"][0]["actions"][0]["configuration"], json!({"OAuthToken": "****", "Branch": "main"}));
-    }
 }

@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use codepipeline_webhooks::registry::{
-    DeleteWebhookInput, DeregisterWebhookWithThirdPartyInput, ListWebhooksInput, RegisterWebhookWithThirdPartyInput,
+    DeleteWebhookInput, DeregisterWebhookWithThirdPartyInput, ListTagsForResourceInput, ListWebhooksInput,
+    RegisterWebhookWithThirdPartyInput, TagResourceInput, UntagResourceInput,
 };
 use codepipeline_webhooks::{PutWebhookInput, Tag};
 
@@ -147,10 +148,16 @@ pub enum Operation {
     ListPipelineExecutions(ListPipelineExecutionsInput),
     /// `GetPipelineExecution`.
     GetPipelineExecution(GetPipelineExecutionInput),
+    /// `TagResource`.
+    TagResource(TagResourceInput),
+    /// `UntagResource`.
+    UntagResource(UntagResourceInput),
+    /// `ListTagsForResource`.
+    ListTagsForResource(ListTagsForResourceInput),
 }
 
 /// The operations served, by name.
-pub const OPERATIONS: [&str; 12] = [
+pub const OPERATIONS: [&str; 15] = [
     "PutWebhook",
     "ListWebhooks",
     "DeleteWebhook",
@@ -163,6 +170,9 @@ pub const OPERATIONS: [&str; 12] = [
     "ListPipelines",
     "ListPipelineExecutions",
     "GetPipelineExecution",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
 ];
 
 /// The operation an `X-Amz-Target` names, if it is one served (its `'static` name).
@@ -171,18 +181,19 @@ pub fn operation_name(target: Option<&str>) -> Option<&'static str> {
     OPERATIONS.iter().copied().find(|o| *o == op)
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
-    serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
-            ApiError::client("ValidationException", e.to_string())
-        } else {
-            ApiError::client("SerializationException", format!("the body is not a JSON object: {e}"))
-        }
-    })
+fn parse<T: for<'de> Deserialize<'de>>(body: &Value) -> Result<T, ApiError> {
+    T::deserialize(body).map_err(|e| ApiError::client("ValidationException", e.to_string()))
 }
 
 /// Decodes a call from its `X-Amz-Target` header and body. No side effects; never panics.
+///
+/// The body must be a JSON object (an empty body is `{}`): anything else is a
+/// `SerializationException`, as AWS answers. Then, before anything reads it as typed data, the
+/// body is checked against the AWS service model as the registry does
+/// ([`validate_input`](codepipeline_webhooks::registry::validate_input): wrong JSON types are
+/// `SerializationException`, constraint violations `ValidationException` in AWS's words), and
+/// `CreatePipeline` / `UpdatePipeline` declarations against the structure rules
+/// ([`validate_pipeline_input`](codepipeline_webhooks::registry::validate_pipeline_input)).
 pub fn decode(target: Option<&str>, body: &[u8]) -> Result<Operation, ApiError> {
     let Some(name) = operation_name(target) else {
         return Err(ApiError::client(
@@ -190,23 +201,35 @@ pub fn decode(target: Option<&str>, body: &[u8]) -> Result<Operation, ApiError> 
             "the X-Amz-Target header names no operation of this service",
         ));
     };
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        // The position only: serde's text of a syntax error quotes nothing of the body.
+        ApiError::client("SerializationException", format!("the body is not JSON: {e}"))
+    })?;
+    match name {
+        "CreatePipeline" | "UpdatePipeline" => codepipeline_webhooks::registry::validate_pipeline_input(name, &value)?,
+        _ => codepipeline_webhooks::registry::validate_input(name, &value)?,
+    }
     Ok(match name {
         "PutWebhook" => {
             let text = std::str::from_utf8(body)
                 .map_err(|_| ApiError::client("SerializationException", "the body is not UTF-8"))?;
             Operation::PutWebhook(PutWebhookInput::from_json(text)?)
         }
-        "ListWebhooks" => Operation::ListWebhooks(parse(body)?),
-        "DeleteWebhook" => Operation::DeleteWebhook(parse(body)?),
-        "RegisterWebhookWithThirdParty" => Operation::RegisterWebhookWithThirdParty(parse(body)?),
-        "DeregisterWebhookWithThirdParty" => Operation::DeregisterWebhookWithThirdParty(parse(body)?),
-        "CreatePipeline" => Operation::CreatePipeline(parse(body)?),
-        "UpdatePipeline" => Operation::UpdatePipeline(parse(body)?),
-        "GetPipeline" => Operation::GetPipeline(parse(body)?),
-        "DeletePipeline" => Operation::DeletePipeline(parse(body)?),
-        "ListPipelines" => Operation::ListPipelines(parse(body)?),
-        "ListPipelineExecutions" => Operation::ListPipelineExecutions(parse(body)?),
-        "GetPipelineExecution" => Operation::GetPipelineExecution(parse(body)?),
+        "ListWebhooks" => Operation::ListWebhooks(parse(&value)?),
+        "DeleteWebhook" => Operation::DeleteWebhook(parse(&value)?),
+        "RegisterWebhookWithThirdParty" => Operation::RegisterWebhookWithThirdParty(parse(&value)?),
+        "DeregisterWebhookWithThirdParty" => Operation::DeregisterWebhookWithThirdParty(parse(&value)?),
+        "CreatePipeline" => Operation::CreatePipeline(parse(&value)?),
+        "UpdatePipeline" => Operation::UpdatePipeline(parse(&value)?),
+        "GetPipeline" => Operation::GetPipeline(parse(&value)?),
+        "DeletePipeline" => Operation::DeletePipeline(parse(&value)?),
+        "ListPipelines" => Operation::ListPipelines(parse(&value)?),
+        "ListPipelineExecutions" => Operation::ListPipelineExecutions(parse(&value)?),
+        "GetPipelineExecution" => Operation::GetPipelineExecution(parse(&value)?),
+        "TagResource" => Operation::TagResource(parse(&value)?),
+        "UntagResource" => Operation::UntagResource(parse(&value)?),
+        "ListTagsForResource" => Operation::ListTagsForResource(parse(&value)?),
         _ => unreachable_operation(name)?,
     })
 }

@@ -24,6 +24,8 @@ pub mod deliveries;
 pub mod executions;
 #[cfg(feature = "serve")]
 pub mod metrics;
+mod modes;
+mod revisions;
 #[cfg(feature = "serve")]
 mod service;
 #[cfg(feature = "serve")]

@@ -1,0 +1,228 @@
+//! Tags: one checker for pipelines and webhooks, and `TagResource`, `UntagResource` and
+//! `ListTagsForResource` on their ARNs. A webhook's tags are the ones `PutWebhook` set (one store).
+//!
+//! The rules, in this order: the model's constraints (key 1 to 128 characters, value 0 to 256;
+//! `ValidationException` at AWS's paths, `tags.1.member.key`), at most 50 tags on a resource
+//! (`TooManyTagsException`), then no key with the reserved `aws:` prefix, whatever its case, and no
+//! key twice in one call (`InvalidTagsException`).
+
+use serde::{Deserialize, Serialize};
+
+use super::Registry;
+use crate::definition::{MAX_TAGS, Tag};
+use crate::error::{Error, ErrorCode, escape};
+
+/// The input of `TagResource`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TagResourceInput {
+    /// A pipeline's or a webhook's ARN.
+    pub resource_arn: String,
+    /// Tags to add; a key already there gets the new value.
+    pub tags: Vec<Tag>,
+}
+
+/// The input of `UntagResource`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UntagResourceInput {
+    /// A pipeline's or a webhook's ARN.
+    pub resource_arn: String,
+    /// The keys to remove; a key the resource does not have is ignored.
+    pub tag_keys: Vec<String>,
+}
+
+/// The input of `ListTagsForResource`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTagsForResourceInput {
+    /// A pipeline's or a webhook's ARN.
+    pub resource_arn: String,
+    /// Accepted; every tag of a resource (at most 50) comes in one page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    /// 1 to 100; a resource has at most 50 tags, so one page holds them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<i64>,
+}
+
+/// What `ListTagsForResource` returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTagsForResourceOutput {
+    /// The resource's tags, in the order they were set.
+    pub tags: Vec<Tag>,
+    /// Never set: one page holds every tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// The one tag checker, for pipelines and webhooks (and `PutWebhook`'s tags): the model's
+/// constraints on each tag (`ValidationException`, paths under `member`, e.g. `tags`), then at most
+/// 50 (`TooManyTagsException`), then no `aws:` prefix in any case and no key twice
+/// (`InvalidTagsException`).
+///
+/// ```
+/// use codepipeline_webhooks::Tag;
+/// use codepipeline_webhooks::registry::check_tags;
+/// let tag = |k: &str| Tag { key: k.to_owned(), value: String::new() };
+/// assert!(check_tags("tags", &[tag("team")]).is_ok());
+/// assert_eq!(check_tags("tags", &[tag("")]).unwrap_err().message(),
+///     "1 validation error detected: Value at 'tags.1.member.key' failed to satisfy constraint: Member must have length greater than or equal to 1");
+/// assert_eq!(check_tags("tags", &[tag("AWS:x")]).unwrap_err().code(), "InvalidTagsException");
+/// ```
+pub fn check_tags(member: &str, tags: &[Tag]) -> Result<(), Error> {
+    crate::definition::check_tags(member, tags)
+}
+
+/// The resource an ARN of this registry names.
+pub(super) enum Resource {
+    Pipeline(String),
+    Webhook(String),
+}
+
+fn invalid_arn(arn: &str) -> Error {
+    Error::new(
+        ErrorCode::InvalidArnException,
+        Some("resourceArn".to_owned()),
+        format!(
+            "The ARN '{}' is not a CodePipeline pipeline or webhook ARN (arn:PARTITION:codepipeline:REGION:ACCOUNT:NAME or ...:webhook:NAME)",
+            escape(arn)
+        ),
+    )
+}
+
+fn not_found(arn: &str) -> Error {
+    Error::new(
+        ErrorCode::ResourceNotFoundException,
+        Some("resourceArn".to_owned()),
+        format!("The resource with the ARN '{}' was not found", escape(arn)),
+    )
+}
+
+impl Registry {
+    /// The resource `arn` names: `ValidationException` when it breaks the model's pattern,
+    /// `InvalidArnException` when its resource part is not a pipeline or webhook name, and
+    /// `ResourceNotFoundException` for another partition, region or account.
+    pub(super) fn resource(&self, arn: &str) -> Result<Resource, Error> {
+        crate::model::validate_member("ResourceArn", &serde_json::Value::String(arn.to_owned()), "resourceArn")?;
+        let mut parts = arn.splitn(6, ':');
+        let (Some("arn"), Some(partition), Some("codepipeline"), Some(region), Some(account), Some(rest)) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid_arn(arn));
+        };
+        let (resource, name) = match rest.strip_prefix("webhook:") {
+            Some(name) => (Resource::Webhook(name.to_owned()), name),
+            None => (Resource::Pipeline(rest.to_owned()), rest),
+        };
+        if crate::model::check_name("resourceArn", name).is_err() {
+            return Err(invalid_arn(arn));
+        }
+        if partition != self.partition || region != self.region || account != self.account_id {
+            return Err(not_found(arn));
+        }
+        Ok(resource)
+    }
+
+    /// `TagResource`: adds tags to a pipeline or a webhook (a key it has gets the new value).
+    /// Errors: `ValidationException` (model), `InvalidArnException`, `ResourceNotFoundException`,
+    /// `TooManyTagsException` (more than 50 on the resource after the call), `InvalidTagsException`.
+    pub fn tag_resource(&self, input: TagResourceInput) -> Result<(), Error> {
+        check_tags("tags", &input.tags)?;
+        let resource = self.resource(&input.resource_arn)?;
+        let mut state = self.write();
+        let tags = match &resource {
+            Resource::Pipeline(name) => {
+                if !state.pipelines.contains_key(name) {
+                    return Err(not_found(&input.resource_arn));
+                }
+                state.pipeline_tags.entry(name.clone()).or_default()
+            }
+            Resource::Webhook(name) => {
+                &mut state.webhooks.get_mut(name).ok_or_else(|| not_found(&input.resource_arn))?.tags
+            }
+        };
+        let mut merged = tags.clone();
+        for tag in input.tags {
+            match merged.iter_mut().find(|t| t.key == tag.key) {
+                Some(t) => t.value = tag.value,
+                None => merged.push(tag),
+            }
+        }
+        if merged.len() > MAX_TAGS {
+            return Err(Error::new(
+                ErrorCode::TooManyTagsException,
+                Some("tags".to_owned()),
+                format!("the resource would have {} tags; a resource can have at most {MAX_TAGS}", merged.len()),
+            ));
+        }
+        *tags = merged;
+        Ok(())
+    }
+
+    /// `UntagResource`: removes tags by key (a key the resource does not have is ignored).
+    /// Errors: `ValidationException` (model), `InvalidArnException`, `ResourceNotFoundException`,
+    /// `InvalidTagsException` (a key with the reserved `aws:` prefix).
+    pub fn untag_resource(&self, input: UntagResourceInput) -> Result<(), Error> {
+        let keys = serde_json::to_value(&input.tag_keys)
+            .map_err(|_| Error::validation("tagKeys".to_owned(), "tag keys do not serialise"))?;
+        crate::model::validate_member("TagKeyList", &keys, "tagKeys")?;
+        if let Some(key) = input.tag_keys.iter().find(|k| k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:"))) {
+            return Err(Error::new(
+                ErrorCode::InvalidTagsException,
+                Some("tagKeys".to_owned()),
+                format!("tag key '{}' starts with 'aws:', which is reserved for AWS", escape(key)),
+            ));
+        }
+        let resource = self.resource(&input.resource_arn)?;
+        let mut state = self.write();
+        let tags = match &resource {
+            Resource::Pipeline(name) => {
+                if !state.pipelines.contains_key(name) {
+                    return Err(not_found(&input.resource_arn));
+                }
+                state.pipeline_tags.entry(name.clone()).or_default()
+            }
+            Resource::Webhook(name) => {
+                &mut state.webhooks.get_mut(name).ok_or_else(|| not_found(&input.resource_arn))?.tags
+            }
+        };
+        tags.retain(|t| !input.tag_keys.contains(&t.key));
+        if let Resource::Pipeline(name) = resource
+            && state.pipeline_tags.get(&name).is_some_and(Vec::is_empty) {
+                state.pipeline_tags.remove(&name);
+            }
+        Ok(())
+    }
+
+    /// `ListTagsForResource`: a pipeline's or a webhook's tags, in one page. Errors:
+    /// `ValidationException` (model), `InvalidArnException`, `ResourceNotFoundException`.
+    pub fn list_tags_for_resource(&self, input: ListTagsForResourceInput) -> Result<ListTagsForResourceOutput, Error> {
+        if let Some(max) = input.max_results {
+            crate::model::validate_member("MaxResults", &serde_json::Value::from(max), "maxResults")?;
+        }
+        if let Some(token) = &input.next_token {
+            crate::model::validate_member("NextToken", &serde_json::Value::String(token.clone()), "nextToken")?;
+            return Err(Error::new(
+                ErrorCode::InvalidNextTokenException,
+                Some("nextToken".to_owned()),
+                "The next token was not issued by this service: every tag of a resource comes in one page",
+            ));
+        }
+        let resource = self.resource(&input.resource_arn)?;
+        let state = self.read();
+        let tags = match &resource {
+            Resource::Pipeline(name) => {
+                if !state.pipelines.contains_key(name) {
+                    return Err(not_found(&input.resource_arn));
+                }
+                state.pipeline_tags.get(name).cloned().unwrap_or_default()
+            }
+            Resource::Webhook(name) => {
+                state.webhooks.get(name).ok_or_else(|| not_found(&input.resource_arn))?.tags.clone()
+            }
+        };
+        Ok(ListTagsForResourceOutput { tags, next_token: None })
+    }
+}
