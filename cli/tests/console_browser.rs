@@ -7,6 +7,8 @@
 //! Skipped, with a message, where `chromium` or `chromedriver` is not installed (Debian:
 //! `apt-get install chromium chromium-driver`; `.ci/run` installs them).
 
+#![cfg(unix)]
+
 mod console_common;
 
 use std::net::{SocketAddr, TcpListener};
@@ -32,7 +34,8 @@ fn find(names: &[&str]) -> Option<PathBuf> {
     None
 }
 
-/// chromedriver on a free loopback port; killed when dropped.
+/// chromedriver on a free loopback port, in a process group of its own with the browsers it
+/// starts: the whole group is killed when dropped (also when the test fails mid-way).
 struct Driver {
     child: Child,
     url: String,
@@ -40,6 +43,7 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", &format!("-{}", self.child.id())]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -47,7 +51,7 @@ impl Drop for Driver {
 
 async fn start_driver(binary: &Path, log: &Path) -> Driver {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(binary)
+    let child = std::os::unix::process::CommandExt::process_group(&mut Command::new(binary), 0)
         .arg(format!("--port={port}"))
         .arg("--allowed-ips=127.0.0.1")
         .stdin(Stdio::null())
@@ -55,6 +59,7 @@ async fn start_driver(binary: &Path, log: &Path) -> Driver {
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .expect("chromedriver starts");
+    let driver = Driver { child, url: format!("http://127.0.0.1:{port}") };
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + WAIT;
     loop {
@@ -68,7 +73,7 @@ async fn start_driver(binary: &Path, log: &Path) -> Driver {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Driver { child, url: format!("http://{addr}") }
+    driver
 }
 
 async fn browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
