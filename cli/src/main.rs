@@ -69,6 +69,24 @@ Exit codes: 0 signed, 2 no secret or unreadable payload.")]
     /// Run the service: the PutWebhook API (AWS JSON 1.1, SigV4), the /trigger receiver, SQLite.
     #[cfg(feature = "serve")]
     Serve(codepipeline_webhooks_cli::serve::ServeArgs),
+    /// List a webhook's recent deliveries, with why each did or did not start the pipeline (asks
+    /// a running `serve`'s console).
+    #[cfg(feature = "serve")]
+    #[command(after_help = "Examples:
+  codepipeline-webhooks deliveries --console-url http://127.0.0.1:8081 --webhook app-push
+  codepipeline-webhooks deliveries --console-url http://127.0.0.1:8081 --webhook app-push --json --limit 5
+
+Exit codes: 0 listed, 2 the console refused or cannot be reached.")]
+    Deliveries(codepipeline_webhooks_cli::serve::console::client::DeliveriesArgs),
+    /// Evaluate a recorded delivery against its webhook's current definition and deliver it again
+    /// (or, with --dry-run, only show the verdict).
+    #[cfg(feature = "serve")]
+    #[command(after_help = "Examples:
+  codepipeline-webhooks redeliver --console-url http://127.0.0.1:8081 42 --dry-run
+  codepipeline-webhooks redeliver --console-url http://127.0.0.1:8081 42
+
+Exit codes: 0 started (or would start), 1 did not start, 2 the console refused or cannot be reached.")]
+    Redeliver(codepipeline_webhooks_cli::serve::console::client::RedeliverArgs),
 }
 
 #[derive(Args)]
@@ -210,6 +228,10 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign(args),
         #[cfg(feature = "serve")]
         Command::Serve(args) => Ok(codepipeline_webhooks_cli::serve::main(args)),
+        #[cfg(feature = "serve")]
+        Command::Deliveries(args) => Ok(codepipeline_webhooks_cli::serve::console::client::deliveries(args)),
+        #[cfg(feature = "serve")]
+        Command::Redeliver(args) => Ok(codepipeline_webhooks_cli::serve::console::client::redeliver(args)),
     };
     result.unwrap_or_else(|usage| {
         if json {

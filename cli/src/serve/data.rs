@@ -13,7 +13,8 @@ use http::{HeaderMap, StatusCode, header};
 use serde_json::json;
 
 use super::App;
-use super::limits::BodyError;
+use super::deliveries::{Entry, Started};
+use super::limits::{BodyError, Reservation};
 use super::store::{ExecutionRow, QueuedJob, Recorded, TriggerRecord};
 use codepipeline_webhooks::registry::Resolved;
 use codepipeline_webhooks::{Request, Step, Verdict};
@@ -75,6 +76,7 @@ pub(crate) async fn trigger(
     if declared.is_some_and(|n| n > limit as u64) {
         app.metrics.delivery("too_large", "payload", started.elapsed());
         tracing::info!(webhook = %info.name(), outcome = "too_large", "Content-Length over the limit");
+        app.deliveries.record(Entry::too_large(&info, peer, &headers, limit));
         return empty(StatusCode::PAYLOAD_TOO_LARGE);
     }
     // Read into the global budget of buffered bodies (held until this request is answered).
@@ -84,6 +86,7 @@ pub(crate) async fn trigger(
         Err(BodyError::TooLarge) => {
             app.metrics.delivery("too_large", "payload", started.elapsed());
             tracing::info!(webhook = %info.name(), outcome = "too_large", "body over the limit");
+            app.deliveries.record(Entry::too_large(&info, peer, &headers, limit));
             return empty(StatusCode::PAYLOAD_TOO_LARGE);
         }
         Err(BodyError::Busy) => {
@@ -101,6 +104,24 @@ pub(crate) async fn trigger(
             return empty(StatusCode::REQUEST_TIMEOUT);
         }
     };
+    deliver(&app, &info, peer, &headers, bytes, started, None, Some(held)).await
+}
+
+/// A delivery whose body was read: evaluated on the fair pool, answered and recorded in the
+/// delivery log. The console's redeliver goes through here too (`redelivery_of`: the log entry
+/// it repeats). `held`: the body's room in the budget of buffered bodies, if it took some.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn deliver(
+    app: &Arc<App>,
+    info: &Resolved,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    bytes: Bytes,
+    started: Instant,
+    redelivery_of: Option<i64>,
+    held: Option<Reservation>,
+) -> Response {
+    let deadline = tokio::time::Instant::now() + app.config.read_timeout;
     // Evaluated off the async workers, in this webhook's turn of the pool.
     let slot = match tokio::time::timeout_at(deadline, app.pool.acquire(info.name())).await {
         Ok(slot) => slot,
@@ -135,7 +156,10 @@ pub(crate) async fn trigger(
             return empty(StatusCode::CONFLICT);
         }
     };
-    answer(&app, &info, &headers, verdict, bytes, started).await
+    let entry = Entry::new(info, peer, headers, &verdict, &bytes, app.deliveries.body_cap(), redelivery_of);
+    let response = answer(app, info, headers, verdict, bytes, started).await;
+    app.deliveries.record(entry.answered(&response));
+    response
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -211,7 +235,9 @@ async fn answer(
             }
             app.metrics.delivery("started", "none", started.elapsed());
             tracing::info!(webhook = %info.name(), pipeline = verdict.target_pipeline(), execution = %id, outcome = "started", previous_secret = verdict.used_previous_secret(), "pipeline started");
-            json_response(StatusCode::ACCEPTED, json!({"pipelineExecutionId": id}))
+            let mut response = json_response(StatusCode::ACCEPTED, json!({"pipelineExecutionId": id}));
+            response.extensions_mut().insert(Started(id));
+            response
         }
         Some(rejection) => {
             // The engine's one mapping from a verdict to what the sender is told (status, and a

@@ -7,15 +7,20 @@
 //! (operations against the state), `sigv4` (request verification), `data` (the `/trigger`
 //! receiver), `store` (the database, SQLite or Postgres, through sqlx), `executions`
 //! (the on-trigger runner and its durable queue), `limits` (the budget of buffered bodies), `pool`
-//! (the fair evaluation pool), `procgroup` (the programs' process groups), `metrics`, and the
-//! service itself (configuration, routes, startup, shutdown).
+//! (the fair evaluation pool), `procgroup` (the programs' process groups), `metrics`,
+//! `deliveries` (the delivery log), `console` (its API and pages, on a listener of its own), and
+//! the service itself (configuration, routes, startup, shutdown).
 
 pub mod control;
 
 #[cfg(feature = "serve")]
 mod api;
 #[cfg(feature = "serve")]
+pub mod console;
+#[cfg(feature = "serve")]
 pub mod data;
+#[cfg(feature = "serve")]
+pub mod deliveries;
 #[cfg(feature = "serve")]
 pub mod executions;
 #[cfg(feature = "serve")]

@@ -93,6 +93,12 @@ pub struct ServeArgs {
     /// `CODEPIPELINE_EXECUTION_ID`, `GITHUB_EVENT`, `GITHUB_DELIVERY` in its environment.
     #[arg(long, num_args = 1.., allow_hyphen_values = true, value_name = "PROGRAM [ARG]...")]
     pub on_trigger: Vec<String>,
+    /// The console's listener and token.
+    #[command(flatten)]
+    pub console: super::console::ConsoleArgs,
+    /// The delivery log's retention and body cap.
+    #[command(flatten)]
+    pub deliveries: super::deliveries::DeliveryArgs,
 }
 
 /// The resolved configuration of a running service.
@@ -132,6 +138,8 @@ pub struct ServeConfig {
     pub eval_threads: usize,
     /// Evaluations at once for one webhook.
     pub eval_per_webhook: usize,
+    /// The delivery log's retention and body cap.
+    pub deliveries: super::deliveries::DeliveryArgs,
 }
 
 /// How often each instance polls the change feed (changes reach its data plane within this, and
@@ -147,6 +155,7 @@ pub(crate) struct App {
     pub(crate) registry: Registry,
     pub(crate) store: Arc<Store>,
     pub(crate) recorder: super::executions::Recorder,
+    pub(crate) deliveries: super::deliveries::DeliveryLog,
     pub(crate) metrics: Metrics,
     pub(crate) runner: Option<Runner>,
     /// The budget of buffered request bodies.
@@ -437,6 +446,7 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
         body_budget_bytes: args.body_budget_mib.max(1).saturating_mul(1024 * 1024),
         eval_threads,
         eval_per_webhook,
+        deliveries: args.deliveries.clone(),
     })
 }
 
@@ -485,8 +495,10 @@ async fn build_app(config: ServeConfig) -> Result<Arc<App>, ServeError> {
     // The feed's position before the load: what changes meanwhile is applied again (loading a
     // row is idempotent).
     let seq = store.change_seq().await?;
+    let deliveries = super::deliveries::DeliveryLog::start(store.clone(), &config.deliveries);
     let app = App {
         config,
+        deliveries,
         registry,
         recorder: super::executions::Recorder::start(store.clone()),
         store,
@@ -675,7 +687,7 @@ async fn shutdown_signal() {
 /// HTTP/1.1 with a header read timeout (hyper's, which needs a timer; `axum::serve` sets none), so
 /// a client that sends its headers slowly cannot hold a connection; bodies are bounded by the
 /// handlers and the request timeout.
-async fn serve_connections(listener: tokio::net::TcpListener, router: Router, header_timeout: Duration) {
+pub(crate) async fn serve_connections(listener: tokio::net::TcpListener, router: Router, header_timeout: Duration) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::server::graceful::GracefulShutdown;
     use hyper_util::service::TowerToHyperService;
@@ -724,16 +736,28 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let bound = listener.local_addr()?;
     let config = config(&args, bound)?;
+    let console = super::console::bind(&args.console).await?;
     if !config.auth {
         tracing::warn!("--no-auth: control-plane calls are not authenticated");
     }
     let app = build_app(config).await?;
     let poller = tokio::spawn(housekeeping(app.clone()));
     tracing::info!(address = %bound, public_url = %app.config.public_url, database = %app.config.database, instance = %app.instance, "listening");
+    let console = match console {
+        Some(console) => {
+            let addr = console.addr()?;
+            tracing::info!(address = %addr, "console listening");
+            Some((addr, tokio::spawn(super::console::serve(app.clone(), console))))
+        }
+        None => None,
+    };
     {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on http://{bound}");
+        if let Some((addr, _)) = &console {
+            let _ = writeln!(out, "console on http://{addr}");
+        }
         let _ = out.flush();
     }
     if let Some(runner) = &app.runner {
@@ -744,6 +768,9 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         runner.shutdown().await;
     }
     poller.abort();
+    if let Some((_, task)) = console {
+        task.abort();
+    }
     app.store.close().await;
     tracing::info!("stopped");
     Ok(())

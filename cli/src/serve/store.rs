@@ -281,6 +281,9 @@ pub struct Store {
     liveness: tokio::sync::Mutex<Option<sqlx::AnyConnection>>,
     /// The last failed write, for readiness.
     health: Health,
+    /// SQLite has one writer at a time: the writers of this process (the trigger recorder, the
+    /// delivery log) queue here instead of in SQLite's busy handler, which sleeps.
+    write_gate: tokio::sync::Mutex<()>,
 }
 
 /// The last write that failed (when, and why), shared with write transactions.
@@ -355,6 +358,7 @@ impl Store {
                     _lock: None,
                     liveness: Default::default(),
                     health: Health::default(),
+                    write_gate: Default::default(),
                 })
             }
             Location::Url(url) => Err(StoreError(format!(
@@ -427,12 +431,27 @@ impl Store {
             _lock: Some(lock),
             liveness: Default::default(),
             health: Health::default(),
+            write_gate: Default::default(),
         })
     }
 
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// SQLite: the turn of this process's batch writers (held for a write transaction); Postgres
+    /// has row locks, and no turn to wait for.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_gate.lock().await),
+            Backend::Postgres => None,
+        }
+    }
+
+    /// The connection pool, for the modules that keep their own tables (the delivery log).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// The key that signs `NextToken`s, shared by every instance: made (32 random bytes,
@@ -583,6 +602,7 @@ impl Store {
                 out[w[1]] = Recorded::Duplicate;
             }
         }
+        let _turn = self.write_turn().await;
         let mut tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,

@@ -1,0 +1,487 @@
+//! The delivery log: what each delivery to a known webhook got and why (the verdict's typed
+//! JSON), with the headers that matter and the body up to a cap, kept for the console and for
+//! redelivery. Deliveries to unknown tokens are only counted in the metrics: a stranger cannot
+//! fill the disk.
+//!
+//! The data plane never waits for the log: `DeliveryLog::record` hands an entry to one writer
+//! task over a bounded queue (a full queue drops the entry and counts it), and the writer inserts
+//! whatever has queued up in one transaction, then trims each webhook it wrote to its last
+//! `--deliveries-keep` entries and deletes entries older than `--deliveries-days` (whenever the
+//! queue runs dry, and at least every 250 ms under a flood).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::response::Response;
+use http::HeaderMap;
+use serde_json::{Value, json};
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use super::store::{Backend, Store, StoreError};
+use codepipeline_webhooks::registry::Resolved;
+use codepipeline_webhooks::{Step, Verdict};
+
+/// The request headers kept with a delivery (lower case). Nothing that carries a credential:
+/// no `Authorization`, no cookies. The signature headers are kept for redelivery (a signature
+/// is a MAC of the body, not the secret) but the console shows only that they were present.
+pub const KEPT_HEADERS: [&str; 9] = [
+    "content-type",
+    "user-agent",
+    "x-github-event",
+    "x-github-delivery",
+    "x-github-hook-id",
+    "x-github-hook-installation-target-id",
+    "x-github-hook-installation-target-type",
+    "x-hub-signature",
+    "x-hub-signature-256",
+];
+
+/// Headers whose values the console never shows (it shows that they were present).
+pub const SIGNATURE_HEADERS: [&str; 2] = ["x-hub-signature", "x-hub-signature-256"];
+
+/// The most characters of one kept header value (longer values are cut).
+const MAX_HEADER_VALUE: usize = 1024;
+/// The most body bytes kept for a delivery refused at the address or the signature: its sender
+/// proved nothing, so it may not fill the log with `--deliveries-body-cap` bytes a row.
+pub const REFUSED_BODY_CAP: usize = 64 * 1024;
+/// The most header lines kept per delivery.
+const MAX_HEADER_LINES: usize = 32;
+/// The most entries waiting for the writer; past it entries are dropped (and counted).
+const QUEUE: usize = 8192;
+/// The most entries inserted in one transaction.
+const MAX_BATCH: usize = 512;
+/// How often, at least, each webhook's log is trimmed to its last N while entries keep coming.
+const TRIM_EVERY: Duration = Duration::from_millis(250);
+
+/// The delivery log's options (of `serve`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct DeliveryArgs {
+    /// How many deliveries are kept per webhook (the newest); 0 keeps no log at all.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub deliveries_keep: u32,
+    /// How many days a delivery is kept at most.
+    #[arg(long, default_value_t = 14.0, value_name = "DAYS")]
+    pub deliveries_days: f64,
+    /// The most body bytes kept with a delivery (for redelivery and the console); a longer body
+    /// is kept cut, and cannot be redelivered.
+    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
+    pub deliveries_body_cap: usize,
+}
+
+/// The execution a delivery started: set on the data plane's 202 answer, read by the log.
+#[derive(Clone, Debug)]
+pub(crate) struct Started(pub(crate) String);
+
+/// One delivery, as the log records it.
+#[derive(Clone, Debug)]
+pub(crate) struct Entry {
+    webhook: String,
+    received_at: f64,
+    event: Option<String>,
+    delivery: Option<String>,
+    source: String,
+    status: u16,
+    verdict: Value,
+    execution_id: Option<String>,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+    body_size: usize,
+    redelivery_of: Option<i64>,
+}
+
+fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for name in KEPT_HEADERS {
+        for value in headers.get_all(name) {
+            if out.len() == MAX_HEADER_LINES {
+                return out;
+            }
+            let value = String::from_utf8_lossy(value.as_bytes());
+            out.push((name.to_owned(), value.chars().take(MAX_HEADER_VALUE).collect()));
+        }
+    }
+    out
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(MAX_HEADER_VALUE).collect())
+}
+
+impl Entry {
+    /// A delivery the engine decided; the status is set by [`answered`](Self::answered).
+    pub(crate) fn new(
+        info: &Resolved,
+        peer: SocketAddr,
+        headers: &HeaderMap,
+        verdict: &Verdict,
+        body: &Bytes,
+        cap: usize,
+        redelivery_of: Option<i64>,
+    ) -> Entry {
+        let refused = matches!(verdict.step(), Some(Step::SourceIp | Step::Signature));
+        let cap = if refused { cap.min(REFUSED_BODY_CAP) } else { cap };
+        Entry {
+            webhook: info.name().to_owned(),
+            received_at: super::now(),
+            event: header_text(headers, "x-github-event"),
+            delivery: header_text(headers, "x-github-delivery"),
+            source: peer.ip().to_canonical().to_string(),
+            status: 0,
+            verdict: serde_json::to_value(verdict).unwrap_or(Value::Null),
+            execution_id: None,
+            headers: kept_headers(headers),
+            body: body.slice(..body.len().min(cap)),
+            body_size: body.len(),
+            redelivery_of,
+        }
+    }
+
+    /// A delivery refused before it was read whole: its body is over `limit`.
+    pub(crate) fn too_large(info: &Resolved, peer: SocketAddr, headers: &HeaderMap, limit: usize) -> Entry {
+        let declared = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(limit.saturating_add(1));
+        Entry {
+            webhook: info.name().to_owned(),
+            received_at: super::now(),
+            event: header_text(headers, "x-github-event"),
+            delivery: header_text(headers, "x-github-delivery"),
+            source: peer.ip().to_canonical().to_string(),
+            status: 413,
+            verdict: json!({
+                "decision": "reject",
+                "webhook": info.name(),
+                "step": "payload",
+                "reason": format!("payload too large: more than {limit} bytes"),
+            }),
+            execution_id: None,
+            headers: kept_headers(headers),
+            body: Bytes::new(),
+            body_size: declared,
+            redelivery_of: None,
+        }
+    }
+
+    /// The entry with what the sender was answered: the status, and the execution it started.
+    pub(crate) fn answered(mut self, response: &Response) -> Entry {
+        self.status = response.status().as_u16();
+        self.execution_id = response.extensions().get::<Started>().map(|s| s.0.clone());
+        self
+    }
+}
+
+/// What the writer is handed: an entry, or a request to say when everything before it is written.
+#[derive(Debug)]
+enum Job {
+    Entry(Box<Entry>),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// The log's writer: a bounded queue in front of one task.
+#[derive(Debug)]
+pub(crate) struct DeliveryLog {
+    /// `None` with `--deliveries-keep 0`: nothing is logged.
+    queue: Option<tokio::sync::mpsc::Sender<Job>>,
+    body_cap: usize,
+    dropped: AtomicU64,
+}
+
+impl DeliveryLog {
+    /// Starts the writer task (on the current runtime).
+    pub(crate) fn start(store: Arc<Store>, args: &DeliveryArgs) -> DeliveryLog {
+        let queue = (args.deliveries_keep > 0).then(|| {
+            let (queue, jobs) = tokio::sync::mpsc::channel(QUEUE);
+            let keep_secs = args.deliveries_days.max(0.0) * 86_400.0;
+            tokio::spawn(writer(store, jobs, i64::from(args.deliveries_keep), keep_secs));
+            queue
+        });
+        DeliveryLog { queue, body_cap: args.deliveries_body_cap, dropped: AtomicU64::new(0) }
+    }
+
+    /// The most body bytes kept with an entry.
+    pub(crate) fn body_cap(&self) -> usize {
+        self.body_cap
+    }
+
+    /// How many entries were dropped because the writer fell behind.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Queues an entry; never waits (a full queue drops it, counted).
+    pub(crate) fn record(&self, entry: Entry) {
+        let Some(queue) = &self.queue else { return };
+        if queue.try_send(Job::Entry(Box::new(entry))).is_err() && self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!("the delivery log falls behind: entries dropped (counted in the console's /api/webhooks)");
+        }
+    }
+
+    /// Waits until every entry queued before this call is written (or failed to be).
+    pub(crate) async fn flush(&self) {
+        let Some(queue) = &self.queue else { return };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if queue.send(Job::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, keep: i64, keep_secs: f64) {
+    let mut trimmed = Instant::now();
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut entries = Vec::with_capacity(batch.len());
+        let mut flushes = Vec::new();
+        for job in batch.drain(..) {
+            match job {
+                Job::Entry(e) => entries.push(*e),
+                Job::Flush(done) => flushes.push(done),
+            }
+        }
+        // Trimmed when the queue runs dry, and at least every TRIM_EVERY under a flood: a
+        // webhook holds at most that long's deliveries beyond `keep`.
+        let trim = jobs.is_empty() || trimmed.elapsed() >= TRIM_EVERY;
+        if trim {
+            trimmed = Instant::now();
+        }
+        if !entries.is_empty()
+            && let Err(e) = insert(&store, &entries, trim.then_some((keep, super::now() - keep_secs))).await
+        {
+            tracing::warn!(error = %e, entries = entries.len(), "writing the delivery log failed");
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Inserts a batch in one transaction and, given `trim` (how many to keep, and the oldest time
+/// kept), trims each webhook written to to its last `keep` and deletes what is older.
+async fn insert(store: &Store, entries: &[Entry], trim: Option<(i64, f64)>) -> Result<(), StoreError> {
+    let _turn = store.write_turn().await;
+    let mut tx = match store.backend() {
+        Backend::Sqlite => store.pool().begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => store.pool().begin().await?,
+    };
+    let mut webhooks: Vec<&str> = Vec::new();
+    for e in entries {
+        let headers: Vec<[&str; 2]> = e.headers.iter().map(|(n, v)| [n.as_str(), v.as_str()]).collect();
+        let decision = e.verdict.get("decision").and_then(Value::as_str).unwrap_or("reject");
+        sqlx::query(
+            "INSERT INTO delivery_log (webhook, received_at, event, delivery, source, status, decision, verdict,
+                 execution_id, headers, body, body_size, body_truncated, redelivery_of)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&e.webhook)
+        .bind(e.received_at)
+        .bind(e.event.as_deref())
+        .bind(e.delivery.as_deref())
+        .bind(&e.source)
+        .bind(i64::from(e.status))
+        .bind(decision)
+        .bind(e.verdict.to_string())
+        .bind(e.execution_id.as_deref())
+        .bind(serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into()))
+        .bind(e.body.to_vec())
+        .bind(i64::try_from(e.body_size).unwrap_or(i64::MAX))
+        .bind(i64::from(e.body.len() < e.body_size))
+        .bind(e.redelivery_of)
+        .execute(&mut *tx)
+        .await?;
+        if !webhooks.contains(&e.webhook.as_str()) {
+            webhooks.push(&e.webhook);
+        }
+    }
+    webhooks.sort_unstable();
+    let Some((keep, oldest)) = trim else {
+        tx.commit().await?;
+        return Ok(());
+    };
+    sqlx::query("DELETE FROM delivery_log WHERE received_at < $1").bind(oldest).execute(&mut *tx).await?;
+    for webhook in webhooks {
+        sqlx::query(
+            "DELETE FROM delivery_log WHERE webhook = $1 AND id <= (
+                 SELECT id FROM delivery_log WHERE webhook = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+        )
+        .bind(webhook)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A delivery as stored.
+#[derive(Clone, Debug)]
+pub(crate) struct Stored {
+    pub(crate) id: i64,
+    pub(crate) webhook: String,
+    pub(crate) received_at: f64,
+    pub(crate) event: Option<String>,
+    pub(crate) delivery: Option<String>,
+    pub(crate) source: String,
+    pub(crate) status: u16,
+    pub(crate) verdict: Value,
+    pub(crate) execution_id: Option<String>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) body_size: u64,
+    pub(crate) body_truncated: bool,
+    pub(crate) redelivery_of: Option<i64>,
+}
+
+const COLUMNS: &str = "id, webhook, received_at, event, delivery, source, status, verdict, execution_id, headers, \
+                       body, body_size, body_truncated, redelivery_of";
+
+fn stored(r: &AnyRow) -> Result<Stored, StoreError> {
+    let headers: String = r.try_get(9)?;
+    let headers: Vec<(String, String)> = serde_json::from_str::<Vec<[String; 2]>>(&headers)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|[n, v]| (n, v))
+        .collect();
+    let verdict: String = r.try_get(7)?;
+    Ok(Stored {
+        id: r.try_get(0)?,
+        webhook: r.try_get(1)?,
+        received_at: r.try_get(2)?,
+        event: r.try_get(3)?,
+        delivery: r.try_get(4)?,
+        source: r.try_get(5)?,
+        status: u16::try_from(r.try_get::<i64, _>(6)?).unwrap_or(0),
+        verdict: serde_json::from_str(&verdict).unwrap_or(Value::Null),
+        execution_id: r.try_get(8)?,
+        headers,
+        body: r.try_get::<Option<Vec<u8>>, _>(10)?.unwrap_or_default(),
+        body_size: u64::try_from(r.try_get::<i64, _>(11)?).unwrap_or(0),
+        body_truncated: r.try_get::<i64, _>(12)? != 0,
+        redelivery_of: r.try_get(13)?,
+    })
+}
+
+/// A page of a webhook's deliveries, newest first, with ids below `before`.
+pub(crate) async fn page(
+    store: &Store,
+    webhook: &str,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<Vec<Stored>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM delivery_log WHERE webhook = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+    ))
+    .bind(webhook)
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(stored).collect()
+}
+
+/// The newest redelivery of `original`.
+pub(crate) async fn latest_redelivery(store: &Store, original: i64) -> Result<Option<i64>, StoreError> {
+    let row = sqlx::query("SELECT MAX(id) FROM delivery_log WHERE redelivery_of = $1")
+        .bind(original)
+        .fetch_one(store.pool())
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// One delivery.
+pub(crate) async fn get(store: &Store, id: i64) -> Result<Option<Stored>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM delivery_log WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?;
+    row.as_ref().map(stored).transpose()
+}
+
+impl Stored {
+    /// What happened, in one word: `started`, `ping`, `duplicate`, `ignored`, `refused` (address
+    /// or signature), `too_large`, `bad_request` or `error`.
+    pub(crate) fn outcome(&self) -> &'static str {
+        let trigger = self.verdict.get("decision").and_then(Value::as_str) == Some("trigger");
+        match self.status {
+            202 => "started",
+            200 if self.event.as_deref() == Some("ping") => "ping",
+            200 if trigger => "duplicate",
+            200 => "ignored",
+            403 => "refused",
+            413 => "too_large",
+            400 => "bad_request",
+            _ => "error",
+        }
+    }
+
+    /// The headers as the console shows them: signature values replaced by `(present)`.
+    pub(crate) fn shown_headers(&self) -> Vec<(&str, &str)> {
+        self.headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), if SIGNATURE_HEADERS.contains(&n.as_str()) { "(present)" } else { v.as_str() }))
+            .collect()
+    }
+
+    /// The headers to evaluate again, as they arrived.
+    pub(crate) fn header_map(&self) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (n, v) in &self.headers {
+            if let (Ok(n), Ok(v)) = (http::HeaderName::try_from(n.as_str()), http::HeaderValue::try_from(v.as_str())) {
+                map.append(n, v);
+            }
+        }
+        map
+    }
+
+    /// The summary the list shows: the API's fields (no body, no headers).
+    pub(crate) fn summary_json(&self) -> Value {
+        let mut out = json!({
+            "id": self.id,
+            "webhook": self.webhook,
+            "receivedAt": self.received_at,
+            "event": self.event,
+            "deliveryId": self.delivery,
+            "sourceAddress": self.source,
+            "status": self.status,
+            "outcome": self.outcome(),
+            "decision": self.verdict.get("decision").cloned().unwrap_or(Value::Null),
+            "executionId": self.execution_id,
+            "redeliveryOf": self.redelivery_of,
+        });
+        // For a reject: the step, the reason in words and the typed filter fields.
+        for (from, to) in [
+            ("step", "step"),
+            ("reason", "reason"),
+            ("filter_index", "filterIndex"),
+            ("json_path", "jsonPath"),
+            ("expected", "expected"),
+            ("found", "found"),
+        ] {
+            if let Some(v) = self.verdict.get(from) {
+                out[to] = v.clone();
+            }
+        }
+        out
+    }
+
+    /// The whole entry: the summary, the verdict as the engine gave it, the headers (signature
+    /// values hidden) and the body (as text when it is UTF-8, else base64).
+    pub(crate) fn detail_json(&self) -> Value {
+        use base64::Engine as _;
+        let mut out = self.summary_json();
+        out["verdict"] = self.verdict.clone();
+        out["headers"] = self.shown_headers().into_iter().map(|(n, v)| json!({"name": n, "value": v})).collect();
+        match std::str::from_utf8(&self.body) {
+            Ok(text) => out["body"] = Value::String(text.to_owned()),
+            Err(_) => out["bodyBase64"] = base64::engine::general_purpose::STANDARD.encode(&self.body).into(),
+        }
+        out["bodySize"] = self.body_size.into();
+        out["bodyTruncated"] = self.body_truncated.into();
+        out
+    }
+}
