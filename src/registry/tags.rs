@@ -190,9 +190,10 @@ impl Registry {
         };
         tags.retain(|t| !input.tag_keys.contains(&t.key));
         if let Resource::Pipeline(name) = resource
-            && state.pipeline_tags.get(&name).is_some_and(Vec::is_empty) {
-                state.pipeline_tags.remove(&name);
-            }
+            && state.pipeline_tags.get(&name).is_some_and(Vec::is_empty)
+        {
+            state.pipeline_tags.remove(&name);
+        }
         Ok(())
     }
 

@@ -102,7 +102,21 @@ pub struct Job {
     pub delivery: String,
     /// The delivery's body.
     pub payload: Bytes,
+    /// More environment for the program (the revision it runs:
+    /// `CODEPIPELINE_TRIGGER_TYPE`, `CODEPIPELINE_REVISION_ID`, ...).
+    pub env: Vec<(&'static str, String)>,
 }
+
+/// What StopPipelineExecution asks of a running program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopMode {
+    /// `abandon`: the program is ended now.
+    Abandon,
+    /// Stop and wait: the program finishes; the execution then ends `Stopped`.
+    Wait,
+}
+
+type StopSignal = tokio::sync::oneshot::Sender<StopMode>;
 
 /// Runs the `--on-trigger` program.
 #[derive(Debug)]
@@ -111,13 +125,21 @@ pub struct Runner {
     timeout: Duration,
     concurrency: usize,
     permits: Arc<Semaphore>,
+    /// The executions this runner has (waiting or running), and how to stop each.
+    running: Arc<std::sync::Mutex<std::collections::HashMap<String, StopSignal>>>,
 }
 
 impl Runner {
     /// A runner for `program` (argv, at least one element).
     pub fn new(program: Vec<String>, timeout: Duration, concurrency: usize) -> Runner {
         let concurrency = concurrency.max(1);
-        Runner { program, timeout, concurrency, permits: Arc::new(Semaphore::new(concurrency)) }
+        Runner {
+            program,
+            timeout,
+            concurrency,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            running: Arc::default(),
+        }
     }
 
     /// Starts the job in the background; it waits for a free slot first.
@@ -125,9 +147,20 @@ impl Runner {
         let permits = self.permits.clone();
         let program = self.program.clone();
         let timeout = self.timeout;
+        let (signal, mut stop) = tokio::sync::oneshot::channel();
+        let running = self.running.clone();
+        running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(job.execution_id.clone(), signal);
         tokio::spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else { return };
-            let (status, summary) = run(&program, timeout, &job).await;
+            let permit = tokio::select! {
+                permit = permits.acquire_owned() => permit.ok(),
+                // Stopped while it waited for a slot: it never runs.
+                _ = &mut stop => None,
+            };
+            let (status, summary) = match permit {
+                Some(_permit) => run(&program, timeout, &job, stop).await,
+                None => ("Stopped", None),
+            };
+            running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&job.execution_id);
             app.metrics.execution_finished(status);
             if let Err(e) =
                 app.store.finish_execution(&job.execution_id, status, summary.as_deref(), super::now()).await
@@ -137,6 +170,13 @@ impl Runner {
         });
     }
 
+    /// StopPipelineExecution: signals the execution's program (or its wait for a slot). `false`
+    /// when this runner does not have it (finished, or run by another instance).
+    pub fn stop(&self, execution_id: &str, mode: StopMode) -> bool {
+        let signal = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(execution_id);
+        signal.is_some_and(|s| s.send(mode).is_ok())
+    }
+
     /// Waits until no program runs, or `limit` has passed.
     pub async fn drain(&self, limit: Duration) {
         let n = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
@@ -144,7 +184,12 @@ impl Runner {
     }
 }
 
-async fn run(program: &[String], timeout: Duration, job: &Job) -> (&'static str, Option<String>) {
+async fn run(
+    program: &[String],
+    timeout: Duration,
+    job: &Job,
+    mut stop: tokio::sync::oneshot::Receiver<StopMode>,
+) -> (&'static str, Option<String>) {
     let mut command = Command::new(&program[0]);
     command
         .args(&program[1..])
@@ -153,6 +198,7 @@ async fn run(program: &[String], timeout: Duration, job: &Job) -> (&'static str,
         .env("CODEPIPELINE_EXECUTION_ID", &job.execution_id)
         .env("GITHUB_EVENT", &job.event)
         .env("GITHUB_DELIVERY", &job.delivery)
+        .envs(job.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
@@ -173,10 +219,29 @@ async fn run(program: &[String], timeout: Duration, job: &Job) -> (&'static str,
         }
         child.wait().await
     };
-    match tokio::time::timeout(timeout, work).await {
-        Ok(Ok(status)) if status.success() => ("Succeeded", None),
-        Ok(Ok(status)) => ("Failed", Some(format!("the on-trigger program exited with {status}"))),
-        Ok(Err(e)) => ("Failed", Some(format!("waiting for the on-trigger program failed: {e}"))),
+    // Stopped with `abandon`: the program is ended (as on the timeout); stopped to wait: it
+    // finishes, and the store ends the execution Stopped.
+    let watched = async {
+        tokio::pin!(work);
+        tokio::select! {
+            done = &mut work => Some(done),
+            mode = &mut stop => match mode {
+                Ok(StopMode::Abandon) => None,
+                _ => Some(work.await),
+            },
+        }
+    };
+    let outcome = tokio::time::timeout(timeout, watched).await;
+    match outcome {
+        Ok(None) => {
+            let _ = child.kill().await;
+            ("Stopped", Some("stopped by StopPipelineExecution (abandon): the on-trigger program was ended".into()))
+        }
+        Ok(Some(done)) => match done {
+            Ok(status) if status.success() => ("Succeeded", None),
+            Ok(status) => ("Failed", Some(format!("the on-trigger program exited with {status}"))),
+            Err(e) => ("Failed", Some(format!("waiting for the on-trigger program failed: {e}"))),
+        },
         Err(_) => {
             let _ = child.kill().await;
             ("Failed", Some(format!("the on-trigger program ran longer than {} s and was killed", timeout.as_secs())))

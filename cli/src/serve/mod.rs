@@ -20,7 +20,10 @@ pub mod executions;
 #[cfg(feature = "serve")]
 pub mod metrics;
 mod modes;
+#[cfg(feature = "serve")]
 mod revisions;
+#[cfg(feature = "serve")]
+mod runs;
 #[cfg(feature = "serve")]
 mod service;
 #[cfg(feature = "serve")]

@@ -19,7 +19,11 @@ use super::metrics::Metrics;
 use super::sigv4::{self, AccessKey};
 use super::store::{ChangeKind, Location, PipelineRow, Store, StoreError, WebhookRow};
 use codepipeline_webhooks::DEFAULT_MAX_BODY_BYTES;
-use codepipeline_webhooks::registry::{PipelineDeclaration, Registry, RegistryState, WebhookState};
+use codepipeline_webhooks::Tag;
+use codepipeline_webhooks::registry::{
+    ListTagsForResourceInput, PipelineDeclaration, Registry, RegistryState, TagResourceInput, UntagResourceInput,
+    WebhookState,
+};
 
 /// How logs are written (to stderr).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -179,10 +183,34 @@ impl App {
                 if self.registry.pipeline(name).as_ref() != Some(&p) {
                     self.registry.put_pipeline(p).map_err(|e| corrupt("pipeline", name, e))?;
                 }
+                self.load_pipeline_tags(name, &row.tags)?;
             }
             None => {
                 let _ = self.registry.delete_pipeline(name);
             }
+        }
+        Ok(())
+    }
+
+    /// Puts a pipeline's stored tags (JSON text) in the cache, in place of those it has.
+    pub(crate) fn load_pipeline_tags(&self, name: &str, tags: &str) -> Result<(), StoreError> {
+        let tags: Vec<Tag> = serde_json::from_str(tags).map_err(|e| corrupt("pipeline tags of", name, e))?;
+        let resource_arn = self.registry.pipeline_arn(name);
+        let list = ListTagsForResourceInput { resource_arn: resource_arn.clone(), next_token: None, max_results: None };
+        let current = self.registry.list_tags_for_resource(list).map(|o| o.tags).unwrap_or_default();
+        if current == tags {
+            return Ok(());
+        }
+        if !current.is_empty() {
+            let tag_keys = current.into_iter().map(|t| t.key).collect();
+            self.registry
+                .untag_resource(UntagResourceInput { resource_arn: resource_arn.clone(), tag_keys })
+                .map_err(|e| corrupt("pipeline tags of", name, e))?;
+        }
+        if !tags.is_empty() {
+            self.registry
+                .tag_resource(TagResourceInput { resource_arn, tags })
+                .map_err(|e| corrupt("pipeline tags of", name, e))?;
         }
         Ok(())
     }

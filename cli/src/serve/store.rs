@@ -86,6 +86,8 @@ pub struct PipelineRow {
     pub created: f64,
     /// When this version was written, seconds since the Unix epoch.
     pub updated: f64,
+    /// The pipeline's tags, as JSON text (an array of `{key, value}`; the same on every version).
+    pub tags: String,
 }
 
 /// A stored webhook: the registry's exported state of it (secret and URL token included).
@@ -130,6 +132,12 @@ pub struct ExecutionRow {
     pub start_time: f64,
     /// Seconds since the Unix epoch.
     pub last_update_time: f64,
+    /// `Webhook` or `StartPipelineExecution`.
+    pub trigger_type: String,
+    /// Its `sourceRevisions`, as JSON text (an array).
+    pub source_revisions: String,
+    /// StopPipelineExecution's `reason`, once a call stopped it.
+    pub stop_reason: Option<String>,
 }
 
 /// One trigger to record.
@@ -235,9 +243,9 @@ impl std::fmt::Debug for Store {
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
-const PIPELINE_COLUMNS: &str = "name, version, declaration, created, updated";
-const EXECUTION_COLUMNS: &str =
-    "seq, id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time";
+const PIPELINE_COLUMNS: &str = "name, version, declaration, created, updated, tags";
+const EXECUTION_COLUMNS: &str = "seq, id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, \
+     last_update_time, trigger_type, source_revisions, stop_reason";
 
 impl Store {
     /// Opens the database and migrates its schema.
@@ -504,8 +512,8 @@ impl Store {
             }
             let e = &t.execution;
             sqlx::query(
-                "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time, instance)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time, instance, trigger_type, source_revisions)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(&e.id)
             .bind(&e.pipeline)
@@ -516,6 +524,8 @@ impl Store {
             .bind(e.start_time)
             .bind(e.last_update_time)
             .bind(t.instance.as_deref())
+            .bind(&e.trigger_type)
+            .bind(&e.source_revisions)
             .execute(&mut *tx)
             .await?;
         }
@@ -549,7 +559,9 @@ impl Store {
         Ok(sqlx::query("DELETE FROM deliveries WHERE at <= $1").bind(before).execute(&self.pool).await?.rows_affected())
     }
 
-    /// Sets an execution's status.
+    /// Sets an execution's status at its end: an execution `Stopping` (StopPipelineExecution) ends
+    /// `Stopped` whatever the program did, and one already ended (stopped by a call on another
+    /// instance, or as an orphan) is left as it is.
     pub async fn finish_execution(
         &self,
         id: &str,
@@ -557,13 +569,17 @@ impl Store {
         summary: Option<&str>,
         at: f64,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE executions SET status = $2, status_summary = $3, last_update_time = $4 WHERE id = $1")
-            .bind(id)
-            .bind(status)
-            .bind(summary)
-            .bind(at)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE executions SET status = CASE WHEN status = 'Stopping' THEN 'Stopped' ELSE $2 END,
+             status_summary = CASE WHEN status = 'Stopping' THEN status_summary ELSE $3 END, last_update_time = $4
+             WHERE id = $1 AND status IN ('InProgress', 'Stopping')",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(summary)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -605,7 +621,7 @@ impl Store {
     pub async fn stop_orphans(&self, me: &str, at: f64) -> Result<u64, StoreError> {
         const STOP: &str =
             "UPDATE executions SET status = 'Stopped', status_summary = 'the server restarted while it ran',
-             last_update_time = $2 WHERE status = 'InProgress' AND ";
+             last_update_time = $2 WHERE status IN ('InProgress', 'Stopping') AND ";
         match self.backend {
             Backend::Sqlite => {
                 let n = sqlx::query(&format!("{STOP} (instance IS NULL OR instance <> $1)"))
@@ -627,7 +643,7 @@ impl Store {
                     .rows_affected();
                 let rows = sqlx::query(
                     "SELECT id FROM instances WHERE id <> $1
-                     UNION SELECT DISTINCT instance FROM executions WHERE status = 'InProgress' AND instance <> $1",
+                     UNION SELECT DISTINCT instance FROM executions WHERE status IN ('InProgress', 'Stopping') AND instance <> $1",
                 )
                 .bind(me)
                 .fetch_all(&mut *conn)
@@ -664,15 +680,107 @@ impl Store {
         before_seq: Option<i64>,
         limit: usize,
     ) -> Result<Vec<ExecutionRow>, StoreError> {
+        self.executions_with(pipeline, before_seq, limit, None).await
+    }
+
+    /// One page of a pipeline's executions with this status (any with `None`), newest first,
+    /// after `before_seq`.
+    pub async fn executions_with(
+        &self,
+        pipeline: &str,
+        before_seq: Option<i64>,
+        limit: usize,
+        status: Option<&str>,
+    ) -> Result<Vec<ExecutionRow>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE pipeline = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE pipeline = $1 AND seq < $2 AND ($4 = '' OR status = $4)
+             ORDER BY seq DESC LIMIT $3"
         ))
         .bind(pipeline)
         .bind(before_seq.unwrap_or(i64::MAX))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(status.unwrap_or(""))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(execution_row).collect()
+    }
+
+    /// The `sourceRevisions` (JSON text) of the pipeline's latest webhook-started execution that
+    /// has any: what StartPipelineExecution runs.
+    pub async fn latest_source_revisions(&self, pipeline: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT source_revisions FROM executions WHERE pipeline = $1 AND trigger_type = 'Webhook'
+             AND source_revisions <> '[]' ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(pipeline)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
+    }
+
+    /// Writes an execution started by a call (StartPipelineExecution). With a
+    /// `client_request_token` already used on this pipeline, nothing is written and the id of
+    /// the execution it started is returned (`false`: not started now).
+    pub async fn start_execution(
+        &self,
+        execution: &ExecutionRow,
+        instance: Option<&str>,
+        client_request_token: Option<&str>,
+    ) -> Result<(String, bool), StoreError> {
+        let e = execution;
+        let done = sqlx::query(
+            "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time,
+             last_update_time, instance, trigger_type, source_revisions, client_request_token)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (pipeline, client_request_token) DO NOTHING",
+        )
+        .bind(&e.id)
+        .bind(&e.pipeline)
+        .bind(e.pipeline_version)
+        .bind(&e.status)
+        .bind(e.status_summary.as_deref())
+        .bind(&e.webhook_arn)
+        .bind(e.start_time)
+        .bind(e.last_update_time)
+        .bind(instance)
+        .bind(&e.trigger_type)
+        .bind(&e.source_revisions)
+        .bind(client_request_token)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok((e.id.clone(), true));
+        }
+        let row = sqlx::query("SELECT id FROM executions WHERE pipeline = $1 AND client_request_token = $2")
+            .bind(&e.pipeline)
+            .bind(client_request_token)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((row.try_get(0)?, false))
+    }
+
+    /// StopPipelineExecution: an execution `InProgress` becomes `Stopping` (`Stopped` at once
+    /// with `now`) with the reason. Whether it was in progress.
+    pub async fn stop_execution(
+        &self,
+        pipeline: &str,
+        id: &str,
+        reason: Option<&str>,
+        now: bool,
+        at: f64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE executions SET status = $3, stop_reason = $4, status_summary = $4, last_update_time = $5
+             WHERE pipeline = $1 AND id = $2 AND status = 'InProgress'",
+        )
+        .bind(pipeline)
+        .bind(id)
+        .bind(if now { "Stopped" } else { "Stopping" })
+        .bind(reason)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// One execution.
@@ -720,16 +828,31 @@ impl WriteTx {
 
     /// Writes a pipeline version.
     pub async fn insert_pipeline(&mut self, row: &PipelineRow) -> Result<(), StoreError> {
-        sqlx::query(&format!("INSERT INTO pipelines ({PIPELINE_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"))
+        sqlx::query(&format!("INSERT INTO pipelines ({PIPELINE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))
             .bind(&row.name)
             .bind(row.version)
             .bind(&row.declaration)
             .bind(row.created)
             .bind(row.updated)
+            .bind(&row.tags)
             .execute(&mut *self.tx)
             .await?;
         self.changes.push((ChangeKind::Pipeline, row.name.clone()));
         Ok(())
+    }
+
+    /// Replaces a pipeline's tags (JSON text), on every version. Whether the pipeline exists.
+    pub async fn set_pipeline_tags(&mut self, name: &str, tags: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE pipelines SET tags = $2 WHERE name = $1")
+            .bind(name)
+            .bind(tags)
+            .execute(&mut *self.tx)
+            .await?;
+        let exists = n.rows_affected() > 0;
+        if exists {
+            self.changes.push((ChangeKind::Pipeline, name.to_owned()));
+        }
+        Ok(exists)
     }
 
     /// Deletes every version of a pipeline and its executions. Whether it existed.
@@ -850,6 +973,7 @@ fn pipeline_row(r: &AnyRow) -> Result<PipelineRow, StoreError> {
         declaration: r.try_get(2)?,
         created: r.try_get(3)?,
         updated: r.try_get(4)?,
+        tags: r.try_get(5)?,
     })
 }
 
@@ -868,6 +992,9 @@ fn execution_row(r: &AnyRow) -> Result<ExecutionRow, StoreError> {
         webhook_arn: r.try_get(6)?,
         start_time: r.try_get(7)?,
         last_update_time: r.try_get(8)?,
+        trigger_type: r.try_get(9)?,
+        source_revisions: r.try_get(10)?,
+        stop_reason: r.try_get(11)?,
     })
 }
 
@@ -946,6 +1073,9 @@ mod tests {
             webhook_arn: "arn:aws:codepipeline:us-east-1:123456789012:webhook:w".into(),
             start_time: at,
             last_update_time: at,
+            trigger_type: "Webhook".into(),
+            source_revisions: "[]".into(),
+            stop_reason: None,
         }
     }
 
