@@ -596,7 +596,7 @@ async fn sigv4_and_protocol_errors() {
     assert_eq!((a.status, a.json()["__type"].as_str()), (403, Some("InvalidSignatureException")));
 
     // Protocol errors, signed.
-    let unknown = "CodePipeline_20150709.StartPipelineExecution";
+    let unknown = "CodePipeline_20150709.RetryStageExecution";
     let a = http(addr, "POST", "/", &sign_at(addr, unknown, b"{}", SystemTime::now(), KEY_SECRET), b"{}").await;
     assert_eq!((a.status, a.json()["__type"].as_str()), (400, Some("UnknownOperationException")));
     assert_eq!(a.header("x-amzn-ErrorType"), Some("UnknownOperationException"));
