@@ -371,7 +371,7 @@ async fn list_pipeline_executions_filter_succeeded_in_stage() {
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(ids("Build").await, [ok.clone()], "only the execution that succeeded passed Build");
+    assert_eq!(ids("Build").await, std::slice::from_ref(&ok), "only the execution that succeeded passed Build");
     assert_eq!(ids("Source").await, [failed.clone(), ok.clone()], "both passed the source stage");
     assert!(ids("Nope").await.is_empty(), "a stage the pipeline does not have: nothing");
     let all = c.list_pipeline_executions().pipeline_name("app").send().await.unwrap();
