@@ -55,12 +55,14 @@ struct Server {
 }
 
 impl Server {
-    fn start(data_dir: &Path, extra: &[&str]) -> Server {
+    /// `db`: `--database-url URL`, or nothing for SQLite under `data_dir`.
+    fn start(data_dir: &Path, db: &[String], extra: &[&str]) -> Server {
         let log = data_dir.with_extension(format!("log{}", COUNTER.fetch_add(1, Ordering::Relaxed)));
         let mut child = Command::new(env!("CARGO_BIN_EXE_codepipeline-webhooks"))
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--public-url", PUBLIC_URL, "--data-dir"])
             .arg(data_dir)
+            .args(db)
             .args(extra)
             .env("AWS_ACCESS_KEY_ID", KEY_ID)
             .env("AWS_SECRET_ACCESS_KEY", KEY_SECRET)
@@ -228,14 +230,42 @@ async fn wait_file(path: &Path) -> String {
     }
 }
 
+/// A database of its own in the Postgres cluster of `TEST_DATABASE_URL`, or `None` (with a
+/// message saying how to run the test) when it is not set.
+async fn postgres_database() -> Option<String> {
+    use sqlx::Connection as _;
+    let Ok(base) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!(
+            "skipped: set TEST_DATABASE_URL=postgres://USER@127.0.0.1:PORT/DB to run this test on Postgres \
+             (bash .ci/run starts a throwaway cluster and sets it)"
+        );
+        return None;
+    };
+    let name = format!("cpw_ops_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+    let mut conn = sqlx::PgConnection::connect(&base).await.expect("TEST_DATABASE_URL connects");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    let (prefix, _) = base.split('?').next().unwrap().rsplit_once('/').expect("a URL with a database name");
+    Some(format!("{prefix}/{name}"))
+}
+
 fn alive(pid: &str) -> bool {
     Path::new(&format!("/proc/{}", pid.trim())).exists()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revisions_from_the_corpus_push_and_pull_request() {
+    revisions_from_the_corpus_push_and_pull_request_in(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revisions_from_the_corpus_push_and_pull_request_on_postgres() {
+    let Some(url) = postgres_database().await else { return };
+    revisions_from_the_corpus_push_and_pull_request_in(&["--database-url".to_owned(), url]).await;
+}
+
+async fn revisions_from_the_corpus_push_and_pull_request_in(db: &[String]) {
     let dir = temp_dir("revisions");
-    let server = Server::start(&dir.join("data"), &[]);
+    let server = Server::start(&dir.join("data"), db, &[]);
     let (c, addr) = (server.client(), server.addr);
     c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
     // Before any execution: the stages, none with a latest execution.
@@ -346,9 +376,20 @@ async fn revisions_from_the_corpus_push_and_pull_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_pipeline_executions_filter_succeeded_in_stage() {
+    list_pipeline_executions_filter_succeeded_in_stage_in(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_pipeline_executions_filter_succeeded_in_stage_on_postgres() {
+    let Some(url) = postgres_database().await else { return };
+    list_pipeline_executions_filter_succeeded_in_stage_in(&["--database-url".to_owned(), url]).await;
+}
+
+async fn list_pipeline_executions_filter_succeeded_in_stage_in(db: &[String]) {
     let dir = temp_dir("filter");
     // The program fails the executions of the event `fail`.
-    let server = Server::start(&dir.join("data"), &["--on-trigger", "/bin/sh", "-c", "[ \"$GITHUB_EVENT\" != fail ]"]);
+    let server =
+        Server::start(&dir.join("data"), db, &["--on-trigger", "/bin/sh", "-c", "[ \"$GITHUB_EVENT\" != fail ]"]);
     let (c, addr) = (server.client(), server.addr);
     c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
     let token = webhook(&c, "hook", "app", "$.after").await;
@@ -398,10 +439,23 @@ fn sleeper(dir: &Path) -> (PathBuf, PathBuf) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_pipeline_execution_runs_the_latest_revision_once_per_token() {
+    start_pipeline_execution_runs_the_latest_revision_once_per_token_in(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_pipeline_execution_runs_the_latest_revision_once_per_token_on_postgres() {
+    let Some(url) = postgres_database().await else { return };
+    start_pipeline_execution_runs_the_latest_revision_once_per_token_in(&["--database-url".to_owned(), url]).await;
+}
+
+async fn start_pipeline_execution_runs_the_latest_revision_once_per_token_in(db: &[String]) {
     let dir = temp_dir("start");
     let (script, out) = sleeper(&dir);
-    let server =
-        Server::start(&dir.join("data"), &["--on-trigger", "/bin/sh", script.to_str().unwrap(), out.to_str().unwrap()]);
+    let server = Server::start(
+        &dir.join("data"),
+        db,
+        &["--on-trigger", "/bin/sh", script.to_str().unwrap(), out.to_str().unwrap()],
+    );
     let (c, addr) = (server.client(), server.addr);
     c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
 
@@ -464,10 +518,23 @@ async fn start_pipeline_execution_runs_the_latest_revision_once_per_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_pipeline_execution_abandons_or_waits_then_stopped() {
+    stop_pipeline_execution_abandons_or_waits_then_stopped_in(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_pipeline_execution_abandons_or_waits_then_stopped_on_postgres() {
+    let Some(url) = postgres_database().await else { return };
+    stop_pipeline_execution_abandons_or_waits_then_stopped_in(&["--database-url".to_owned(), url]).await;
+}
+
+async fn stop_pipeline_execution_abandons_or_waits_then_stopped_in(db: &[String]) {
     let dir = temp_dir("stop");
     let (script, out) = sleeper(&dir);
-    let server =
-        Server::start(&dir.join("data"), &["--on-trigger", "/bin/sh", script.to_str().unwrap(), out.to_str().unwrap()]);
+    let server = Server::start(
+        &dir.join("data"),
+        db,
+        &["--on-trigger", "/bin/sh", script.to_str().unwrap(), out.to_str().unwrap()],
+    );
     let c = server.client();
     c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
 
@@ -542,6 +609,16 @@ async fn stop_pipeline_execution_abandons_or_waits_then_stopped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipeline_tags_are_kept_in_the_store_across_restarts() {
+    pipeline_tags_are_kept_in_the_store_across_restarts_in(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_tags_are_kept_in_the_store_across_restarts_on_postgres() {
+    let Some(url) = postgres_database().await else { return };
+    pipeline_tags_are_kept_in_the_store_across_restarts_in(&["--database-url".to_owned(), url]).await;
+}
+
+async fn pipeline_tags_are_kept_in_the_store_across_restarts_in(db: &[String]) {
     let dir = temp_dir("tags");
     let arn = "arn:aws:codepipeline:us-east-1:123456789012:app";
     let tags = |c: Client| async move {
@@ -549,7 +626,7 @@ async fn pipeline_tags_are_kept_in_the_store_across_restarts() {
         out.tags().iter().map(|t| format!("{}={}", t.key(), t.value())).collect::<Vec<_>>()
     };
     {
-        let server = Server::start(&dir.join("data"), &[]);
+        let server = Server::start(&dir.join("data"), db, &[]);
         let c = server.client();
         c.create_pipeline()
             .pipeline(pipeline("app"))
@@ -567,7 +644,7 @@ async fn pipeline_tags_are_kept_in_the_store_across_restarts() {
         c.update_pipeline().pipeline(pipeline("app")).send().await.unwrap();
     }
     {
-        let server = Server::start(&dir.join("data"), &[]);
+        let server = Server::start(&dir.join("data"), db, &[]);
         let c = server.client();
         assert_eq!(tags(c.clone()).await, ["team=ci", "env=prod"]);
         c.untag_resource().resource_arn(arn).tag_keys("team").send().await.unwrap();
@@ -580,7 +657,7 @@ async fn pipeline_tags_are_kept_in_the_store_across_restarts() {
             .unwrap_err();
         assert_eq!(code(&e), "InvalidTagsException");
     }
-    let server = Server::start(&dir.join("data"), &[]);
+    let server = Server::start(&dir.join("data"), db, &[]);
     let c = server.client();
     assert_eq!(tags(c.clone()).await, ["env=prod"]);
     // Deleted with the pipeline; a pipeline created again starts with its own.
