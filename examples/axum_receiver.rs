@@ -1,8 +1,8 @@
 //! A real HTTP receiver for CodePipeline-style webhooks, on axum and hyper.
 //!
 //! ```sh
-//! cargo run --example axum_receiver --features http            # listens on 127.0.0.1:3000
-//! cargo run --example axum_receiver --features http -- 0.0.0.0:8080
+//! cargo run -p codepipeline-webhooks --example axum_receiver --features http            # 127.0.0.1:3000
+//! cargo run -p codepipeline-webhooks --example axum_receiver --features http -- 0.0.0.0:8080
 //! ```
 //!
 //! It holds a `Registry` loaded with the example webhook (`examples/webhook.json`, targeting the

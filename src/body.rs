@@ -54,23 +54,8 @@ fn decode_component(raw: &[u8]) -> Vec<u8> {
     percent_decode(&plus_as_space).collect()
 }
 
-pub(crate) fn malformed(problem: PayloadProblem) -> Rejection {
+fn malformed(problem: PayloadProblem) -> Rejection {
     Rejection::PayloadMalformed(problem)
-}
-
-/// The payload reject for a JSON error from either lane: our depth limit, typed, or serde_json's
-/// own description and position.
-pub(crate) fn invalid_json(e: serde_json::Error) -> Rejection {
-    let text = e.to_string();
-    let reason = match text.rfind(" at line ") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
-    };
-    let (line, column) = (e.line(), e.column());
-    malformed(match crate::json::depth_limit_of(&reason) {
-        Some(limit) => PayloadProblem::TooDeep { limit, line, column },
-        None => PayloadProblem::InvalidJson { reason, line, column },
-    })
 }
 
 #[cfg(test)]

@@ -9,8 +9,7 @@
 
 use std::borrow::Cow;
 
-use crate::definition::REDACTED;
-use crate::error::{Error, escape};
+use crate::error::{Error, REDACTED, escape};
 
 /// Model-constraint violations, gathered so that one error reports them all, as AWS does.
 #[derive(Default)]

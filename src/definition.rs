@@ -12,7 +12,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use crate::constraints::Violations;
-use crate::error::{Error, ErrorCode, escape};
+use crate::error::{Error, ErrorCode, REDACTED, escape};
+use crate::limits::{MAX_FILTERS, MAX_TAGS};
 
 /// The input of `PutWebhook`, as `aws codepipeline put-webhook --cli-input-json` takes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,9 +114,6 @@ impl fmt::Debug for WebhookAuthConfiguration {
     }
 }
 
-/// How AWS shows a secret token in responses, and how this crate shows it everywhere.
-pub const REDACTED: &str = "****";
-
 /// A resource tag.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,11 +123,6 @@ pub struct Tag {
     /// 0 to 256 characters.
     pub value: String,
 }
-
-/// At most this many filter rules per webhook (AWS model: `WebhookFilters` max 5).
-pub const MAX_FILTERS: usize = 5;
-/// At most this many tags per resource (`TooManyTagsException`).
-pub const MAX_TAGS: usize = 50;
 
 impl PutWebhookInput {
     /// Parses a put-webhook input document, refusing unknown fields, as a `ValidationException`

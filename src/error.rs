@@ -3,6 +3,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
+/// How AWS shows a secret token in responses, and how this crate shows it everywhere.
+pub const REDACTED: &str = "****";
+
 /// The AWS exception a failed operation maps to, as CodePipeline names it.
 ///
 /// [`ErrorCode::as_str`] gives the exact name AWS puts in `__type` / the SDK error code.

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::time::SystemTime;
 
 /// The signature header GitHub sends with HMAC-SHA256.
 pub const X_HUB_SIGNATURE_256: &str = "X-Hub-Signature-256";
@@ -38,12 +39,13 @@ pub const FORWARDED: &str = "Forwarded";
 #[derive(Clone, Copy)]
 pub struct Request<'a> {
     body: &'a [u8],
-    pub(crate) sha256: HeaderSlot<'a>,
-    pub(crate) sha1: HeaderSlot<'a>,
-    pub(crate) content_type: HeaderSlot<'a>,
-    pub(crate) x_forwarded_for: ForwardingHeaders<'a>,
-    pub(crate) forwarded: ForwardingHeaders<'a>,
+    sha256: HeaderSlot<'a>,
+    sha1: HeaderSlot<'a>,
+    content_type: HeaderSlot<'a>,
+    x_forwarded_for: ForwardingHeaders<'a>,
+    forwarded: ForwardingHeaders<'a>,
     source_ip: Option<IpAddr>,
+    now: Option<SystemTime>,
 }
 
 /// The last instances of a forwarding header, in the order sent (the rightmost hops are the ones
@@ -139,6 +141,7 @@ impl<'a> Request<'a> {
             x_forwarded_for: ForwardingHeaders::default(),
             forwarded: ForwardingHeaders::default(),
             source_ip: None,
+            now: None,
         }
     }
 
@@ -176,6 +179,32 @@ impl<'a> Request<'a> {
     pub fn source_ip(mut self, addr: impl IntoSourceIp) -> Self {
         self.source_ip = addr.into_source_ip();
         self
+    }
+
+    /// Hands in the host's clock reading for this delivery. The engine has no clock: a previous
+    /// secret accepted until a deadline
+    /// ([`WebhookOptions::accept_previous_secret_until`](crate::WebhookOptions::accept_previous_secret_until))
+    /// is tried only when the reading is before it. Without a reading, such a secret is not tried
+    /// (a previous secret without a deadline always is).
+    #[must_use]
+    pub fn now(mut self, now: SystemTime) -> Self {
+        self.now = Some(now);
+        self
+    }
+
+    /// The clock reading handed in with [`now`](Self::now), if any.
+    pub fn clock_reading(&self) -> Option<SystemTime> {
+        self.now
+    }
+
+    /// What was sent of `X-Hub-Signature-256` and `X-Hub-Signature`.
+    pub(crate) fn signature_headers(&self) -> (HeaderSlot<'a>, HeaderSlot<'a>) {
+        (self.sha256, self.sha1)
+    }
+
+    /// The last instances of `Forwarded` and of `X-Forwarded-For`.
+    pub(crate) fn forwarding_headers(&self) -> (&ForwardingHeaders<'a>, &ForwardingHeaders<'a>) {
+        (&self.forwarded, &self.x_forwarded_for)
     }
 
     /// The raw body.
@@ -256,6 +285,7 @@ impl fmt::Debug for Request<'_> {
             .field("x_forwarded_for", &self.x_forwarded_for.len)
             .field("forwarded", &self.forwarded.len)
             .field("source_ip", &self.source_ip)
+            .field("now", &self.now)
             .finish()
     }
 }

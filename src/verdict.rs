@@ -89,18 +89,6 @@ impl Verdict {
         &self.target.action
     }
 
-    /// This trigger, signed with a previous secret whose grace period is over, as the mismatch it
-    /// now is (the header the check read: SHA-256 when sent, else SHA-1).
-    #[cfg(feature = "registry")]
-    pub(crate) fn previous_secret_expired(self, request: &crate::Request<'_>) -> Self {
-        let header = if request.sha256 == crate::request::HeaderSlot::Absent {
-            SignatureHeader::Sha1
-        } else {
-            SignatureHeader::Sha256
-        };
-        Self { target: self.target, outcome: Err(Rejection::Signature(SignatureError::Mismatch(header))) }
-    }
-
     /// Whether the sender proved the secret: a `GITHUB_HMAC` webhook's delivery that got past the
     /// signature step. Only such a sender may be told why its delivery was ignored
     /// ([`Verdict::http_answer`]).

@@ -3,27 +3,21 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::action_configuration::ActionConfiguration;
 use crate::auth::Auth;
+use crate::auth::github::PreviousSecret;
 use crate::body;
-use crate::definition::{REDACTED, WebhookAuthenticationType, WebhookDefinition};
-use crate::error::{Error, ErrorCode, escape};
-use crate::filter::{Filter, FilterPath, Filters};
+use crate::definition::{WebhookAuthenticationType, WebhookDefinition};
+use crate::error::{Error, ErrorCode, REDACTED, escape};
+use crate::filter::plan::Lane;
+use crate::filter::{EqualityRule, Filter, FilterPath, Filters};
+use crate::limits::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT, MAX_PATTERNS};
 use crate::request::Request;
 use crate::template;
 use crate::verdict::{Rejection, Secret, Target, Verdict};
 use crate::warning::Warning;
-
-/// GitHub's cap on a delivery, the default body limit: 25 MiB.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
-/// The default limit on nested arrays and objects in a body.
-pub const DEFAULT_MAX_DEPTH: usize = 128;
-/// The largest nesting limit a webhook accepts. Evaluation recurses once per level: measured, about
-/// 0.5 KiB of stack per level in release builds and 2 KiB in debug builds, so 512 levels fit in
-/// the 2 MiB of a default spawned (or tokio worker) thread even unoptimised; the default 128 needs
-/// under 64 KiB optimised.
-pub const MAX_DEPTH_LIMIT: usize = 512;
 
 /// A compiled webhook: decides for each delivery whether the target pipeline starts.
 ///
@@ -76,9 +70,11 @@ pub struct WebhookOptions {
     require_sha256: bool,
     max_body_bytes: usize,
     max_depth: usize,
-    previous_secrets: Vec<String>,
+    /// Each with the deadline it is accepted until, if any.
+    previous_secrets: Vec<(String, Option<SystemTime>)>,
     deny_warnings: bool,
     secret_keys: Vec<String>,
+    aws_exact: bool,
 }
 
 impl Default for WebhookOptions {
@@ -90,6 +86,7 @@ impl Default for WebhookOptions {
             previous_secrets: Vec::new(),
             deny_warnings: false,
             secret_keys: Vec::new(),
+            aws_exact: false,
         }
     }
 }
@@ -100,9 +97,13 @@ impl fmt::Debug for WebhookOptions {
             .field("require_sha256", &self.require_sha256)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_depth", &self.max_depth)
-            .field("previous_secrets", &self.previous_secrets.iter().map(|_| REDACTED).collect::<Vec<_>>())
+            .field(
+                "previous_secrets",
+                &self.previous_secrets.iter().map(|(_, until)| (REDACTED, until)).collect::<Vec<_>>(),
+            )
             .field("deny_warnings", &self.deny_warnings)
             .field("secret_keys", &self.secret_keys)
+            .field("aws_exact", &self.aws_exact)
             .finish()
     }
 }
@@ -135,9 +136,40 @@ impl WebhookOptions {
     /// `SecretToken` (call once per secret). Each is checked in constant time, after the current
     /// one, with the same header rules; [`Verdict::used_previous_secret`] tells when one verified,
     /// so the host can see when the sender has moved to the new secret. Only `GITHUB_HMAC`
-    /// webhooks have secrets; for others this does nothing.
+    /// webhooks have secrets; for others this does nothing. Without a deadline it is accepted
+    /// for as long as the webhook lives; see
+    /// [`accept_previous_secret_until`](Self::accept_previous_secret_until).
     pub fn accept_previous_secret(mut self, secret: impl Into<String>) -> Self {
-        self.previous_secrets.push(secret.into());
+        self.previous_secrets.push((secret.into(), None));
+        self
+    }
+
+    /// Key rotation with a deadline: as [`accept_previous_secret`](Self::accept_previous_secret),
+    /// but the secret is tried only for a delivery whose clock reading
+    /// ([`Request::now`](crate::Request::now)) is before `until`. At or past it, or without a
+    /// reading, the secret is not tried at all: a delivery signed with it is a signature
+    /// mismatch and its body is never parsed. The engine has no clock; the host hands in its
+    /// reading with each delivery (the registry does, for its `rotation_grace`).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use codepipeline_webhooks::{ActionConfiguration, Request, Webhook, WebhookDefinition, github};
+    /// # let definition: WebhookDefinition = serde_json::from_str(r#"{
+    /// #     "name": "app-main", "targetPipeline": "app", "targetAction": "Source", "filters": [],
+    /// #     "authentication": "GITHUB_HMAC", "authenticationConfiguration": {"SecretToken": "new-secret"}
+    /// # }"#).unwrap();
+    /// let rotated = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// let webhook = Webhook::options()
+    ///     .accept_previous_secret_until("old-secret", rotated + Duration::from_secs(3600))
+    ///     .build(&definition, &ActionConfiguration::new())?;
+    /// let signature = github::signature_256(b"old-secret", b"{}");
+    /// let request = Request::new("{}").header("X-Hub-Signature-256", &signature);
+    /// assert!(webhook.evaluate(&request.now(rotated)).used_previous_secret());
+    /// assert!(!webhook.evaluate(&request.now(rotated + Duration::from_secs(3600))).is_trigger());
+    /// # Ok::<(), codepipeline_webhooks::Error>(())
+    /// ```
+    pub fn accept_previous_secret_until(mut self, secret: impl Into<String>, until: SystemTime) -> Self {
+        self.previous_secrets.push((secret.into(), Some(until)));
         self
     }
 
@@ -154,6 +186,34 @@ impl WebhookOptions {
     /// value.
     pub fn secret_key(mut self, key: impl Into<String>) -> Self {
         self.secret_keys.push(key.into());
+        self
+    }
+
+    /// Compare an indefinite path's selection with `matchEquals` as AWS does (Jayway JsonPath):
+    /// the path selects one list, and a list never equals a plain string, so a filter with an
+    /// indefinite path (a wildcard, slice, filter, descendant or union) and a `matchEquals`
+    /// never passes. Default: off, this crate's extension, where such a filter passes when any
+    /// selected scalar equals `matchEquals` ("any commit modified README.md"). Either way,
+    /// compiling such a filter gives a [`Warning`] that on AWS it never passes. Filters without
+    /// `matchEquals` (pass when something is selected) and singular paths are the same in both.
+    ///
+    /// ```
+    /// use codepipeline_webhooks::{ActionConfiguration, Request, Webhook, WebhookDefinition};
+    /// let definition: WebhookDefinition = serde_json::from_str(r#"{
+    ///     "name": "docs", "targetPipeline": "app", "targetAction": "Source",
+    ///     "filters": [{"jsonPath": "$.commits[*].modified[*]", "matchEquals": "README.md"}],
+    ///     "authentication": "UNAUTHENTICATED", "authenticationConfiguration": {}
+    /// }"#).unwrap();
+    /// let push = Request::new(r#"{"commits":[{"modified":["README.md"]}]}"#);
+    /// let config = ActionConfiguration::new();
+    /// assert!(Webhook::new(&definition, &config)?.evaluate(&push).is_trigger());
+    /// let aws = Webhook::options().aws_exact(true).build(&definition, &config)?;
+    /// assert!(!aws.evaluate(&push).is_trigger());
+    /// assert!(aws.warnings()[0].message().contains("on AWS this filter never passes"));
+    /// # Ok::<(), codepipeline_webhooks::Error>(())
+    /// ```
+    pub fn aws_exact(mut self, yes: bool) -> Self {
+        self.aws_exact = yes;
         self
     }
 
@@ -178,11 +238,15 @@ impl WebhookOptions {
         }
         let d = definition;
         d.validate()?;
-        let previous: Vec<&[u8]> = self.previous_secrets.iter().map(|s| s.as_bytes()).collect();
+        let previous: Vec<PreviousSecret<'_>> = self
+            .previous_secrets
+            .iter()
+            .map(|(secret, until)| PreviousSecret { secret: secret.as_bytes(), until: *until })
+            .collect();
         let auth = Auth::compile(d, self.require_sha256, &previous)?;
         let mut warnings = crate::auth::warnings(d);
         let mut filters = Vec::with_capacity(d.filters.len());
-        let mut patterns_left = crate::MAX_PATTERNS;
+        let mut patterns_left = MAX_PATTERNS;
         for (i, rule) in d.filters.iter().enumerate() {
             let path = FilterPath::parse_with(&rule.json_path, patterns_left).map_err(|e| {
                 Error::new(
@@ -203,7 +267,8 @@ impl WebhookOptions {
                     (Some(resolved.value.into()), Some(resolved.shown.into()))
                 }
             };
-            let filter = Filter { path, expected, shown };
+            let rule = if self.aws_exact { EqualityRule::WholeList } else { EqualityRule::AnyElement };
+            let filter = Filter { path, expected, shown, rule };
             warnings.extend(filter.warnings(i));
             filters.push(filter);
         }
@@ -288,7 +353,7 @@ impl Webhook {
     /// The value each filter must equal, placeholders resolved (`None` for a rule without
     /// `matchEquals`), in order. A secret key's placeholder is shown as `{Key}`.
     pub fn expected_values(&self) -> impl Iterator<Item = Option<&str>> {
-        self.filters.list().iter().map(|f| f.shown.as_deref())
+        self.filters.list().iter().map(Filter::shown)
     }
 
     /// What compiled but is likely a mistake: placeholders that stay literal, a filter on `$`
@@ -308,7 +373,7 @@ impl Webhook {
     /// `$.a[0]`). A diagnostic, for tests and benchmarks.
     #[doc(hidden)]
     pub fn builds_dom(&self) -> bool {
-        self.filters.bounded_lane()
+        self.filters.lane() == Lane::Tape
     }
 
     /// Decides whether `request` starts the pipeline.
@@ -321,18 +386,13 @@ impl Webhook {
     }
 
     fn check(&self, request: &Request<'_>) -> Result<Secret, Rejection> {
-        self.auth.check_source(request)?;
-        let size = request.body().len();
-        if size > self.max_body_bytes {
-            return Err(Rejection::PayloadTooLarge { size, limit: self.max_body_bytes });
-        }
-        let secret = self.auth.check_signature(request)?;
+        let secret = self.auth.admit(request, self.max_body_bytes)?;
         let text = body::json_text(request)?;
         self.filters.check(&text, self.max_depth)?;
         Ok(secret)
     }
 
-    // The narrow view `WebhookSet` shares the core through.
+    // What `WebhookSet` builds its plan and groups from.
 
     pub(crate) fn auth(&self) -> &Auth {
         &self.auth
@@ -342,8 +402,8 @@ impl Webhook {
         self.filters.list()
     }
 
-    pub(crate) fn bounded_lane(&self) -> bool {
-        self.filters.bounded_lane()
+    pub(crate) fn lane(&self) -> Lane {
+        self.filters.lane()
     }
 
     pub(crate) fn max_depth(&self) -> usize {
@@ -358,10 +418,7 @@ impl fmt::Debug for Webhook {
             .field("target_pipeline", &self.target.pipeline)
             .field("target_action", &self.target.action)
             .field("auth", &self.auth)
-            .field(
-                "filters",
-                &self.filters.list().iter().map(|f| (&*f.path.text, f.shown.as_deref())).collect::<Vec<_>>(),
-            )
+            .field("filters", &self.filters.list().iter().map(|f| (f.json_path(), f.shown())).collect::<Vec<_>>())
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_depth", &self.max_depth)
             .field("warnings", &self.warnings)

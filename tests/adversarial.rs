@@ -48,7 +48,7 @@ fn nesting_a_million_deep() {
 
 #[test]
 fn a_body_one_byte_over_the_limit_is_refused_before_the_hmac() {
-    let limit = codepipeline_webhooks::DEFAULT_MAX_BODY_BYTES;
+    let limit = codepipeline_webhooks::limits::DEFAULT_MAX_BODY_BYTES;
     let body = vec![b' '; limit + 1];
     let webhook = hmac_webhook(json!([]));
     let (v, peak) = bounded(&webhook, &Request::new(&body).header("X-Hub-Signature-256", "sha256=00"));
@@ -190,7 +190,7 @@ fn escaped_strings_allocate_in_proportion_to_the_value() {
 /// release) build, in both lanes.
 #[test]
 fn the_deepest_allowed_nesting_fits_a_default_thread_stack() {
-    let limit = codepipeline_webhooks::MAX_DEPTH_LIMIT;
+    let limit = codepipeline_webhooks::limits::MAX_DEPTH_LIMIT;
     let body = format!("{{\"a\":{}{}}}", "[".repeat(limit - 1), "]".repeat(limit - 1));
     for path in ["$.a", "$..a"] {
         let d = definition_with(json!([{ "jsonPath": path }]), |_| {});

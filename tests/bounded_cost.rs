@@ -13,10 +13,10 @@ mod meter;
 
 use std::time::{Duration, Instant};
 
-use codepipeline_webhooks::{
-    MAX_DESCENDANT_SEGMENTS, MAX_PATH_NESTING, MAX_PATTERNS, Rejection, Request, SCAN_MINIMUM, Step, Verdict,
-    WORK_MINIMUM, Webhook, WebhookSet, work_budget,
+use codepipeline_webhooks::limits::{
+    MAX_DESCENDANT_SEGMENTS, MAX_PATH_NESTING, MAX_PATTERNS, SCAN_MINIMUM, WORK_MINIMUM, work_budget,
 };
+use codepipeline_webhooks::{Rejection, Request, Step, Verdict, Webhook, WebhookSet};
 use common::*;
 use serde_json::json;
 
@@ -187,7 +187,7 @@ fn a_dom_that_fits() {
 
 #[test]
 fn bodies_near_the_size_limit() {
-    let limit = codepipeline_webhooks::DEFAULT_MAX_BODY_BYTES;
+    let limit = codepipeline_webhooks::limits::DEFAULT_MAX_BODY_BYTES;
     // Zeros: the densest tape (one node per two bytes).
     let copies = (limit - 2) / 2;
     let body = many("0", copies);

@@ -148,12 +148,56 @@ fn filter_traps_are_warnings() {
     }
     let d = definition_with(json!([{"jsonPath": "$.commits[*].modified[*]", "matchEquals": "services/api/*"}]), |_| {});
     let webhook = Webhook::new(&d, &config()).unwrap();
-    let [warning] = webhook.warnings() else { panic!("{:?}", webhook.warnings()) };
+    let [on_aws, warning] = webhook.warnings() else { panic!("{:?}", webhook.warnings()) };
     assert_eq!(warning.field(), "webhook.filters[0].matchEquals");
     assert!(warning.message().contains("search()"), "{warning}");
+    assert_eq!(on_aws.field(), "webhook.filters[0].matchEquals");
+    assert!(on_aws.message().contains("on AWS this filter never passes"), "{on_aws}");
     // On a singular path a `*` is just a character to compare.
     let d = definition_with(json!([{"jsonPath": "$.ref", "matchEquals": "refs/heads/*"}]), |_| {});
     assert!(Webhook::new(&d, &config()).unwrap().warnings().is_empty());
+}
+
+#[test]
+fn an_indefinite_path_with_match_equals_warns_that_on_aws_it_never_passes() {
+    use codepipeline_webhooks::{Request, WebhookSet};
+    let filters = json!([
+        {"jsonPath": "$.ref", "matchEquals": "refs/heads/main"},
+        {"jsonPath": "$.commits[*].modified[*]", "matchEquals": "README.md"}
+    ]);
+    let d = definition_with(filters, |_| {});
+    let push = Request::new(r#"{"ref":"refs/heads/main","commits":[{"modified":["README.md"]}]}"#);
+    let extension = Webhook::new(&d, &config()).unwrap();
+    let aws = Webhook::options().aws_exact(true).build(&d, &config()).unwrap();
+    for webhook in [&extension, &aws] {
+        let [warning] = webhook.warnings() else { panic!("{:?}", webhook.warnings()) };
+        assert_eq!(warning.field(), "webhook.filters[1].matchEquals");
+        assert!(warning.message().contains("on AWS this filter never passes"), "{warning}");
+    }
+    assert!(extension.warnings()[0].message().contains("any selected value"));
+    assert!(extension.evaluate(&push).is_trigger());
+    // As on AWS: the list never equals the string; the verdict shows what was selected.
+    let v = aws.evaluate(&push);
+    assert_eq!(v.to_string(), aws.evaluate(&push).to_string());
+    assert!(
+        v.to_string().contains(r#"filter 1 ($.commits[*].modified[*]) expected "README.md", found "README.md""#),
+        "{v}"
+    );
+    let set = WebhookSet::new([extension.clone(), aws.clone()]);
+    assert_eq!(set.matches(&push).into_iter().collect::<Vec<_>>(), vec![0]);
+    // Without matchEquals, or with a singular path, the two modes agree.
+    for filters in [
+        json!([{"jsonPath": "$.commits[*].modified[*]"}]),
+        json!([{"jsonPath": "$.commits[0].modified[0]", "matchEquals": "README.md"}]),
+    ] {
+        let d = definition_with(filters, |_| {});
+        let aws = Webhook::options().aws_exact(true).build(&d, &config()).unwrap();
+        assert!(aws.warnings().is_empty(), "{:?}", aws.warnings());
+        assert!(aws.evaluate(&push).is_trigger());
+    }
+    // deny_warnings refuses it.
+    let err = Webhook::options().deny_warnings(true).build(&d, &config()).unwrap_err();
+    assert_eq!(err.field(), Some("webhook.filters[1].matchEquals"));
 }
 
 #[test]

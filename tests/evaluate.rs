@@ -283,7 +283,7 @@ fn body_size_limit() {
     assert!(w.evaluate(&Request::new(r#"{"a":"12"}"#)).is_trigger());
     let v = w.evaluate(&Request::new(r#"{"a":"123"}"#));
     assert_eq!(v.rejection(), Some(&Rejection::PayloadTooLarge { size: 11, limit: 10 }));
-    assert_eq!(codepipeline_webhooks::DEFAULT_MAX_BODY_BYTES, 25 * 1024 * 1024);
+    assert_eq!(codepipeline_webhooks::limits::DEFAULT_MAX_BODY_BYTES, 25 * 1024 * 1024);
 }
 
 #[test]
@@ -506,6 +506,42 @@ fn previous_secrets_verify_with_the_same_rules_and_say_so() {
     let v = webhook.evaluate(&Request::new(body).header("X-Hub-Signature-256", &with("old-2")));
     assert!(v.to_string().ends_with("signed with a previous secret"), "{v}");
     assert_eq!(serde_json::to_value(&v).unwrap()["used_previous_secret"], true);
+}
+
+#[test]
+fn a_previous_secret_past_its_deadline_is_not_tried() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let d = definition_with(json!([{"jsonPath": "$.ref", "matchEquals": "refs/heads/main"}]), |v| {
+        v["authentication"] = json!("GITHUB_HMAC");
+        v["authenticationConfiguration"] = json!({"SecretToken": "current"});
+    });
+    let deadline = UNIX_EPOCH + Duration::from_secs(1_700_003_600);
+    let webhook = Webhook::options().accept_previous_secret_until("old", deadline).build(&d, &config()).unwrap();
+    let body = r#"{"ref":"refs/heads/dev"}"#;
+    let old = github::signature_256(b"old", body.as_bytes());
+    let request = Request::new(body).header("X-Hub-Signature-256", &old);
+    let mismatch = Rejection::Signature(SignatureError::Mismatch(SignatureHeader::Sha256));
+    // Before the deadline the old key verifies and the filter decides; at and after it, and
+    // without a clock reading, the key is not tried: a signature reject, the body never parsed.
+    let before = webhook.evaluate(&request.now(deadline - Duration::from_secs(1)));
+    assert_eq!(before.step(), Some(Step::Filter), "{before}");
+    for v in [webhook.evaluate(&request.now(deadline)), webhook.evaluate(&request)] {
+        assert_eq!(v.rejection(), Some(&mismatch), "{v}");
+    }
+    let old_invalid = github::signature_256(b"old", b"{");
+    let invalid = Request::new("{").header("X-Hub-Signature-256", &old_invalid);
+    assert_eq!(webhook.evaluate(&invalid.now(deadline)).rejection(), Some(&mismatch));
+    // The current secret needs no clock.
+    let current = github::signature_256(b"current", br#"{"ref":"refs/heads/main"}"#);
+    assert!(
+        webhook
+            .evaluate(&Request::new(r#"{"ref":"refs/heads/main"}"#).header("X-Hub-Signature-256", &current))
+            .is_trigger()
+    );
+    let ok = github::signature_256(b"old", br#"{"ref":"refs/heads/main"}"#);
+    let v = webhook
+        .evaluate(&Request::new(r#"{"ref":"refs/heads/main"}"#).header("X-Hub-Signature-256", &ok).now(UNIX_EPOCH));
+    assert!(v.is_trigger() && v.used_previous_secret(), "{v}");
 }
 
 #[test]

@@ -857,8 +857,11 @@ fn whole_config<'p>(p: &'p PipelineDeclaration, action: &str) -> &'p codepipelin
 fn max_body_bytes_answers_before_a_body_is_read() {
     let f = fixture();
     let url = f.registry.put_webhook(input("hook", |_| {})).unwrap().webhook.url;
-    assert_eq!(f.registry.max_body_bytes(&url).unwrap(), codepipeline_webhooks::DEFAULT_MAX_BODY_BYTES);
-    assert_eq!(f.registry.max_body_bytes("/trigger?t=token0").unwrap(), codepipeline_webhooks::DEFAULT_MAX_BODY_BYTES);
+    assert_eq!(f.registry.max_body_bytes(&url).unwrap(), codepipeline_webhooks::limits::DEFAULT_MAX_BODY_BYTES);
+    assert_eq!(
+        f.registry.max_body_bytes("/trigger?t=token0").unwrap(),
+        codepipeline_webhooks::limits::DEFAULT_MAX_BODY_BYTES
+    );
     for unknown in ["/trigger?t=nope", "/trigger?t=", "/trigger"] {
         assert_eq!(f.registry.max_body_bytes(unknown).unwrap_err().code(), "WebhookNotFoundException");
     }
@@ -951,6 +954,46 @@ fn rotation_keeps_the_previous_secret_for_the_grace_period() {
         );
         assert!(deliver(r, "new-secret").is_trigger());
     }
+}
+
+#[test]
+fn past_the_grace_period_the_old_secret_is_a_signature_reject_even_when_the_filters_fail() {
+    // The filter values must not go to someone who no longer holds the secret: a delivery signed
+    // with the expired secret never reaches the parser, whatever its body says.
+    let now = Arc::new(AtomicU64::new(1_700_000_000));
+    let clock = now.clone();
+    let registry = Registry::builder()
+        .region("us-east-1")
+        .account_id("111111111111")
+        .clock(move || UNIX_EPOCH + Duration::from_secs(clock.load(Ordering::SeqCst)))
+        .rotation_grace(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    put_pipeline(&registry, "main");
+    let url = registry.put_webhook(input("h", |_| {})).unwrap().webhook.url;
+    registry
+        .put_webhook(input("h", |v| v["webhook"]["authenticationConfiguration"]["SecretToken"] = json!("new-secret")))
+        .unwrap();
+    let deliver = |body: &[u8], secret: &str| {
+        let sig = github::signature_256(secret.as_bytes(), body);
+        registry.trigger(&url, &Request::new(body).header("X-Hub-Signature-256", &sig)).unwrap()
+    };
+    let dev = br#"{"ref":"refs/heads/dev"}"#;
+    let signature_mismatch = codepipeline_webhooks::Rejection::Signature(
+        codepipeline_webhooks::SignatureError::Mismatch(codepipeline_webhooks::SignatureHeader::Sha256),
+    );
+    // Within the grace period the old secret verifies, so the filter decides.
+    let v = deliver(dev, "top-secret-token");
+    assert_eq!(v.rejection().map(|r| r.step()), Some(codepipeline_webhooks::Step::Filter), "{v}");
+    now.store(1_700_003_600, Ordering::SeqCst);
+    let v = deliver(dev, "top-secret-token");
+    assert_eq!(v.rejection(), Some(&signature_mismatch), "{v}");
+    assert!(!v.to_string().contains("refs/heads"), "{v}");
+    // Not even invalid JSON is looked at.
+    assert_eq!(deliver(b"{not json", "top-secret-token").rejection(), Some(&signature_mismatch));
+    // The new secret still reaches the filters.
+    let v = deliver(dev, "new-secret");
+    assert_eq!(v.rejection().map(|r| r.step()), Some(codepipeline_webhooks::Step::Filter), "{v}");
 }
 
 #[test]

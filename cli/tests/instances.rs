@@ -17,8 +17,9 @@ use aws_sdk_codepipeline::Client;
 use aws_sdk_codepipeline::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_codepipeline::error::ProvideErrorMetadata;
 use aws_sdk_codepipeline::types::{
-    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, PipelineDeclaration, StageDeclaration,
-    WebhookAuthConfiguration, WebhookAuthenticationType, WebhookDefinition, WebhookFilterRule,
+    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore, ArtifactStoreType, InputArtifact,
+    OutputArtifact, PipelineDeclaration, StageDeclaration, WebhookAuthConfiguration, WebhookAuthenticationType,
+    WebhookDefinition, WebhookFilterRule,
 };
 use codepipeline_webhooks::github;
 use serde_json::Value;
@@ -188,12 +189,33 @@ fn pipeline(name: &str) -> PipelineDeclaration {
         .configuration("Owner", "Codertocat")
         .configuration("Repo", "Hello-World")
         .configuration("Branch", "master")
+        .output_artifacts(OutputArtifact::builder().name("src").build().unwrap())
+        .build()
+        .unwrap();
+    // A pipeline as AWS accepts it (CreatePipeline checks the structure): an artifact store, and
+    // a second stage that reads the source.
+    let build = ActionDeclaration::builder()
+        .name("Build")
+        .action_type_id(
+            ActionTypeId::builder()
+                .category(ActionCategory::Build)
+                .owner(ActionOwner::Aws)
+                .provider("CodeBuild")
+                .version("1")
+                .build()
+                .unwrap(),
+        )
+        .input_artifacts(InputArtifact::builder().name("src").build().unwrap())
         .build()
         .unwrap();
     PipelineDeclaration::builder()
         .name(name)
         .role_arn("arn:aws:iam::123456789012:role/codepipeline")
+        .artifact_store(
+            ArtifactStore::builder().r#type(ArtifactStoreType::S3).location("codepipeline-artifacts").build().unwrap(),
+        )
         .stages(StageDeclaration::builder().name("Source").actions(source).build().unwrap())
+        .stages(StageDeclaration::builder().name("Build").actions(build).build().unwrap())
         .build()
         .unwrap()
 }

@@ -9,7 +9,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use codepipeline_webhooks::{ActionConfiguration, Request, Webhook, WebhookDefinition, tape_touches, work_budget};
+use codepipeline_webhooks::limits::work_budget;
+use codepipeline_webhooks::{ActionConfiguration, Request, Webhook, WebhookDefinition, tape_touches};
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 

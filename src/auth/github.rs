@@ -8,6 +8,7 @@
 //! (key rotation) go through the same header rules and the same comparison, one after another.
 
 use std::fmt;
+use std::time::SystemTime;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
@@ -71,21 +72,45 @@ impl Keys {
     }
 }
 
-/// The compiled GITHUB_HMAC check: the current secret and any previous ones still accepted.
+/// A previous secret (key rotation) and the deadline it is accepted until, if any.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PreviousSecret<'s> {
+    pub(crate) secret: &'s [u8],
+    pub(crate) until: Option<SystemTime>,
+}
+
+/// A previous secret's keyed states: rotation is part of the key, so a key past its deadline is
+/// never tried.
+#[derive(Clone)]
+struct PreviousKeys {
+    keys: Keys,
+    until: Option<SystemTime>,
+}
+
+impl PreviousKeys {
+    /// Whether the key may be tried for a delivery with this clock reading: a deadline needs a
+    /// reading before it (no reading: not tried).
+    fn live(&self, now: Option<SystemTime>) -> bool {
+        self.until.is_none_or(|until| now.is_some_and(|now| now < until))
+    }
+}
+
+/// The compiled GITHUB_HMAC check: the current secret and the previous ones, each with its
+/// deadline.
 #[derive(Clone)]
 pub(crate) struct GithubHmac {
     current: Keys,
-    previous: Vec<Keys>,
+    previous: Vec<PreviousKeys>,
     require_sha256: bool,
-    /// SHA-256 over every secret: tells webhooks that accept the same secrets apart from those
-    /// that do not, so that a `WebhookSet` verifies each distinct check once. Never shown.
+    /// SHA-256 over every secret and deadline: equal for two checks exactly when they accept the
+    /// same requests. Never shown.
     key_id: [u8; 32],
 }
 
 impl fmt::Debug for GithubHmac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GithubHmac")
-            .field("secret", &crate::definition::REDACTED)
+            .field("secret", &crate::error::REDACTED)
             .field("previous_secrets", &self.previous.len())
             .field("require_sha256", &self.require_sha256)
             .finish()
@@ -93,43 +118,61 @@ impl fmt::Debug for GithubHmac {
 }
 
 /// A signature header's decoded MAC.
-enum Tag {
+enum SentMac {
     Sha256([u8; 32]),
     Sha1([u8; 20]),
 }
 
 impl GithubHmac {
-    pub(crate) fn new(secret: &[u8], previous: &[&[u8]], require_sha256: bool) -> Self {
+    pub(crate) fn new(secret: &[u8], previous: &[PreviousSecret<'_>], require_sha256: bool) -> Self {
         let mut id = Sha256::new();
-        for key in std::iter::once(secret).chain(previous.iter().copied()) {
-            id.update((key.len() as u64).to_be_bytes());
-            id.update(key);
+        id.update([u8::from(require_sha256)]);
+        let current = PreviousSecret { secret, until: None };
+        for key in std::iter::once(&current).chain(previous) {
+            id.update((key.secret.len() as u64).to_be_bytes());
+            id.update(key.secret);
+            match key.until.map(|t| t.duration_since(SystemTime::UNIX_EPOCH)) {
+                None => id.update([0]),
+                Some(Ok(d)) => {
+                    id.update([1]);
+                    id.update(d.as_secs().to_be_bytes());
+                    id.update(d.subsec_nanos().to_be_bytes());
+                }
+                Some(Err(before)) => {
+                    id.update([2]);
+                    id.update(before.duration().as_secs().to_be_bytes());
+                    id.update(before.duration().subsec_nanos().to_be_bytes());
+                }
+            }
         }
         Self {
             current: Keys::new(secret),
-            previous: previous.iter().map(|k| Keys::new(k)).collect(),
+            previous: previous.iter().map(|p| PreviousKeys { keys: Keys::new(p.secret), until: p.until }).collect(),
             require_sha256,
             key_id: id.finalize().into(),
         }
     }
 
-    /// Equal for two checks exactly when they accept the same requests.
-    pub(crate) fn identity(&self) -> ([u8; 32], bool) {
-        (self.key_id, self.require_sha256)
+    /// A grouping key: equal for two checks exactly when they accept the same requests (the same
+    /// secrets, deadlines and header rule), so that a `WebhookSet` verifies each distinct check
+    /// once. A digest: it shows nothing of the secrets.
+    pub(crate) fn grouping_key(&self) -> [u8; 32] {
+        self.key_id
     }
 
     /// Checks the request's signature over its exact body: the header rules first, then the
-    /// current secret, then each previous one, every comparison constant-time.
+    /// current secret, then each previous one still live at the request's clock reading, every
+    /// comparison constant-time.
     pub(crate) fn verify(&self, request: &Request<'_>) -> Result<Secret, SignatureError> {
-        let (header, tag) = self.tag(request)?;
+        let (header, tag) = self.sent_mac(request)?;
         let body = request.body();
         let verifies = |keys: &Keys| match &tag {
-            Tag::Sha256(tag) => {
+            SentMac::Sha256(tag) => {
                 let mut mac = keys.sha256.clone();
                 mac.update(body);
                 mac.verify_slice(tag).is_ok()
             }
-            Tag::Sha1(tag) => {
+            SentMac::Sha1(tag) => {
                 let mut mac = keys.sha1.clone();
                 mac.update(body);
                 mac.verify_slice(tag).is_ok()
@@ -138,27 +181,28 @@ impl GithubHmac {
         if verifies(&self.current) {
             return Ok(Secret::Current);
         }
-        if self.previous.iter().any(verifies) {
+        let now = request.clock_reading();
+        if self.previous.iter().filter(|p| p.live(now)).any(|p| verifies(&p.keys)) {
             return Ok(Secret::Previous);
         }
         Err(SignatureError::Mismatch(header))
     }
 
     /// Which header is checked and the MAC it carries.
-    fn tag(&self, request: &Request<'_>) -> Result<(SignatureHeader, Tag), SignatureError> {
-        match (request.sha256, request.sha1) {
+    fn sent_mac(&self, request: &Request<'_>) -> Result<(SignatureHeader, SentMac), SignatureError> {
+        match request.signature_headers() {
             (HeaderSlot::Repeated, _) => Err(SignatureError::Repeated(SignatureHeader::Sha256)),
             (_, HeaderSlot::Repeated) => Err(SignatureError::Repeated(SignatureHeader::Sha1)),
             (HeaderSlot::One(value), _) => {
                 let mut tag = [0u8; 32];
                 decode(value, "sha256=", &mut tag).ok_or(SignatureError::Malformed(SignatureHeader::Sha256))?;
-                Ok((SignatureHeader::Sha256, Tag::Sha256(tag)))
+                Ok((SignatureHeader::Sha256, SentMac::Sha256(tag)))
             }
             (HeaderSlot::Absent, _) if self.require_sha256 => Err(SignatureError::Missing { sha256_required: true }),
             (HeaderSlot::Absent, HeaderSlot::One(value)) => {
                 let mut tag = [0u8; 20];
                 decode(value, "sha1=", &mut tag).ok_or(SignatureError::Malformed(SignatureHeader::Sha1))?;
-                Ok((SignatureHeader::Sha1, Tag::Sha1(tag)))
+                Ok((SignatureHeader::Sha1, SentMac::Sha1(tag)))
             }
             (HeaderSlot::Absent, HeaderSlot::Absent) => Err(SignatureError::Missing { sha256_required: false }),
         }

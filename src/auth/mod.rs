@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorCode};
 use crate::request::Request;
 use crate::verdict::{Rejection, Secret};
 use crate::warning::Warning;
-use github::GithubHmac;
+use github::{GithubHmac, PreviousSecret};
 use ip::AllowedIpRange;
 
 /// Secrets AWS accepts that HMAC treats as something else: it pads a key with zero bytes to its
@@ -45,7 +45,11 @@ pub(crate) enum Auth {
 
 impl Auth {
     /// Checks the authentication parameters as PutWebhook does and prepares the check.
-    pub(crate) fn compile(d: &WebhookDefinition, require_sha256: bool, previous: &[&[u8]]) -> Result<Self, Error> {
+    pub(crate) fn compile(
+        d: &WebhookDefinition,
+        require_sha256: bool,
+        previous: &[PreviousSecret<'_>],
+    ) -> Result<Self, Error> {
         let config = &d.authentication_configuration;
         let err = |field: &str, message: String| {
             Error::new(
@@ -89,8 +93,10 @@ impl Auth {
         }
     }
 
-    /// The first step: the source address, for IP webhooks.
-    pub(crate) fn check_source(&self, request: &Request<'_>) -> Result<(), Rejection> {
+    /// The steps before the body is read, cheapest first: the source address (IP webhooks), the
+    /// body size (`max_body_bytes`), the signature over the exact body (GITHUB_HMAC webhooks).
+    /// Which secret verified it.
+    pub(crate) fn admit(&self, request: &Request<'_>, max_body_bytes: usize) -> Result<Secret, Rejection> {
         if let Auth::Ip { range, shown } = self {
             let source = request.source_addr().ok_or(Rejection::SourceIpMissing)?;
             if !range.contains(source) {
@@ -100,15 +106,37 @@ impl Auth {
                 });
             }
         }
-        Ok(())
-    }
-
-    /// The signature over the exact body, for GITHUB_HMAC webhooks (after the size check): which
-    /// secret verified it.
-    pub(crate) fn check_signature(&self, request: &Request<'_>) -> Result<Secret, Rejection> {
+        let size = request.body().len();
+        if size > max_body_bytes {
+            return Err(Rejection::PayloadTooLarge { size, limit: max_body_bytes });
+        }
         match self {
             Auth::GithubHmac(hmac) => hmac.verify(request).map_err(Rejection::Signature),
             _ => Ok(Secret::Current),
         }
     }
+
+    /// Equal for two checks exactly when they admit the same requests (size aside): what a
+    /// `WebhookSet` groups its members by, so that each distinct check runs once.
+    pub(crate) fn grouping_key(&self) -> AuthKey {
+        match self {
+            Auth::GithubHmac(hmac) => AuthKey::Hmac(hmac.grouping_key()),
+            Auth::Ip { range, .. } => AuthKey::Ip(*range),
+            Auth::Unauthenticated => AuthKey::Open,
+        }
+    }
+
+    /// Whether admitting a request verifies a signature (an HMAC per check).
+    pub(crate) fn verifies_signatures(&self) -> bool {
+        matches!(self, Auth::GithubHmac(_))
+    }
+}
+
+/// What [`Auth::grouping_key`] gives: a digest for a signature check (never a secret), the
+/// range, or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum AuthKey {
+    Hmac([u8; 32]),
+    Ip(AllowedIpRange),
+    Open,
 }

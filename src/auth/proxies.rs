@@ -68,11 +68,9 @@ impl TrustedProxies {
         if !self.contains(peer) {
             return Some(peer);
         }
-        let (headers, parse): (&ForwardingHeaders<'_>, fn(&str) -> Option<IpAddr>) = if request.forwarded.is_empty() {
-            (&request.x_forwarded_for, x_forwarded_for_hop)
-        } else {
-            (&request.forwarded, forwarded_hop)
-        };
+        let (forwarded, x_forwarded_for) = request.forwarding_headers();
+        let (headers, parse): (&ForwardingHeaders<'_>, fn(&str) -> Option<IpAddr>) =
+            if forwarded.is_empty() { (x_forwarded_for, x_forwarded_for_hop) } else { (forwarded, forwarded_hop) };
         let mut last_trusted = peer;
         for value in headers.iter().rev() {
             let Ok(value) = std::str::from_utf8(value) else { return Some(last_trusted) };

@@ -12,19 +12,19 @@
 use std::cell::Cell;
 use std::ops::ControlFlow;
 
-use super::limits::WorkBudget;
 use super::query::{Comparable, Expr, Function, Literal, Op, Query, Segment, Selector};
-use super::tape::{Id, Kind, Tag, Tape};
+use super::tape::{Id, Kind, NodeType, Tape};
+use crate::limits::WorkBudget;
 
 /// The budget ran out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Exhausted;
 
 pub(crate) type Flow = ControlFlow<()>;
-type Step = Result<Flow, Exhausted>;
+type Next = Result<Flow, Exhausted>;
 
-const GO: Step = Ok(ControlFlow::Continue(()));
-const STOP: Step = Ok(ControlFlow::Break(()));
+const GO: Next = Ok(ControlFlow::Continue(()));
+const STOP: Next = Ok(ControlFlow::Break(()));
 
 /// An evaluation of queries over one tape, sharing one budget.
 pub(crate) struct Eval<'a, 't> {
@@ -43,7 +43,7 @@ enum Val<'q> {
 }
 
 /// A value reduced to what comparisons look at.
-enum Scalar<'v> {
+enum Reduced<'v> {
     Null,
     Bool(bool),
     Number(f64),
@@ -54,10 +54,6 @@ enum Scalar<'v> {
 impl<'a, 't> Eval<'a, 't> {
     pub(crate) fn new(tape: &'a Tape<'t>, budget: WorkBudget) -> Self {
         Self { tape, left: Cell::new(budget.nodes), scan_left: Cell::new(budget.scan) }
-    }
-
-    pub(crate) fn tape(&self) -> &'a Tape<'t> {
-        self.tape
     }
 
     /// What is left of the budget.
@@ -87,12 +83,12 @@ impl<'a, 't> Eval<'a, 't> {
 
     /// Streams the nodes `query` selects (from the root, or from `current` for `@` queries)
     /// into `emit`, which returns `Break` to stop.
-    pub(crate) fn select(&self, query: &Query, current: Id, emit: &mut dyn FnMut(Id) -> Step) -> Step {
+    pub(crate) fn select(&self, query: &Query, current: Id, emit: &mut dyn FnMut(Id) -> Next) -> Next {
         let start = if query.absolute { Tape::ROOT } else { current };
         self.segments(&query.segments, start, emit)
     }
 
-    fn segments(&self, segments: &[Segment], node: Id, emit: &mut dyn FnMut(Id) -> Step) -> Step {
+    fn segments(&self, segments: &[Segment], node: Id, emit: &mut dyn FnMut(Id) -> Next) -> Next {
         let Some((segment, rest)) = segments.split_first() else {
             self.charge(1)?;
             return emit(node);
@@ -107,11 +103,11 @@ impl<'a, 't> Eval<'a, 't> {
         while at < end {
             self.charge(1)?;
             match self.tape.tag(at) {
-                Tag::Shadowed => {
+                NodeType::Shadowed => {
                     at = self.tape.end(at);
                     continue;
                 }
-                Tag::Array | Tag::Object if self.apply(&segment.selectors, at, &mut next)?.is_break() => {
+                NodeType::Array | NodeType::Object if self.apply(&segment.selectors, at, &mut next)?.is_break() => {
                     return STOP;
                 }
                 _ => {}
@@ -121,7 +117,7 @@ impl<'a, 't> Eval<'a, 't> {
         GO
     }
 
-    fn apply(&self, selectors: &[Selector], node: Id, next: &mut dyn FnMut(Id) -> Step) -> Step {
+    fn apply(&self, selectors: &[Selector], node: Id, next: &mut dyn FnMut(Id) -> Next) -> Next {
         for selector in selectors {
             if self.selector(selector, node, next)?.is_break() {
                 return STOP;
@@ -131,7 +127,7 @@ impl<'a, 't> Eval<'a, 't> {
     }
 
     /// Calls `f` with each child value of `node` (array elements, object members' values).
-    fn children(&self, node: Id, f: &mut dyn FnMut(Id) -> Step) -> Step {
+    fn children(&self, node: Id, f: &mut dyn FnMut(Id) -> Next) -> Next {
         let (is_object, end) = match self.tape.kind(node) {
             Kind::Array(_) => (false, self.tape.end(node)),
             Kind::Object(_) => (true, self.tape.end(node)),
@@ -140,7 +136,7 @@ impl<'a, 't> Eval<'a, 't> {
         let mut at = Tape::first_child(node);
         while at < end {
             self.charge(1)?;
-            let skip = is_object && self.tape.tag(at) == Tag::Shadowed;
+            let skip = is_object && self.tape.tag(at) == NodeType::Shadowed;
             if !skip && f(if is_object { at + 1 } else { at })?.is_break() {
                 return STOP;
             }
@@ -159,7 +155,7 @@ impl<'a, 't> Eval<'a, 't> {
         Ok(at)
     }
 
-    fn selector(&self, selector: &Selector, node: Id, next: &mut dyn FnMut(Id) -> Step) -> Step {
+    fn selector(&self, selector: &Selector, node: Id, next: &mut dyn FnMut(Id) -> Next) -> Next {
         match selector {
             Selector::Name(name) => {
                 if !matches!(self.tape.kind(node), Kind::Object(_)) {
@@ -174,7 +170,7 @@ impl<'a, 't> Eval<'a, 't> {
                     if candidate.len() == name.len() {
                         self.scan(name.len())?;
                     }
-                    if self.tape.tag(key) != Tag::Shadowed && candidate == &**name {
+                    if self.tape.tag(key) != NodeType::Shadowed && candidate == &**name {
                         return next(key + 1);
                     }
                     key = self.tape.end(key);
@@ -205,8 +201,8 @@ impl<'a, 't> Eval<'a, 't> {
         start: Option<i64>,
         end: Option<i64>,
         step: i64,
-        next: &mut dyn FnMut(Id) -> Step,
-    ) -> Step {
+        next: &mut dyn FnMut(Id) -> Next,
+    ) -> Next {
         let len = i64::from(len);
         let normalize = |i: i64| if i >= 0 { i } else { len + i };
         if step == 0 {
@@ -333,11 +329,11 @@ impl<'a, 't> Eval<'a, 't> {
             Function::Length(argument) => {
                 let value = self.operand(argument, current)?;
                 Ok(match self.scalar(value) {
-                    Some(Scalar::Str(s)) => {
+                    Some(Reduced::Str(s)) => {
                         self.scan(s.len())?;
                         Val::Count(s.chars().count() as f64)
                     }
-                    Some(Scalar::Container(id)) => match self.tape.kind(id) {
+                    Some(Reduced::Container(id)) => match self.tape.kind(id) {
                         Kind::Array(n) | Kind::Object(n) => Val::Count(f64::from(n)),
                         _ => Val::Nothing,
                     },
@@ -374,7 +370,7 @@ impl<'a, 't> Eval<'a, 't> {
         };
         let value = self.operand(argument, current)?;
         match self.scalar(value) {
-            Some(Scalar::Str(s)) => {
+            Some(Reduced::Str(s)) => {
                 // A DFA: one step a byte.
                 self.scan(s.len())?;
                 Ok(pattern.is_match(s))
@@ -383,20 +379,20 @@ impl<'a, 't> Eval<'a, 't> {
         }
     }
 
-    fn scalar<'v>(&'v self, value: Val<'v>) -> Option<Scalar<'v>> {
+    fn scalar<'v>(&'v self, value: Val<'v>) -> Option<Reduced<'v>> {
         Some(match value {
             Val::Nothing => return None,
-            Val::Count(n) => Scalar::Number(n),
-            Val::Literal(Literal::Null) => Scalar::Null,
-            Val::Literal(Literal::Bool(b)) => Scalar::Bool(*b),
-            Val::Literal(Literal::Number(n)) => Scalar::Number(n.as_f64().unwrap_or(f64::NAN)),
-            Val::Literal(Literal::String(s)) => Scalar::Str(s),
+            Val::Count(n) => Reduced::Number(n),
+            Val::Literal(Literal::Null) => Reduced::Null,
+            Val::Literal(Literal::Bool(b)) => Reduced::Bool(*b),
+            Val::Literal(Literal::Number(n)) => Reduced::Number(n.as_f64().unwrap_or(f64::NAN)),
+            Val::Literal(Literal::String(s)) => Reduced::Str(s),
             Val::Node(id) => match self.tape.kind(id) {
-                Kind::Null => Scalar::Null,
-                Kind::Bool(b) => Scalar::Bool(b),
-                Kind::Number(n) => Scalar::Number(n.as_f64()),
-                Kind::Str(s) => Scalar::Str(s),
-                Kind::Array(_) | Kind::Object(_) => Scalar::Container(id),
+                Kind::Null => Reduced::Null,
+                Kind::Bool(b) => Reduced::Bool(b),
+                Kind::Number(n) => Reduced::Number(n.as_f64()),
+                Kind::Str(s) => Reduced::Str(s),
+                Kind::Array(_) | Kind::Object(_) => Reduced::Container(id),
             },
         })
     }
@@ -411,16 +407,16 @@ impl<'a, 't> Eval<'a, 't> {
         }
     }
 
-    fn scalars_equal(&self, left: Scalar<'_>, right: Scalar<'_>) -> Result<bool, Exhausted> {
+    fn scalars_equal(&self, left: Reduced<'_>, right: Reduced<'_>) -> Result<bool, Exhausted> {
         Ok(match (left, right) {
-            (Scalar::Null, Scalar::Null) => true,
-            (Scalar::Bool(l), Scalar::Bool(r)) => l == r,
-            (Scalar::Number(l), Scalar::Number(r)) => l == r,
-            (Scalar::Str(l), Scalar::Str(r)) => {
+            (Reduced::Null, Reduced::Null) => true,
+            (Reduced::Bool(l), Reduced::Bool(r)) => l == r,
+            (Reduced::Number(l), Reduced::Number(r)) => l == r,
+            (Reduced::Str(l), Reduced::Str(r)) => {
                 self.scan(l.len().min(r.len()))?;
                 l == r
             }
-            (Scalar::Container(l), Scalar::Container(r)) => self.nodes_equal(l, r)?,
+            (Reduced::Container(l), Reduced::Container(r)) => self.nodes_equal(l, r)?,
             _ => false,
         })
     }
@@ -471,12 +467,12 @@ impl<'a, 't> Eval<'a, 't> {
     }
 
     /// Calls `f` with the key node of each member of object `node` that no duplicate shadows.
-    fn members(&self, node: Id, f: &mut dyn FnMut(Id) -> Step) -> Step {
+    fn members(&self, node: Id, f: &mut dyn FnMut(Id) -> Next) -> Next {
         let end = self.tape.end(node);
         let mut key = Tape::first_child(node);
         while key < end {
             self.charge(1)?;
-            if self.tape.tag(key) != Tag::Shadowed && f(key)?.is_break() {
+            if self.tape.tag(key) != NodeType::Shadowed && f(key)?.is_break() {
                 return STOP;
             }
             key = self.tape.end(key);
@@ -487,8 +483,8 @@ impl<'a, 't> Eval<'a, 't> {
     /// `<`: numbers by value, strings by code point; anything else is not ordered.
     fn less(&self, left: Val<'_>, right: Val<'_>) -> Result<bool, Exhausted> {
         Ok(match (self.scalar(left), self.scalar(right)) {
-            (Some(Scalar::Number(l)), Some(Scalar::Number(r))) => l < r,
-            (Some(Scalar::Str(l)), Some(Scalar::Str(r))) => {
+            (Some(Reduced::Number(l)), Some(Reduced::Number(r))) => l < r,
+            (Some(Reduced::Str(l)), Some(Reduced::Str(r))) => {
                 self.scan(l.len().min(r.len()))?;
                 l < r
             }
@@ -500,7 +496,8 @@ impl<'a, 't> Eval<'a, 't> {
 #[cfg(test)]
 mod tests {
     use super::super::tape::touches;
-    use super::super::{Filter, FilterPath, Filters, work_budget};
+    use super::super::{Filter, FilterPath, Filters};
+    use crate::limits::work_budget;
 
     /// Reads of the tape per work unit charged: every loop of the evaluator charges before it
     /// reads, so the reads stay within a small multiple of the budget, whatever the path and the
@@ -541,6 +538,7 @@ mod tests {
                     path: FilterPath::parse(path).unwrap_or_else(|e| panic!("{path}: {e:?}")),
                     expected: Some("no such value".into()),
                     shown: Some("no such value".into()),
+                    rule: Default::default(),
                 }]);
                 let budget = budget_of(body);
                 let before = touches();
@@ -554,9 +552,10 @@ mod tests {
 
 #[cfg(test)]
 mod real_payloads {
+    use super::super::FilterPath;
     use super::super::tape::Tape;
-    use super::super::{FilterPath, work_budget};
     use super::Eval;
+    use crate::limits::work_budget;
 
     /// What the README says of the budget: real paths over real payloads spend a few work units a
     /// node and scan less than the body, far inside the budget.

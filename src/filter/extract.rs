@@ -9,8 +9,9 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Number;
 
-use super::singular::Step;
-use crate::json::{self, Skip};
+use super::json::{self, Skip};
+use super::singular::PathStep;
+use crate::verdict::PayloadProblem;
 
 /// What a singular path selected.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -70,19 +71,19 @@ impl Trie {
     }
 
     /// Adds a path whose value goes to capture `slot`.
-    pub(crate) fn insert(&mut self, steps: &[Step], slot: usize) {
+    pub(crate) fn insert(&mut self, steps: &[PathStep], slot: usize) {
         let mut at = 0;
         self.nodes[0].subtree.push(slot);
         for step in steps {
             let found = match step {
-                Step::Name(n) => self.nodes[at].child(n),
-                Step::Index(i) => self.nodes[at].indices.iter().find(|(k, _)| k == i).map(|&(_, c)| c),
+                PathStep::Name(n) => self.nodes[at].child(n),
+                PathStep::Index(i) => self.nodes[at].indices.iter().find(|(k, _)| k == i).map(|&(_, c)| c),
             };
             let child = found.unwrap_or_else(|| {
                 let child = self.nodes.len();
                 self.nodes.push(Node::default());
                 match step {
-                    Step::Name(n) => {
+                    PathStep::Name(n) => {
                         let node = &mut self.nodes[at];
                         match &mut node.by_name {
                             Some(map) => {
@@ -96,7 +97,7 @@ impl Trie {
                             }
                         }
                     }
-                    Step::Index(i) => self.nodes[at].indices.push((*i, child)),
+                    PathStep::Index(i) => self.nodes[at].indices.push((*i, child)),
                 }
                 child
             });
@@ -113,8 +114,8 @@ impl Trie {
         text: &'de str,
         captures: &mut [Capture<'de>],
         max_depth: usize,
-    ) -> Result<(), serde_json::Error> {
-        json::walk(text, NodeSeed { trie: self, node: 0, captures, level: 0, max_depth })
+    ) -> Result<(), PayloadProblem> {
+        json::walk(text, NodeSeed { trie: self, node: 0, captures, level: 0, max_depth }, max_depth)
     }
 }
 
@@ -250,12 +251,11 @@ impl Visitor<'_> for KeySeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::singular;
 
-    fn extract<'de>(paths: &[&str], text: &'de str) -> Result<Vec<Capture<'de>>, serde_json::Error> {
+    fn extract<'de>(paths: &[&str], text: &'de str) -> Result<Vec<Capture<'de>>, PayloadProblem> {
         let mut trie = Trie::new();
         for (slot, p) in paths.iter().enumerate() {
-            trie.insert(&singular::parse(p).unwrap(), slot);
+            trie.insert(&crate::filter::path::FilterPath::parse(p).unwrap().singular.unwrap(), slot);
         }
         let mut caps = vec![Capture::Missing; paths.len()];
         trie.extract(text, &mut caps, 128)?;

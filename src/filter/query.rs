@@ -2,8 +2,9 @@
 //!
 //! serde_json_path validates every path first (it is the reference: its acceptance, its error
 //! messages and positions), but it keeps its syntax tree private and evaluates over a
-//! `serde_json::Value` without a bound on work. So the path is parsed a second time here, into a
-//! tree that [`super::eval`] walks over the compact [`super::tape::Tape`] under a work budget.
+//! `serde_json::Value` without a bound on work. So this is the crate's one parse of a path, into
+//! the tree that [`super::eval`] walks over the compact [`super::tape::Tape`] under a work budget
+//! and from which the DOM-free lane takes its steps ([`Query::singular_steps`]).
 //! This parser only ever sees paths serde_json_path accepted and that passed
 //! [`super::limits`]; where the two could still differ, the compliance suite and the differential
 //! tests hold them together.
@@ -12,9 +13,10 @@ use std::sync::Arc;
 
 use serde_json::Number;
 
-use super::limits::MAX_PATTERNS;
 use super::regex::Pattern;
 use super::singular;
+use super::singular::PathStep;
+use crate::limits::MAX_PATTERNS;
 
 /// A query: `$` (the root) or `@` (the current node) and its segments.
 #[derive(Clone, Debug)]
@@ -106,6 +108,24 @@ impl Query {
         self.segments
             .iter()
             .all(|s| !s.descendant && matches!(&s.selectors[..], [Selector::Name(_) | Selector::Index(_)]))
+    }
+}
+
+impl Query {
+    /// The steps of a singular query in the subset the DOM-free lane answers: names and
+    /// non-negative indices (a negative index needs the array's length).
+    pub(crate) fn singular_steps(&self) -> Option<Vec<PathStep>> {
+        if !self.absolute || !self.is_singular() {
+            return None;
+        }
+        self.segments
+            .iter()
+            .map(|s| match &s.selectors[..] {
+                [Selector::Name(name)] => Some(PathStep::Name(name.clone())),
+                [Selector::Index(i)] => usize::try_from(*i).ok().map(PathStep::Index),
+                _ => None,
+            })
+            .collect()
     }
 }
 

@@ -17,7 +17,8 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Number;
 
-use crate::json;
+use super::json;
+use crate::verdict::PayloadProblem;
 
 /// The largest body the tape can index: node positions and tags share one `u32`.
 pub(crate) const MAX_TAPE_BYTES: usize = 1 << 28;
@@ -27,7 +28,7 @@ const NEXT_MASK: u32 = (1 << TAG_SHIFT) - 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
-pub(crate) enum Tag {
+pub(crate) enum NodeType {
     Null,
     False,
     True,
@@ -49,20 +50,20 @@ pub(crate) enum Tag {
     Shadowed,
 }
 
-const TAGS: [Tag; 13] = [
-    Tag::Null,
-    Tag::False,
-    Tag::True,
-    Tag::PosInt,
-    Tag::NegInt,
-    Tag::Float,
-    Tag::Str,
-    Tag::StrDecoded,
-    Tag::Array,
-    Tag::Object,
-    Tag::Key,
-    Tag::KeyDecoded,
-    Tag::Shadowed,
+const NODE_TYPES: [NodeType; 13] = [
+    NodeType::Null,
+    NodeType::False,
+    NodeType::True,
+    NodeType::PosInt,
+    NodeType::NegInt,
+    NodeType::Float,
+    NodeType::Str,
+    NodeType::StrDecoded,
+    NodeType::Array,
+    NodeType::Object,
+    NodeType::Key,
+    NodeType::KeyDecoded,
+    NodeType::Shadowed,
 ];
 
 #[cfg(any(test, fuzzing))]
@@ -88,7 +89,7 @@ pub fn touches() -> u64 {
 struct Node {
     a: u32,
     b: u32,
-    /// Tag in the top 4 bits, the index after this node's subtree below.
+    /// NodeType in the top 4 bits, the index after this node's subtree below.
     c: u32,
 }
 
@@ -148,12 +149,12 @@ const FIRST_RESERVE: usize = 4096;
 
 impl<'t> Tape<'t> {
     /// Parses `text` strictly (as serde_json's `Value` would, with our depth limit).
-    pub(crate) fn parse(text: &'t str, max_depth: usize) -> Result<Self, serde_json::Error> {
+    pub(crate) fn parse(text: &'t str, max_depth: usize) -> Result<Self, PayloadProblem> {
         let bound = node_bound(text);
         let mut tape =
             Tape { text, decoded: String::new(), nodes: Vec::with_capacity(bound.min(FIRST_RESERVE)), bound };
         let mut scratch = Vec::new();
-        json::walk(text, Builder { tape: &mut tape, scratch: &mut scratch, level: 0, max_depth })?;
+        json::walk(text, Builder { tape: &mut tape, scratch: &mut scratch, level: 0, max_depth }, max_depth)?;
         Ok(tape)
     }
 
@@ -171,9 +172,9 @@ impl<'t> Tape<'t> {
         self.nodes.capacity() * std::mem::size_of::<Node>() + self.decoded.capacity()
     }
 
-    pub(crate) fn tag(&self, id: Id) -> Tag {
+    pub(crate) fn tag(&self, id: Id) -> NodeType {
         touched();
-        TAGS[(self.nodes[id as usize].c >> TAG_SHIFT) as usize]
+        NODE_TYPES[(self.nodes[id as usize].c >> TAG_SHIFT) as usize]
     }
 
     /// The position after `id`'s subtree.
@@ -192,25 +193,25 @@ impl<'t> Tape<'t> {
         let node = self.nodes[id as usize];
         let wide = u64::from(node.a) | (u64::from(node.b) << 32);
         match self.tag(id) {
-            Tag::Null => Kind::Null,
-            Tag::False => Kind::Bool(false),
-            Tag::True => Kind::Bool(true),
-            Tag::PosInt => Kind::Number(NumberRef::PosInt(wide)),
-            Tag::NegInt => Kind::Number(NumberRef::NegInt(wide as i64)),
-            Tag::Float => Kind::Number(NumberRef::Float(f64::from_bits(wide))),
-            Tag::Str => Kind::Str(self.str_at(node, false)),
-            Tag::StrDecoded => Kind::Str(self.str_at(node, true)),
-            Tag::Array => Kind::Array(node.a),
-            Tag::Object => Kind::Object(node.a),
+            NodeType::Null => Kind::Null,
+            NodeType::False => Kind::Bool(false),
+            NodeType::True => Kind::Bool(true),
+            NodeType::PosInt => Kind::Number(NumberRef::PosInt(wide)),
+            NodeType::NegInt => Kind::Number(NumberRef::NegInt(wide as i64)),
+            NodeType::Float => Kind::Number(NumberRef::Float(f64::from_bits(wide))),
+            NodeType::Str => Kind::Str(self.str_at(node, false)),
+            NodeType::StrDecoded => Kind::Str(self.str_at(node, true)),
+            NodeType::Array => Kind::Array(node.a),
+            NodeType::Object => Kind::Object(node.a),
             // Keys are never values; callers step over them.
-            Tag::Key | Tag::KeyDecoded | Tag::Shadowed => Kind::Null,
+            NodeType::Key | NodeType::KeyDecoded | NodeType::Shadowed => Kind::Null,
         }
     }
 
     /// The name of a key node.
     pub(crate) fn key(&self, id: Id) -> &str {
         let node = self.nodes[id as usize];
-        self.str_at(node, self.tag(id) == Tag::KeyDecoded)
+        self.str_at(node, self.tag(id) == NodeType::KeyDecoded)
     }
 
     /// The first member (a value for arrays, a key for objects) of the container `id`.
@@ -218,7 +219,7 @@ impl<'t> Tape<'t> {
         id + 1
     }
 
-    fn push(&mut self, tag: Tag, a: u32, b: u32) -> Id {
+    fn push(&mut self, tag: NodeType, a: u32, b: u32) -> Id {
         if self.nodes.len() == self.nodes.capacity() {
             // Doubling, but never past the bound: memory stays within 12 bytes a possible node.
             let more = self.nodes.capacity().max(1).min(self.bound.saturating_sub(self.nodes.len()).max(1));
@@ -241,7 +242,7 @@ impl<'t> Tape<'t> {
         self.nodes[id as usize].a = count;
     }
 
-    fn push_str(&mut self, plain: Tag, decoded: Tag, borrowed: Option<&'t str>, transient: &str) -> Id {
+    fn push_str(&mut self, plain: NodeType, decoded: NodeType, borrowed: Option<&'t str>, transient: &str) -> Id {
         match borrowed {
             Some(s) => {
                 let offset = s.as_ptr() as usize - self.text.as_ptr() as usize;
@@ -255,7 +256,7 @@ impl<'t> Tape<'t> {
         }
     }
 
-    fn push_number(&mut self, tag: Tag, bits: u64) {
+    fn push_number(&mut self, tag: NodeType, bits: u64) {
         self.push(tag, bits as u32, (bits >> 32) as u32);
     }
 }
@@ -298,44 +299,44 @@ impl<'de> Visitor<'de> for Builder<'_, 'de> {
         f.write_str("any JSON value")
     }
     fn visit_bool<E>(self, v: bool) -> Result<(), E> {
-        self.tape.push(if v { Tag::True } else { Tag::False }, 0, 0);
+        self.tape.push(if v { NodeType::True } else { NodeType::False }, 0, 0);
         Ok(())
     }
     fn visit_i64<E>(self, v: i64) -> Result<(), E> {
         // serde_json gives non-negative integers to visit_u64, so this is negative.
-        self.tape.push_number(Tag::NegInt, v as u64);
+        self.tape.push_number(NodeType::NegInt, v as u64);
         Ok(())
     }
     fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        self.tape.push_number(Tag::PosInt, v);
+        self.tape.push_number(NodeType::PosInt, v);
         Ok(())
     }
     fn visit_f64<E>(self, v: f64) -> Result<(), E> {
         // A non-finite float (never produced by the parser) is `null` in a `Value` too.
         match json::float(v) {
-            Some(_) => self.tape.push_number(Tag::Float, v.to_bits()),
+            Some(_) => self.tape.push_number(NodeType::Float, v.to_bits()),
             None => {
-                self.tape.push(Tag::Null, 0, 0);
+                self.tape.push(NodeType::Null, 0, 0);
             }
         }
         Ok(())
     }
     fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
-        self.tape.push_str(Tag::Str, Tag::StrDecoded, Some(v), v);
+        self.tape.push_str(NodeType::Str, NodeType::StrDecoded, Some(v), v);
         Ok(())
     }
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        self.tape.push_str(Tag::Str, Tag::StrDecoded, None, v);
+        self.tape.push_str(NodeType::Str, NodeType::StrDecoded, None, v);
         Ok(())
     }
     fn visit_unit<E>(self) -> Result<(), E> {
-        self.tape.push(Tag::Null, 0, 0);
+        self.tape.push(NodeType::Null, 0, 0);
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
         let level = self.level + 1;
         json::enter(level, self.max_depth)?;
-        let id = self.tape.push(Tag::Array, 0, 0);
+        let id = self.tape.push(NodeType::Array, 0, 0);
         let mut count = 0u32;
         while seq.next_element_seed(self.child(level))?.is_some() {
             count += 1;
@@ -346,7 +347,7 @@ impl<'de> Visitor<'de> for Builder<'_, 'de> {
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         let level = self.level + 1;
         json::enter(level, self.max_depth)?;
-        let id = self.tape.push(Tag::Object, 0, 0);
+        let id = self.tape.push(NodeType::Object, 0, 0);
         let mut count = 0u32;
         while let Some(key) = map.next_key_seed(KeyBuilder(self.tape))? {
             map.next_value_seed(self.child(level))?;
@@ -378,7 +379,7 @@ fn shadow_duplicates(tape: &mut Tape<'_>, scratch: &mut Vec<Id>, id: Id) -> u32 
         let (earlier, later) = (scratch[i - 1], scratch[i]);
         if tape.key(earlier) == tape.key(later) {
             let node = &mut tape.nodes[earlier as usize];
-            node.c = ((Tag::Shadowed as u32) << TAG_SHIFT) | (node.c & NEXT_MASK);
+            node.c = ((NodeType::Shadowed as u32) << TAG_SHIFT) | (node.c & NEXT_MASK);
             shadowed += 1;
         }
     }
@@ -400,10 +401,10 @@ impl<'de> Visitor<'de> for KeyBuilder<'_, 'de> {
         f.write_str("an object key")
     }
     fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Id, E> {
-        Ok(self.0.push_str(Tag::Key, Tag::KeyDecoded, Some(v), v))
+        Ok(self.0.push_str(NodeType::Key, NodeType::KeyDecoded, Some(v), v))
     }
     fn visit_str<E>(self, v: &str) -> Result<Id, E> {
-        Ok(self.0.push_str(Tag::Key, Tag::KeyDecoded, None, v))
+        Ok(self.0.push_str(NodeType::Key, NodeType::KeyDecoded, None, v))
     }
 }
 
@@ -429,7 +430,7 @@ pub(crate) fn to_value(tape: &Tape<'_>, id: Id) -> serde_json::Value {
             let mut map = serde_json::Map::new();
             let mut key = Tape::first_child(id);
             while key < tape.end(id) {
-                if tape.tag(key) != Tag::Shadowed {
+                if tape.tag(key) != NodeType::Shadowed {
                     map.insert(tape.key(key).to_owned(), to_value(tape, key + 1));
                 }
                 key = tape.end(key);
@@ -453,7 +454,7 @@ mod tests {
         let text = r#"{"a":[1,-2,1.5,"x\n"],"b":{"c":null},"a":true}"#;
         let tape = Tape::parse(text, 128).unwrap();
         assert_eq!(tape.kind(0), Kind::Object(2), "duplicate names count once");
-        assert_eq!(tape.tag(1), Tag::Shadowed);
+        assert_eq!(tape.tag(1), NodeType::Shadowed);
         assert_eq!(tape.key(1), "a");
         assert_eq!(tape.kind(2), Kind::Array(4));
         assert_eq!(tape.end(2), 7);

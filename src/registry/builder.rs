@@ -57,7 +57,10 @@ impl RegistryBuilder {
     /// stays valid for this long, by the registry's clock (default zero: the old secret stops at
     /// once, as in AWS). The verdict says when the old one was used
     /// ([`Verdict::used_previous_secret`](crate::Verdict::used_previous_secret)); export and
-    /// import keep the previous secret and its deadline.
+    /// import keep the previous secret and its deadline. The old secret is compiled with its
+    /// deadline ([`WebhookOptions::accept_previous_secret_until`]) and every trigger hands in the
+    /// registry's clock reading, so past the deadline it is not tried at all: a delivery signed
+    /// with it is a signature reject, whatever its body.
     pub fn rotation_grace(mut self, grace: Duration) -> Self {
         self.rotation_grace = grace;
         self

@@ -25,7 +25,6 @@ pub struct Resolved {
     authentication: WebhookAuthenticationType,
     webhook: Result<Arc<Webhook>, Error>,
     last_triggered: Arc<Mutex<Option<SystemTime>>>,
-    previous_until: Option<SystemTime>,
 }
 
 impl std::fmt::Debug for Resolved {
@@ -234,7 +233,6 @@ impl Registry {
             authentication: entry.definition.authentication,
             webhook: entry.compiled.clone(),
             last_triggered: entry.last_triggered.clone(),
-            previous_until: entry.previous.as_ref().map(|p| p.until),
         })
     }
 
@@ -243,11 +241,9 @@ impl Registry {
     /// a trigger stamps `lastTriggered`.
     pub fn trigger_resolved(&self, resolved: &Resolved, request: &Request<'_>) -> Result<Verdict, Error> {
         let webhook = resolved.webhook.clone()?;
-        let mut verdict = webhook.evaluate(request);
-        // Past its grace period the previous secret verifies nothing: as a mismatch.
-        if verdict.used_previous_secret() && resolved.previous_until.is_none_or(|until| (self.clock)() >= until) {
-            verdict = verdict.previous_secret_expired(request);
-        }
+        // The registry's clock decides the grace period: a previous secret past its deadline is
+        // not tried, so a delivery signed with it is a signature reject and never parsed.
+        let verdict = webhook.evaluate(&request.now((self.clock)()));
         if verdict.is_trigger() {
             *resolved.last_triggered.lock().unwrap_or_else(PoisonError::into_inner) = Some((self.clock)());
         }

@@ -251,7 +251,9 @@ impl Registry {
         let config = pipeline.first_stage_configuration(&definition.target_action)?;
         match previous {
             None => self.options.build(definition, config),
-            Some(p) => self.options.clone().accept_previous_secret(p.secret.clone()).build(definition, config),
+            Some(p) => {
+                self.options.clone().accept_previous_secret_until(p.secret.clone(), p.until).build(definition, config)
+            }
         }
     }
 }

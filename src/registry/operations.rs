@@ -283,7 +283,7 @@ impl Registry {
     /// (`WebhookNotFoundException`) or a webhook that cannot compile (its error) is refused without
     /// reading a byte, and a body is read no further than this: the limit of the registry's
     /// [`webhook_options`](super::RegistryBuilder::webhook_options), by default
-    /// [`DEFAULT_MAX_BODY_BYTES`](crate::DEFAULT_MAX_BODY_BYTES).
+    /// [`DEFAULT_MAX_BODY_BYTES`](crate::limits::DEFAULT_MAX_BODY_BYTES).
     pub fn max_body_bytes(&self, url: &str) -> Result<usize, Error> {
         let token = self.base_url.token_in(url).ok_or_else(unknown_url)?;
         let state = self.read();
@@ -303,10 +303,10 @@ fn find_pipeline<'s>(state: &'s State, definition: &WebhookDefinition) -> Result
 }
 
 /// A webhook to recompile: name, revision, definition, previous secret.
-type Target = (String, u64, WebhookDefinition, Option<Previous>);
+type Recompile = (String, u64, WebhookDefinition, Option<Previous>);
 
 /// The webhooks that target `pipeline`, in name order.
-fn targets(state: &State, pipeline: &str) -> Vec<Target> {
+fn targets(state: &State, pipeline: &str) -> Vec<Recompile> {
     state
         .webhooks
         .iter()
@@ -318,7 +318,7 @@ fn targets(state: &State, pipeline: &str) -> Vec<Target> {
 type Compiled = Result<Arc<Webhook>, Error>;
 
 impl Registry {
-    fn compile_targets(&self, targets: Vec<Target>, pipeline: &PipelineDeclaration) -> Vec<(String, u64, Compiled)> {
+    fn compile_targets(&self, targets: Vec<Recompile>, pipeline: &PipelineDeclaration) -> Vec<(String, u64, Compiled)> {
         targets
             .into_iter()
             .map(|(name, revision, d, previous)| {

@@ -225,7 +225,7 @@ pub fn mask_secrets(pipeline: &mut Value, is_secret: impl Fn(&str) -> bool) {
         let Some(config) = config.and_then(Value::as_object_mut) else { return };
         for (key, value) in config.iter_mut() {
             if SECRET_CONFIGURATION_KEYS.contains(&key.as_str()) || is_secret(key) {
-                *value = Value::String(crate::definition::REDACTED.to_owned());
+                *value = Value::String(crate::error::REDACTED.to_owned());
             }
         }
     };

@@ -215,7 +215,7 @@ impl std::fmt::Debug for RegistryState {
             .field("pipelines", &self.pipelines)
             .field("webhooks", &self.webhooks)
             .field("pipeline_tags", &self.pipeline_tags)
-            .field("next_token_key", &self.next_token_key.as_ref().map(|_| crate::definition::REDACTED))
+            .field("next_token_key", &self.next_token_key.as_ref().map(|_| crate::error::REDACTED))
             .finish()
     }
 }
@@ -260,12 +260,12 @@ impl std::fmt::Debug for WebhookState {
         f.debug_struct("WebhookState")
             .field("definition", &self.definition)
             .field("tags", &self.tags)
-            .field("token", &crate::definition::REDACTED)
+            .field("token", &crate::error::REDACTED)
             .field("registered_with_third_party", &self.registered_with_third_party)
             .field("last_triggered", &self.last_triggered)
             .field("error_code", &self.error_code)
             .field("error_message", &self.error_message)
-            .field("previous_secret_token", &self.previous_secret_token.as_ref().map(|_| crate::definition::REDACTED))
+            .field("previous_secret_token", &self.previous_secret_token.as_ref().map(|_| crate::error::REDACTED))
             .field("previous_secret_valid_until", &self.previous_secret_valid_until)
             .finish()
     }

@@ -9,8 +9,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::Registry;
-use crate::definition::{MAX_TAGS, Tag};
+use crate::definition::Tag;
 use crate::error::{Error, ErrorCode, escape};
+use crate::limits::MAX_TAGS;
 
 /// The input of `TagResource`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,21 +10,30 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 
 use super::App;
-use super::executions::Job;
-use super::store::{ExecutionRow, Recorded, TriggerRecord};
+use super::limits::BodyError;
+use super::store::{ExecutionRow, QueuedJob, Recorded, TriggerRecord};
 use codepipeline_webhooks::registry::Resolved;
 use codepipeline_webhooks::{Request, Step, Verdict};
 
 /// How long a repeated `X-GitHub-Delivery` is remembered.
 pub const DEDUPE_WINDOW_SECS: f64 = 3600.0;
 
-/// The `t` parameter of a query string.
+/// The `t` parameter of a query string; none when it is empty or given twice (which of two
+/// tokens is meant is not guessed).
 pub fn token_of(query: Option<&str>) -> Option<&str> {
-    query?.split('&').find_map(|pair| pair.strip_prefix("t=")).filter(|t| !t.is_empty())
+    let mut tokens = query?.split('&').filter_map(|pair| pair.strip_prefix("t="));
+    let token = tokens.next().filter(|t| !t.is_empty())?;
+    tokens.next().is_none().then_some(token)
+}
+
+/// 503 with `Retry-After`: a bound of the service is reached; the sender may try again.
+fn busy() -> Response {
+    let mut response = empty(StatusCode::SERVICE_UNAVAILABLE);
+    response.headers_mut().insert(header::RETRY_AFTER, http::HeaderValue::from(super::limits::RETRY_AFTER_SECS));
+    response
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
@@ -68,25 +77,57 @@ pub(crate) async fn trigger(
         tracing::info!(webhook = %info.name(), outcome = "too_large", "Content-Length over the limit");
         return empty(StatusCode::PAYLOAD_TOO_LARGE);
     }
-    let bytes: Bytes = match tokio::time::timeout(app.config.read_timeout, Limited::new(body, limit).collect()).await {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.is::<LengthLimitError>() => {
+    // Read into the global budget of buffered bodies (held until this request is answered).
+    let deadline = tokio::time::Instant::now() + app.config.read_timeout;
+    let (bytes, held): (Bytes, _) = match app.budget.read(body, limit, declared, deadline).await {
+        Ok(read) => read,
+        Err(BodyError::TooLarge) => {
             app.metrics.delivery("too_large", "payload", started.elapsed());
             tracing::info!(webhook = %info.name(), outcome = "too_large", "body over the limit");
             return empty(StatusCode::PAYLOAD_TOO_LARGE);
         }
-        Ok(Err(_)) => {
+        Err(BodyError::Busy) => {
+            app.metrics.delivery("busy", "none", started.elapsed());
+            tracing::warn!(webhook = %info.name(), outcome = "busy", "the body budget is full");
+            return busy();
+        }
+        Err(BodyError::Broken) => {
             app.metrics.delivery("bad_request", "payload", started.elapsed());
             return empty(StatusCode::BAD_REQUEST);
         }
-        Err(_) => {
+        Err(BodyError::Timeout) => {
             app.metrics.delivery("bad_request", "payload", started.elapsed());
             tracing::info!(webhook = %info.name(), outcome = "timeout", "body not received in time");
             return empty(StatusCode::REQUEST_TIMEOUT);
         }
     };
-    let request = Request::from_headers(&headers, &bytes).source_ip(peer);
-    let verdict = match app.registry.trigger_resolved(&info, &request) {
+    // Evaluated off the async workers, in this webhook's turn of the pool.
+    let slot = match tokio::time::timeout_at(deadline, app.pool.acquire(info.name())).await {
+        Ok(slot) => slot,
+        Err(_) => {
+            app.metrics.delivery("busy", "none", started.elapsed());
+            tracing::warn!(webhook = %info.name(), outcome = "busy", "no evaluation slot in time");
+            return busy();
+        }
+    };
+    // The slot and the body's room in the budget go with the evaluation: if the sender goes away
+    // meanwhile (this future is dropped), they are freed when the work ends, not before.
+    let evaluated = {
+        let (app, info, headers, bytes) = (app.clone(), info.clone(), headers.clone(), bytes.clone());
+        tokio::task::spawn_blocking(move || {
+            let request = Request::from_headers(&headers, &bytes).source_ip(peer);
+            let verdict = app.registry.trigger_resolved(&info, &request);
+            drop(slot);
+            (verdict, held)
+        })
+        .await
+    };
+    let Ok((evaluated, _held)) = evaluated else {
+        app.metrics.delivery("error", "none", started.elapsed());
+        tracing::error!(webhook = %info.name(), "the evaluation task failed");
+        return empty(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let verdict = match evaluated {
         Ok(v) => v,
         Err(e) => {
             app.metrics.delivery("error", "none", started.elapsed());
@@ -146,6 +187,12 @@ async fn answer(
                 dedupe_after: now - DEDUPE_WINDOW_SECS,
                 execution,
                 instance: running.then(|| app.instance.clone()),
+                // Spooled to the database in the same transaction: it waits there, not here.
+                job: running.then(|| QueuedJob {
+                    event: event.unwrap_or_default().to_owned(),
+                    payload: payload.clone(),
+                    queue_max: app.config.queue_max,
+                }),
             };
             match app.recorder.record(record).await {
                 Ok(Recorded::Started) => {}
@@ -154,25 +201,20 @@ async fn answer(
                     tracing::info!(webhook = %info.name(), outcome = "duplicate", delivery, "repeated delivery id");
                     return json_response(StatusCode::OK, json!({"ignored": "duplicate delivery"}));
                 }
+                Ok(Recorded::QueueFull) => {
+                    app.metrics.delivery("queue_full", "none", started.elapsed());
+                    tracing::warn!(webhook = %info.name(), outcome = "queue_full", "the on-trigger queue is full");
+                    return busy();
+                }
                 Err(e) => {
                     app.metrics.delivery("error", "none", started.elapsed());
                     tracing::error!(webhook = %info.name(), error = %e, "could not record the execution");
                     return empty(StatusCode::SERVICE_UNAVAILABLE);
                 }
             }
+            drop(payload);
             if let Some(runner) = &app.runner {
-                runner.spawn(
-                    app.clone(),
-                    Job {
-                        execution_id: id.clone(),
-                        pipeline: verdict.target_pipeline().to_owned(),
-                        webhook: verdict.webhook_name().to_owned(),
-                        event: event.unwrap_or_default().to_owned(),
-                        delivery: delivery.unwrap_or_default().to_owned(),
-                        payload,
-                        env: super::revisions::program_env("Webhook", revision.as_ref()),
-                    },
-                );
+                runner.wake();
             }
             app.metrics.delivery("started", "none", started.elapsed());
             tracing::info!(webhook = %info.name(), pipeline = verdict.target_pipeline(), execution = %id, outcome = "started", previous_secret = verdict.used_previous_secret(), "pipeline started");
@@ -233,5 +275,7 @@ mod tests {
         assert_eq!(token_of(Some("v=1")), None);
         assert_eq!(token_of(Some("t=")), None);
         assert_eq!(token_of(None), None);
+        assert_eq!(token_of(Some("t=abc&t=other&v=1")), None, "two tokens: neither");
+        assert_eq!(token_of(Some("t=abc&v=1&t=abc")), None);
     }
 }

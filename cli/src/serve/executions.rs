@@ -1,19 +1,20 @@
 //! What a trigger starts: its execution record, written by one writer task that commits
 //! concurrent triggers together (group commit: each caller still waits for its own commit), and
 //! the `--on-trigger` program, run without a shell with the payload on stdin, bounded in time and
-//! in how many run at once. Its exit code decides the execution's status.
+//! in how many run at once, in a process group of its own. Executions wait for it as durable rows
+//! (the `queue` table, payload included), never in memory. Its exit code decides the execution's
+//! status.
 
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
 
 use super::App;
-use super::store::{Recorded, Store, StoreError, TriggerRecord};
+use super::store::{ClaimedJob, Recorded, Store, StoreError, TriggerRecord};
 
 /// How often delivery ids older than the duplicate window are deleted (at the next trigger).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -87,108 +88,139 @@ impl Recorder {
     }
 }
 
-/// One execution to run.
-#[derive(Debug)]
-pub struct Job {
-    /// The execution id.
-    pub execution_id: String,
-    /// The pipeline started.
-    pub pipeline: String,
-    /// The webhook that started it.
-    pub webhook: String,
-    /// `X-GitHub-Event`, or empty.
-    pub event: String,
-    /// `X-GitHub-Delivery`, or empty.
-    pub delivery: String,
-    /// The delivery's body.
-    pub payload: Bytes,
-    /// More environment for the program (the revision it runs:
-    /// `CODEPIPELINE_TRIGGER_TYPE`, `CODEPIPELINE_REVISION_ID`, ...).
-    pub env: Vec<(&'static str, String)>,
-}
-
 /// What StopPipelineExecution asks of a running program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopMode {
-    /// `abandon`: the program is ended now.
+    /// `abandon`: the program's group is ended now.
     Abandon,
     /// Stop and wait: the program finishes; the execution then ends `Stopped`.
     Wait,
 }
 
-type StopSignal = tokio::sync::oneshot::Sender<StopMode>;
+type StopSignals = Arc<std::sync::Mutex<std::collections::HashMap<String, tokio::sync::oneshot::Sender<StopMode>>>>;
 
-/// Runs the `--on-trigger` program.
+/// Runs the `--on-trigger` program for executions claimed from the durable queue: `concurrency`
+/// workers, each claiming the oldest waiting execution (transactionally, so that one instance of
+/// many gets it), running the program in a process group of its own and recording how it ended.
 #[derive(Debug)]
 pub struct Runner {
     program: Vec<String>,
     timeout: Duration,
+    grace: Duration,
     concurrency: usize,
-    permits: Arc<Semaphore>,
-    /// The executions this runner has (waiting or running), and how to stop each.
-    running: Arc<std::sync::Mutex<std::collections::HashMap<String, StopSignal>>>,
+    wake: Arc<Notify>,
+    stop: tokio::sync::watch::Sender<bool>,
+    workers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The executions this instance's workers run, and how to stop each (StopPipelineExecution).
+    running: StopSignals,
+}
+
+/// How often an idle worker looks at the queue (other instances' triggers; its own wake it).
+const POLL_QUEUE: Duration = Duration::from_millis(250);
+
+enum Outcome {
+    Exited(std::io::Result<std::process::ExitStatus>),
+    TimedOut,
+    Shutdown,
+    Abandoned,
 }
 
 impl Runner {
-    /// A runner for `program` (argv, at least one element).
-    pub fn new(program: Vec<String>, timeout: Duration, concurrency: usize) -> Runner {
-        let concurrency = concurrency.max(1);
+    /// A runner for `program` (argv, at least one element); its processes get `grace` between
+    /// SIGTERM and SIGKILL.
+    pub fn new(program: Vec<String>, timeout: Duration, grace: Duration, concurrency: usize) -> Runner {
         Runner {
             program,
             timeout,
-            concurrency,
-            permits: Arc::new(Semaphore::new(concurrency)),
-            running: Arc::default(),
+            grace,
+            concurrency: concurrency.max(1),
+            wake: Arc::new(Notify::new()),
+            stop: tokio::sync::watch::channel(false).0,
+            workers: std::sync::Mutex::new(Vec::new()),
+            running: StopSignals::default(),
         }
     }
 
-    /// Starts the job in the background; it waits for a free slot first.
-    pub(crate) fn spawn(&self, app: Arc<App>, job: Job) {
-        let permits = self.permits.clone();
-        let program = self.program.clone();
-        let timeout = self.timeout;
-        let (signal, mut stop) = tokio::sync::oneshot::channel();
-        let running = self.running.clone();
-        running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(job.execution_id.clone(), signal);
-        tokio::spawn(async move {
-            let permit = tokio::select! {
-                permit = permits.acquire_owned() => permit.ok(),
-                // Stopped while it waited for a slot: it never runs.
-                _ = &mut stop => None,
-            };
-            let (status, summary) = match permit {
-                Some(_permit) => run(&program, timeout, &job, stop).await,
-                None => ("Stopped", None),
-            };
-            running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&job.execution_id);
-            app.metrics.execution_finished(status);
-            if let Err(e) =
-                app.store.finish_execution(&job.execution_id, status, summary.as_deref(), super::now()).await
-            {
-                tracing::error!(execution = %job.execution_id, error = %e, "could not record the execution's end");
-            }
-        });
+    /// Starts the workers (on the current runtime).
+    pub(crate) fn start(&self, app: Arc<App>) {
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..self.concurrency {
+            let app = app.clone();
+            let wake = self.wake.clone();
+            let mut stop = self.stop.subscribe();
+            let (program, timeout, grace) = (self.program.clone(), self.timeout, self.grace);
+            let running = self.running.clone();
+            workers.push(tokio::spawn(async move {
+                loop {
+                    if *stop.borrow() {
+                        return;
+                    }
+                    let job = match app.store.claim(&app.instance).await {
+                        Ok(job) => job,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "claiming a queued execution failed");
+                            None
+                        }
+                    };
+                    let Some(job) = job else {
+                        tokio::select! {
+                            () = wake.notified() => {}
+                            () = tokio::time::sleep(POLL_QUEUE) => {}
+                            _ = stop.wait_for(|s| *s) => return,
+                        }
+                        continue;
+                    };
+                    let (signal, halt) = tokio::sync::oneshot::channel();
+                    running.lock().unwrap_or_else(|e| e.into_inner()).insert(job.execution_id.clone(), signal);
+                    let (status, summary) = run(&app, &program, timeout, grace, &job, stop.clone(), halt).await;
+                    running.lock().unwrap_or_else(|e| e.into_inner()).remove(&job.execution_id);
+                    app.metrics.execution_finished(status);
+                    if let Err(e) =
+                        app.store.finish_execution(&job.execution_id, status, summary.as_deref(), super::now()).await
+                    {
+                        tracing::error!(execution = %job.execution_id, error = %e, "could not record the execution's end");
+                    }
+                }
+            }));
+        }
     }
 
-    /// StopPipelineExecution: signals the execution's program (or its wait for a slot). `false`
-    /// when this runner does not have it (finished, or run by another instance).
+    /// StopPipelineExecution: signals the program of an execution this instance runs (with
+    /// `Abandon` its process group is ended as on the timeout). `false` when no worker here runs
+    /// it (still queued, finished, or run by another instance).
     pub fn stop(&self, execution_id: &str, mode: StopMode) -> bool {
-        let signal = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(execution_id);
+        let signal = self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(execution_id);
         signal.is_some_and(|s| s.send(mode).is_ok())
     }
 
-    /// Waits until no program runs, or `limit` has passed.
-    pub async fn drain(&self, limit: Duration) {
-        let n = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
-        let _ = tokio::time::timeout(limit, self.permits.acquire_many(n)).await;
+    /// Tells a worker that an execution was queued.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Shutdown: no more claims; running programs' groups get SIGTERM at once, SIGKILL after the
+    /// grace period, and their executions end `Stopped`. Waiting executions stay queued for the
+    /// next start. Returns when the workers are done, or after the grace period and 5 s.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        let all = async {
+            for worker in workers {
+                let _ = worker.await;
+            }
+        };
+        let _ = tokio::time::timeout(self.grace + Duration::from_secs(5), all).await;
     }
 }
 
 async fn run(
+    app: &Arc<App>,
     program: &[String],
     timeout: Duration,
-    job: &Job,
-    mut stop: tokio::sync::oneshot::Receiver<StopMode>,
+    grace: Duration,
+    job: &ClaimedJob,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut halt: tokio::sync::oneshot::Receiver<StopMode>,
 ) -> (&'static str, Option<String>) {
     let mut command = Command::new(&program[0]);
     command
@@ -202,6 +234,8 @@ async fn run(
         .stdin(Stdio::piped())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
+        // A group of its own: what it starts is ended with it.
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = match command.spawn() {
         Ok(child) => child,
@@ -210,41 +244,72 @@ async fn run(
             return ("Failed", Some(format!("the on-trigger program did not start: {e}")));
         }
     };
+    let pgid = child.id().and_then(|id| i32::try_from(id).ok());
+    if let Some(pgid) = pgid
+        && let Err(e) = app.store.set_pgid(&job.execution_id, i64::from(pgid)).await
+    {
+        tracing::warn!(execution = %job.execution_id, error = %e, "could not record the program's process group");
+    }
     tracing::info!(execution = %job.execution_id, pid = child.id(), "on-trigger program started");
-    let work = async {
-        if let Some(mut stdin) = child.stdin.take() {
-            // A program that does not read its input is not an error.
-            let _ = stdin.write_all(&job.payload).await;
-            drop(stdin);
-        }
-        child.wait().await
-    };
-    // Stopped with `abandon`: the program is ended (as on the timeout); stopped to wait: it
-    // finishes, and the store ends the execution Stopped.
-    let watched = async {
+    let outcome = {
+        let mut stdin = child.stdin.take();
+        let payload = &job.payload;
+        let work = async {
+            if let Some(mut stdin) = stdin.take() {
+                // A program that does not read its input is not an error.
+                let _ = stdin.write_all(payload).await;
+                drop(stdin);
+            }
+            child.wait().await
+        };
         tokio::pin!(work);
-        tokio::select! {
-            done = &mut work => Some(done),
-            mode = &mut stop => match mode {
-                Ok(StopMode::Abandon) => None,
-                _ => Some(work.await),
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let first = tokio::select! {
+            r = &mut work => Some(Outcome::Exited(r)),
+            () = &mut deadline => Some(Outcome::TimedOut),
+            _ = stop.wait_for(|s| *s) => Some(Outcome::Shutdown),
+            // StopPipelineExecution: abandon ends the group now; stop-and-wait lets it finish
+            // (the store then ends the execution Stopped).
+            mode = &mut halt => match mode {
+                Ok(StopMode::Abandon) => Some(Outcome::Abandoned),
+                _ => None,
+            },
+        };
+        match first {
+            Some(outcome) => outcome,
+            None => tokio::select! {
+                r = &mut work => Outcome::Exited(r),
+                () = &mut deadline => Outcome::TimedOut,
+                _ = stop.wait_for(|s| *s) => Outcome::Shutdown,
             },
         }
     };
-    let outcome = tokio::time::timeout(timeout, watched).await;
-    match outcome {
-        Ok(None) => {
-            let _ = child.kill().await;
-            ("Stopped", Some("stopped by StopPipelineExecution (abandon): the on-trigger program was ended".into()))
+    // Whatever ended it, nothing of its group outlives it: SIGTERM, then SIGKILL after the grace
+    // period (a program that exited may have left background processes).
+    if let Some(pgid) = pgid {
+        let reap = async {
+            super::procgroup::end_group(pgid, grace).await;
+        };
+        if matches!(outcome, Outcome::Exited(_)) {
+            reap.await;
+        } else {
+            // The leader is reaped while the group is ended.
+            let (_, _) = tokio::join!(reap, async { tokio::time::timeout(grace, child.wait()).await });
+            let _ = child.start_kill();
+            let _ = child.wait().await;
         }
-        Ok(Some(done)) => match done {
-            Ok(status) if status.success() => ("Succeeded", None),
-            Ok(status) => ("Failed", Some(format!("the on-trigger program exited with {status}"))),
-            Err(e) => ("Failed", Some(format!("waiting for the on-trigger program failed: {e}"))),
-        },
-        Err(_) => {
-            let _ = child.kill().await;
+    }
+    match outcome {
+        Outcome::Exited(Ok(status)) if status.success() => ("Succeeded", None),
+        Outcome::Exited(Ok(status)) => ("Failed", Some(format!("the on-trigger program exited with {status}"))),
+        Outcome::Exited(Err(e)) => ("Failed", Some(format!("waiting for the on-trigger program failed: {e}"))),
+        Outcome::TimedOut => {
             ("Failed", Some(format!("the on-trigger program ran longer than {} s and was killed", timeout.as_secs())))
+        }
+        Outcome::Shutdown => ("Stopped", Some("the server shut down while it ran".to_owned())),
+        Outcome::Abandoned => {
+            ("Stopped", Some("stopped by StopPipelineExecution (abandon): the on-trigger program was ended".to_owned()))
         }
     }
 }

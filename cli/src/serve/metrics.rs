@@ -22,7 +22,8 @@ pub struct Metrics {
 
 impl Metrics {
     /// Counts one delivery by outcome (`started`, `ignored`, `duplicate`, `ping`, `rejected`,
-    /// `unknown_token`, `too_large`, `bad_request`, `error`) and step (`none` when no step refused
+    /// `unknown_token`, `too_large`, `bad_request`, `busy` (a bound reached: 503 with `Retry-After`),
+    /// `queue_full`, `error`) and step (`none` when no step refused
     /// it), and observes its latency.
     pub fn delivery(&self, outcome: &'static str, step: &'static str, elapsed: Duration) {
         *self.deliveries.lock().unwrap_or_else(PoisonError::into_inner).entry((outcome, step)).or_default() += 1;

@@ -6,8 +6,9 @@
 //! also built alone, without the default feature `serve`, for fuzzing), and with feature `serve`: `api`
 //! (operations against the state), `sigv4` (request verification), `data` (the `/trigger`
 //! receiver), `store` (the database, SQLite or Postgres, through sqlx), `executions`
-//! (the on-trigger runner), `metrics`, and the service itself (configuration, routes, startup,
-//! shutdown).
+//! (the on-trigger runner and its durable queue), `limits` (the budget of buffered bodies), `pool`
+//! (the fair evaluation pool), `procgroup` (the programs' process groups), `metrics`, and the
+//! service itself (configuration, routes, startup, shutdown).
 
 pub mod control;
 
@@ -18,9 +19,14 @@ pub mod data;
 #[cfg(feature = "serve")]
 pub mod executions;
 #[cfg(feature = "serve")]
+pub mod limits;
+#[cfg(feature = "serve")]
 pub mod metrics;
 mod modes;
 #[cfg(feature = "serve")]
+pub mod pool;
+#[cfg(feature = "serve")]
+pub mod procgroup;
 mod revisions;
 #[cfg(feature = "serve")]
 mod runs;

@@ -14,8 +14,8 @@ use super::control::{
     ApiError, GetPipelineStateInput, ListActionExecutionsInput, ListPipelineExecutionsInput,
     StartPipelineExecutionInput, StopPipelineExecutionInput,
 };
-use super::executions::{Job, StopMode};
-use super::revisions::{SourceRevision, program_env};
+use super::executions::StopMode;
+use super::revisions::SourceRevision;
 use super::store::{ExecutionRow, PipelineRow};
 use codepipeline_webhooks::registry;
 
@@ -198,20 +198,17 @@ pub(crate) async fn start(app: &std::sync::Arc<App>, input: StartPipelineExecuti
         stop_reason: None,
     };
     let instance = running.then_some(app.instance.as_str());
-    let (id, started) = app.store.start_execution(&execution, instance, input.client_request_token.as_deref()).await?;
+    let queue_max = running.then_some(app.config.queue_max);
+    let Some((id, started)) =
+        app.store.start_execution(&execution, instance, input.client_request_token.as_deref(), queue_max).await?
+    else {
+        return Err(ApiError::client(
+            "ConcurrentPipelineExecutionsLimitExceededException",
+            format!("The queue of executions waiting for the on-trigger program is full ({queue_max:?})"),
+        ));
+    };
     if started && let Some(runner) = &app.runner {
-        runner.spawn(
-            app.clone(),
-            Job {
-                execution_id: id.clone(),
-                pipeline: input.name.clone(),
-                webhook: String::new(),
-                event: String::new(),
-                delivery: String::new(),
-                payload: Default::default(),
-                env: program_env(START_TRIGGER, revisions.first()),
-            },
-        );
+        runner.wake();
     }
     if started {
         tracing::info!(pipeline = %input.name, execution = %id, "pipeline started by StartPipelineExecution");
@@ -244,7 +241,10 @@ pub(crate) async fn stop(app: &App, input: StopPipelineExecutionInput) -> Result
         });
     }
     let mode = if input.abandon.unwrap_or(false) { StopMode::Abandon } else { StopMode::Wait };
-    let signalled = app.runner.as_ref().is_some_and(|r| r.stop(id, mode));
+    // Still waiting in the queue: it never runs. Running here: the worker is told. Otherwise
+    // (finished meanwhile, or run by another instance, whose program is not signalled) it ends
+    // Stopped now.
+    let signalled = !app.store.unqueue(id).await? && app.runner.as_ref().is_some_and(|r| r.stop(id, mode));
     if !signalled {
         // No program of this instance runs it: it ends Stopped now.
         app.store.finish_execution(id, "Stopped", None, now).await?;

@@ -73,6 +73,25 @@ pub struct ServeArgs {
     /// Seconds a request (its body included) may take to arrive.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub request_timeout: u64,
+    /// Seconds between SIGTERM and SIGKILL when an on-trigger program's process group is ended
+    /// (timeout, shutdown, restart after a crash).
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub on_trigger_grace: u64,
+    /// The most executions that may wait for the on-trigger program (durable rows, over every
+    /// instance); past it a delivery gets 503 with Retry-After.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub queue_max: usize,
+    /// The budget of request bodies buffered in memory at once, in MiB; past it a new body waits
+    /// 2 s for room, then gets 503 with Retry-After.
+    #[arg(long, default_value_t = super::limits::DEFAULT_BODY_BUDGET_MIB, value_name = "MIB")]
+    pub body_budget_mib: usize,
+    /// How many bodies are evaluated at once, off the async workers (0: one per CPU).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub eval_threads: usize,
+    /// How many of those one webhook may use at once (0: half of them, at least 1); more wait
+    /// their turn, round-robin over the webhooks.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub eval_per_webhook: usize,
     /// The program a trigger runs, with its arguments: the rest of the command line. No shell;
     /// the payload on stdin; `CODEPIPELINE_PIPELINE`, `CODEPIPELINE_WEBHOOK`,
     /// `CODEPIPELINE_EXECUTION_ID`, `GITHUB_EVENT`, `GITHUB_DELIVERY` in its environment.
@@ -107,6 +126,16 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// The largest control-plane request body.
     pub max_api_body_bytes: usize,
+    /// Between SIGTERM and SIGKILL for a program's process group.
+    pub on_trigger_grace: Duration,
+    /// The most executions waiting for the program.
+    pub queue_max: usize,
+    /// The budget of buffered body bytes.
+    pub body_budget_bytes: usize,
+    /// Evaluations at once.
+    pub eval_threads: usize,
+    /// Evaluations at once for one webhook.
+    pub eval_per_webhook: usize,
 }
 
 /// How often each instance polls the change feed (changes reach its data plane within this, and
@@ -124,6 +153,10 @@ pub(crate) struct App {
     pub(crate) recorder: super::executions::Recorder,
     pub(crate) metrics: Metrics,
     pub(crate) runner: Option<Runner>,
+    /// The budget of buffered request bodies.
+    pub(crate) budget: super::limits::BodyBudget,
+    /// The evaluation pool.
+    pub(crate) pool: super::pool::FairPool,
     /// This process's id in the `instances` table.
     pub(crate) instance: String,
     /// The change feed's position this cache has applied; held while catching up.
@@ -328,10 +361,22 @@ async fn housekeeping(app: Arc<App>) {
         {
             tracing::warn!(error = %e, "heartbeat failed");
         }
+        if tick.is_multiple_of(5)
+            && let Err(e) = app.store.probe(now()).await
+        {
+            tracing::warn!(error = %e, "the store's write probe failed");
+        }
         if tick.is_multiple_of(50) {
             match app.store.stop_orphans(&app.instance, now()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!(executions = n, "executions of an instance that stopped marked Stopped"),
+                Ok(orphans) => {
+                    if orphans.stopped > 0 {
+                        tracing::warn!(
+                            executions = orphans.stopped,
+                            "executions of an instance that stopped marked Stopped"
+                        );
+                    }
+                    end_orphan_groups(orphans.groups, app.config.on_trigger_grace);
+                }
                 Err(e) => tracing::warn!(error = %e, "looking for orphaned executions failed"),
             }
         }
@@ -340,6 +385,17 @@ async fn housekeeping(app: Arc<App>) {
         {
             tracing::warn!(error = %e, "pruning the change feed failed");
         }
+    }
+}
+
+/// Ends, in the background, the process groups that the on-trigger programs of a dead server
+/// left (each only if it still holds a process of that execution).
+fn end_orphan_groups(groups: Vec<(String, i64)>, grace: Duration) {
+    for (execution, pgid) in groups {
+        let Ok(pgid) = i32::try_from(pgid) else { continue };
+        tokio::spawn(async move {
+            super::procgroup::end_orphan_group(pgid, &execution, grace).await;
+        });
     }
 }
 
@@ -379,6 +435,14 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
     if args.on_trigger.first().is_some_and(|p| p.is_empty()) {
         return Err(ServeError::Config("--on-trigger needs a program".into()));
     }
+    let eval_threads = match args.eval_threads {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let eval_per_webhook = match args.eval_per_webhook {
+        0 => (eval_threads / 2).max(1),
+        n => n.min(eval_threads),
+    };
     let database = match args.database_url.as_deref().filter(|u| !u.is_empty()) {
         Some(url) => Location::Url(url.to_owned()),
         None => Location::DataDir(args.data_dir.clone()),
@@ -396,6 +460,11 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
         read_timeout: Duration::from_secs(args.request_timeout.max(1)),
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         max_api_body_bytes: 1024 * 1024,
+        on_trigger_grace: Duration::from_secs(args.on_trigger_grace),
+        queue_max: args.queue_max.max(1),
+        body_budget_bytes: args.body_budget_mib.max(1).saturating_mul(1024 * 1024),
+        eval_threads,
+        eval_per_webhook,
     })
 }
 
@@ -405,9 +474,17 @@ async fn build_app(config: ServeConfig) -> Result<Arc<App>, ServeError> {
     store.hold_instance_lock(&instance).await?;
     // SQLite: this process holds the lock, so whatever ran before is gone. Postgres: the
     // instances whose liveness lock is free.
-    let stopped = store.stop_orphans(&instance, now()).await?;
-    if stopped > 0 {
-        tracing::warn!(executions = stopped, "executions left running by a previous process marked Stopped");
+    let orphans = store.stop_orphans(&instance, now()).await?;
+    if orphans.stopped > 0 {
+        tracing::warn!(executions = orphans.stopped, "executions left running by a previous process marked Stopped");
+    }
+    end_orphan_groups(orphans.groups, config.on_trigger_grace);
+    if config.on_trigger.is_empty() && store.backend() == super::store::Backend::Sqlite {
+        // One process, and it has no program: what waits would wait for ever.
+        let n = store.stop_queued(now()).await?;
+        if n > 0 {
+            tracing::warn!(executions = n, "queued executions marked Stopped: no --on-trigger program");
+        }
     }
     store.heartbeat(&instance, std::process::id(), now()).await?;
     let mut fresh = [0u8; 32];
@@ -423,10 +500,16 @@ async fn build_app(config: ServeConfig) -> Result<Arc<App>, ServeError> {
         .state(RegistryState { next_token_key: Some(key), ..RegistryState::default() })
         .build()
         .map_err(|e| ServeError::Config(format!("{}: {}", e.code(), e.message())))?;
-    let runner = config
-        .on_trigger
-        .first()
-        .map(|_| Runner::new(config.on_trigger.clone(), config.on_trigger_timeout, config.on_trigger_concurrency));
+    let runner = config.on_trigger.first().map(|_| {
+        Runner::new(
+            config.on_trigger.clone(),
+            config.on_trigger_timeout,
+            config.on_trigger_grace,
+            config.on_trigger_concurrency,
+        )
+    });
+    let budget = super::limits::BodyBudget::new(config.body_budget_bytes);
+    let pool = super::pool::FairPool::new(config.eval_threads, config.eval_per_webhook);
     // The feed's position before the load: what changes meanwhile is applied again (loading a
     // row is idempotent).
     let seq = store.change_seq().await?;
@@ -437,6 +520,8 @@ async fn build_app(config: ServeConfig) -> Result<Arc<App>, ServeError> {
         store,
         metrics: Metrics::default(),
         runner,
+        budget,
+        pool,
         instance,
         applied: tokio::sync::Mutex::new(seq),
     };
@@ -463,11 +548,15 @@ async fn request_id(mut response: Response) -> Response {
     response
 }
 
+/// Ready when the store answers and its last write (the probe every second, or any other) did
+/// not fail within the last 10 s; otherwise 503 and the reason.
 async fn healthz(State(app): State<Arc<App>>) -> Response {
-    if app.store.healthy().await {
-        (StatusCode::OK, "ok\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+    if !app.store.healthy().await {
+        return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable: it does not answer\n").into_response();
+    }
+    match app.store.write_error() {
+        None => (StatusCode::OK, "ok\n").into_response(),
+        Some(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store cannot write: {e}\n")).into_response(),
     }
 }
 
@@ -491,19 +580,59 @@ async fn control_plane(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    use http_body_util::BodyExt as _;
+    use super::limits::BodyError;
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
     let op_name = control::operation_name(target).unwrap_or("unknown");
-    let body: Bytes = match http_body_util::Limited::new(body, app.config.max_api_body_bytes).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(_) => {
-            let e = ApiError {
-                status: 413,
-                code: "SerializationException".into(),
-                message: "the request body is too large or was cut off".into(),
+    // Before a byte of the body is read: the credentials (present, well formed, a known key, the
+    // date within the skew), then the declared length. A stranger's body is never buffered.
+    if app.config.auth
+        && let Err(e) = sigv4::precheck(&app.config.keys, &app.config.region, &headers, SystemTime::now())
+    {
+        tracing::info!(operation = op_name, code = e.code, "request not authenticated");
+        let e = ApiError { status: 403, code: e.code.into(), message: e.message };
+        app.metrics.api_call(op_name, 403);
+        return api_error(&e);
+    }
+    let limit = app.config.max_api_body_bytes;
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let too_large = || ApiError {
+        status: 413,
+        code: "SerializationException".into(),
+        message: format!("the request body is over the limit of {limit} bytes"),
+    };
+    if declared.is_some_and(|n| n > limit as u64) {
+        app.metrics.api_call(op_name, 413);
+        return api_error(&too_large());
+    }
+    let deadline = tokio::time::Instant::now() + app.config.read_timeout;
+    let (body, _held): (Bytes, _) = match app.budget.read(body, limit, declared, deadline).await {
+        Ok(read) => read,
+        Err(why) => {
+            let e = match why {
+                BodyError::TooLarge => too_large(),
+                BodyError::Busy => ApiError {
+                    status: 503,
+                    code: "ThrottlingException".into(),
+                    message: "the server is holding too many request bodies; retry later".into(),
+                },
+                BodyError::Timeout => ApiError {
+                    status: 408,
+                    code: "RequestTimeoutException".into(),
+                    message: "the request body did not arrive in time".into(),
+                },
+                BodyError::Broken => ApiError {
+                    status: 400,
+                    code: "SerializationException".into(),
+                    message: "the request body was cut off".into(),
+                },
             };
             app.metrics.api_call(op_name, e.status);
-            return api_error(&e);
+            let mut response = api_error(&e);
+            if why == BodyError::Busy {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(super::limits::RETRY_AFTER_SECS));
+            }
+            return response;
         }
     };
     if app.config.auth {
@@ -635,9 +764,12 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         let _ = writeln!(out, "listening on http://{bound}");
         let _ = out.flush();
     }
+    if let Some(runner) = &app.runner {
+        runner.start(app.clone());
+    }
     serve_connections(listener, router(app.clone()), app.config.read_timeout).await;
     if let Some(runner) = &app.runner {
-        runner.drain(Duration::from_secs(10)).await;
+        runner.shutdown().await;
     }
     poller.abort();
     app.store.close().await;

@@ -116,18 +116,21 @@ pub fn parse_amz_date(value: &str) -> Option<SystemTime> {
     u64::try_from(secs).ok().map(|s| UNIX_EPOCH + Duration::from_secs(s))
 }
 
-/// Verifies a request's SigV4 signature against the accepted keys, the region and `now`.
-///
-/// `path_and_query` is the request target as received; `headers` all the request's headers.
-pub fn verify(
-    keys: &[AccessKey],
+/// What can be checked before the body is read: an `Authorization` header is present and well
+/// formed, names a known access key, the right region and service, and `X-Amz-Date` is within
+/// the skew; and the headers that must be signed are. The control plane calls it before it reads a
+/// byte of the body, so that a request without valid credentials costs no buffering.
+pub fn precheck(keys: &[AccessKey], region: &str, headers: &HeaderMap, now: SystemTime) -> Result<(), AuthError> {
+    credentials(keys, region, headers, now).map(|_| ())
+}
+
+/// The checks of [`precheck`]: the key, the parsed header and the signing time.
+fn credentials<'k, 'h>(
+    keys: &'k [AccessKey],
     region: &str,
-    method: &str,
-    path_and_query: &str,
-    headers: &HeaderMap,
-    body: &[u8],
+    headers: &'h HeaderMap,
     now: SystemTime,
-) -> Result<(), AuthError> {
+) -> Result<(&'k AccessKey, Authorization<'h>, SystemTime), AuthError> {
     let Some(authorization) = headers.get(http::header::AUTHORIZATION) else {
         return Err(err("MissingAuthenticationTokenException", "Missing Authentication Token"));
     };
@@ -179,6 +182,22 @@ pub fn verify(
             return Err(err("InvalidSignatureException", format!("the '{required}' header must be signed")));
         }
     }
+    Ok((key, auth, time))
+}
+
+/// Verifies a request's SigV4 signature against the accepted keys, the region and `now`.
+///
+/// `path_and_query` is the request target as received; `headers` all the request's headers.
+pub fn verify(
+    keys: &[AccessKey],
+    region: &str,
+    method: &str,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<(), AuthError> {
+    let (key, auth, time) = credentials(keys, region, headers, now)?;
 
     // The headers the client signed, except x-amz-date, which the signer adds from `time`.
     let mut signed: Vec<(&str, &str)> = Vec::with_capacity(auth.signed_headers.len());

@@ -153,6 +153,62 @@ pub struct TriggerRecord {
     pub execution: ExecutionRow,
     /// The instance that runs its on-trigger program, if one does.
     pub instance: Option<String>,
+    /// What waits for the on-trigger program (a durable row of the queue), if one runs.
+    pub job: Option<QueuedJob>,
+}
+
+/// An execution's wait for the on-trigger program: spooled to the `queue` table in the
+/// transaction that records the trigger.
+#[derive(Clone, PartialEq)]
+pub struct QueuedJob {
+    /// `X-GitHub-Event`, or empty.
+    pub event: String,
+    /// The delivery's body.
+    pub payload: axum::body::Bytes,
+    /// The most executions that may wait (over every instance); past it the trigger is
+    /// [`Recorded::QueueFull`].
+    pub queue_max: usize,
+}
+
+impl std::fmt::Debug for QueuedJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueuedJob").field("event", &self.event).field("payload_bytes", &self.payload.len()).finish()
+    }
+}
+
+/// An execution claimed from the queue by this instance, to run now.
+#[derive(Clone)]
+pub struct ClaimedJob {
+    /// The execution id.
+    pub execution_id: String,
+    /// The pipeline started.
+    pub pipeline: String,
+    /// The webhook that started it.
+    pub webhook: String,
+    /// `X-GitHub-Event`, or empty.
+    pub event: String,
+    /// `X-GitHub-Delivery`, or empty.
+    pub delivery: String,
+    /// The delivery's body.
+    pub payload: Vec<u8>,
+    /// More environment for the program: the revision it runs (`CODEPIPELINE_TRIGGER_TYPE`,
+    /// `CODEPIPELINE_REVISION_ID`, ...).
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl std::fmt::Debug for ClaimedJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimedJob").field("execution_id", &self.execution_id).finish_non_exhaustive()
+    }
+}
+
+/// What [`Store::stop_orphans`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Orphans {
+    /// Executions marked `Stopped`.
+    pub stopped: u64,
+    /// The process groups their programs ran in (execution id, pgid), to end.
+    pub groups: Vec<(String, i64)>,
 }
 
 /// What recording a trigger did.
@@ -163,6 +219,8 @@ pub enum Recorded {
     /// The delivery id was seen for this webhook within the window (by any instance): nothing
     /// written.
     Duplicate,
+    /// The queue of executions waiting for the on-trigger program is full: nothing written.
+    QueueFull,
 }
 
 /// What a committed write changed.
@@ -232,6 +290,23 @@ pub struct Store {
     _lock: Option<fs::File>,
     /// Postgres: the connection that holds this instance's liveness lock.
     liveness: tokio::sync::Mutex<Option<sqlx::AnyConnection>>,
+    /// The last failed write, for readiness.
+    health: Health,
+}
+
+/// The last write that failed (when, and why), shared with write transactions.
+#[derive(Clone, Debug, Default)]
+struct Health(std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, String)>>>);
+
+/// How long a failed write keeps `/healthz` at 503 (the probe writes every second).
+const UNHEALTHY_FOR: Duration = Duration::from_secs(10);
+
+impl Health {
+    fn note<T>(&self, result: &Result<T, StoreError>) {
+        if let Err(e) = result {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), e.0.clone()));
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -285,7 +360,13 @@ impl Store {
                     .await
                     .map_err(|e| StoreError(format!("cannot connect to {}: {e}", redact_url(url))))?;
                 POSTGRES_MIGRATIONS.run(&pool).await?;
-                Ok(Store { pool, backend: Backend::Postgres, _lock: None, liveness: Default::default() })
+                Ok(Store {
+                    pool,
+                    backend: Backend::Postgres,
+                    _lock: None,
+                    liveness: Default::default(),
+                    health: Health::default(),
+                })
             }
             Location::Url(url) => Err(StoreError(format!(
                 "--database-url must start with sqlite: or postgres://, not '{}'",
@@ -295,7 +376,9 @@ impl Store {
     }
 
     async fn open_sqlite(path: &Path, lock: fs::File) -> Result<Store, StoreError> {
-        if !path.exists() {
+        if path.exists() {
+            check_sqlite_file(path)?;
+        } else {
             // Create it 0600 before SQLite opens it, so it is never readable by others.
             create_private(path)?;
         }
@@ -318,6 +401,26 @@ impl Store {
             .connect(&url)
             .await
             .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
+        // A SQLite file of another application: its tables, and none of ours.
+        let ours: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('_sqlx_migrations', 'webhooks')",
+        )
+        .fetch_one(&pool)
+        .await
+        .map_err(|e| StoreError(format!("cannot read {}: {e}", path.display())))?
+        .try_get(0)?;
+        let tables: i64 = sqlx::query("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'")
+            .fetch_one(&pool)
+            .await?
+            .try_get(0)?;
+        if ours == 0 && tables > 0 {
+            pool.close().await;
+            return Err(StoreError(format!(
+                "{} is a SQLite database of another application ({tables} tables, none of this service's): \
+                 refusing to use it; point --data-dir or --database-url elsewhere",
+                path.display()
+            )));
+        }
         SQLITE_MIGRATIONS.run(&pool).await?;
         if let Some(dir) = path.parent() {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -329,7 +432,13 @@ impl Store {
             }
         }
         restrict(path, 0o600)?;
-        Ok(Store { pool, backend: Backend::Sqlite, _lock: Some(lock), liveness: Default::default() })
+        Ok(Store {
+            pool,
+            backend: Backend::Sqlite,
+            _lock: Some(lock),
+            liveness: Default::default(),
+            health: Health::default(),
+        })
     }
 
     /// Which database this is.
@@ -416,7 +525,7 @@ impl Store {
                 tx
             }
         };
-        Ok(WriteTx { tx, changes: Vec::new() })
+        Ok(WriteTx { tx, changes: Vec::new(), health: self.health.clone() })
     }
 
     /// The change feed after `seq`, in commit order (at most `limit`). The feed has no gaps
@@ -466,6 +575,12 @@ impl Store {
     /// instance recorded within the window (the delivery's row decides, under the database's
     /// row lock). All or nothing.
     pub async fn record_triggers(&self, batch: &[TriggerRecord]) -> Result<Vec<Recorded>, StoreError> {
+        let result = self.record_triggers_tx(batch).await;
+        self.health.note(&result);
+        result
+    }
+
+    async fn record_triggers_tx(&self, batch: &[TriggerRecord]) -> Result<Vec<Recorded>, StoreError> {
         let mut out = vec![Recorded::Started; batch.len()];
         // Repeats inside the batch, decided here; rows are then touched in one order (webhook,
         // delivery) so that two instances' batches cannot deadlock on each other.
@@ -503,11 +618,37 @@ impl Store {
                 .await?;
                 if done.rows_affected() == 0 {
                     out[i] = Recorded::Duplicate;
+                    continue;
+                }
+            }
+            if let Some(job) = &t.job {
+                // A place in the queue, counted over every instance in this transaction.
+                let taken = sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'queued' AND value < $1")
+                    .bind(i64::try_from(job.queue_max).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
+                    .await?;
+                if taken.rows_affected() == 0 {
+                    out[i] = Recorded::QueueFull;
+                    if let Some(delivery) = &t.delivery {
+                        // Not acknowledged: a redelivery of this id must be able to start.
+                        sqlx::query("DELETE FROM deliveries WHERE webhook = $1 AND delivery = $2")
+                            .bind(&t.webhook)
+                            .bind(delivery)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
             }
         }
+        // A repeat of a delivery refused for a full queue is refused too.
+        for w in order.windows(2) {
+            let (a, b) = (&batch[w[0]], &batch[w[1]]);
+            if out[w[0]] == Recorded::QueueFull && a.webhook == b.webhook && a.delivery == b.delivery {
+                out[w[1]] = Recorded::QueueFull;
+            }
+        }
         for (t, r) in batch.iter().zip(&out) {
-            if *r == Recorded::Duplicate {
+            if *r != Recorded::Started {
                 continue;
             }
             let e = &t.execution;
@@ -528,6 +669,21 @@ impl Store {
             .bind(&e.source_revisions)
             .execute(&mut *tx)
             .await?;
+            if let Some(job) = &t.job {
+                sqlx::query(
+                    "INSERT INTO queue (execution_id, pipeline, webhook, event, delivery, payload, state, enqueued)
+                     VALUES ($1, $2, $3, $4, $5, $6, 'Queued', $7)",
+                )
+                .bind(&e.id)
+                .bind(&e.pipeline)
+                .bind(&t.webhook)
+                .bind(&job.event)
+                .bind(t.delivery.as_deref().unwrap_or_default())
+                .bind(&job.payload[..])
+                .bind(e.start_time)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         // lastTriggered: once per webhook per batch, the latest start, never moved back (another
         // instance may have stamped a later one).
@@ -569,18 +725,150 @@ impl Store {
         summary: Option<&str>,
         at: f64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE executions SET status = CASE WHEN status = 'Stopping' THEN 'Stopped' ELSE $2 END,
-             status_summary = CASE WHEN status = 'Stopping' THEN status_summary ELSE $3 END, last_update_time = $4
-             WHERE id = $1 AND status IN ('InProgress', 'Stopping')",
-        )
-        .bind(id)
-        .bind(status)
-        .bind(summary)
-        .bind(at)
-        .execute(&self.pool)
-        .await?;
+        let result = async {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(
+                "UPDATE executions SET status = CASE WHEN status = 'Stopping' THEN 'Stopped' ELSE $2 END,
+                 status_summary = CASE WHEN status = 'Stopping' THEN status_summary ELSE $3 END, last_update_time = $4
+                 WHERE id = $1 AND status IN ('InProgress', 'Stopping')",
+            )
+            .bind(id)
+            .bind(status)
+            .bind(summary)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM queue WHERE execution_id = $1").bind(id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        self.health.note(&result);
+        result
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// Claims the oldest execution waiting for the on-trigger program, for instance `me`
+    /// (transactionally: one instance gets it), and takes it off the queue's count.
+    pub async fn claim(&self, me: &str) -> Result<Option<ClaimedJob>, StoreError> {
+        let pick = match self.backend {
+            Backend::Sqlite => "SELECT seq FROM queue WHERE state = 'Queued' ORDER BY seq LIMIT 1",
+            Backend::Postgres => {
+                "SELECT seq FROM queue WHERE state = 'Queued' ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED"
+            }
+        };
+        // A read first: an idle worker's poll takes no write lock.
+        if sqlx::query("SELECT 1 FROM queue WHERE state = 'Queued' LIMIT 1").fetch_optional(&self.pool).await?.is_none()
+        {
+            return Ok(None);
+        }
+        let result = async {
+            let mut tx = self.begin_write().await?;
+            let row = sqlx::query(&format!(
+                "UPDATE queue SET state = 'Running', claimed_by = $1 WHERE state = 'Queued' AND seq = ({pick})
+                 RETURNING execution_id, pipeline, webhook, event, delivery, payload"
+            ))
+            .bind(me)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let job = ClaimedJob {
+                execution_id: row.try_get(0)?,
+                pipeline: row.try_get(1)?,
+                webhook: row.try_get(2)?,
+                event: row.try_get(3)?,
+                delivery: row.try_get(4)?,
+                payload: row.try_get(5)?,
+                env: Vec::new(),
+            };
+            let mut job = job;
+            let ran = sqlx::query("SELECT trigger_type, source_revisions FROM executions WHERE id = $1")
+                .bind(&job.execution_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(ran) = ran {
+                let trigger_type: String = ran.try_get(0)?;
+                let revisions: String = ran.try_get(1)?;
+                let revisions: Vec<super::revisions::SourceRevision> =
+                    serde_json::from_str(&revisions).unwrap_or_default();
+                job.env = super::revisions::program_env(&trigger_type, revisions.first());
+            }
+            sqlx::query("UPDATE counters SET value = value - 1 WHERE name = 'queued' AND value > 0")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE executions SET instance = $2 WHERE id = $1")
+                .bind(&job.execution_id)
+                .bind(me)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(job))
+        }
+        .await;
+        self.health.note(&result);
+        result
+    }
+
+    /// Records the process group an execution's program runs in.
+    pub async fn set_pgid(&self, execution_id: &str, pgid: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE queue SET pgid = $2 WHERE execution_id = $1")
+            .bind(execution_id)
+            .bind(pgid)
+            .execute(&self.pool)
+            .await?;
         Ok(())
+    }
+
+    /// How many executions wait for the on-trigger program (over every instance).
+    pub async fn queued(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT value FROM counters WHERE name = 'queued'").fetch_one(&self.pool).await?.try_get(0)?)
+    }
+
+    /// Marks `Stopped` the executions still waiting when no instance can run them (SQLite, and no
+    /// `--on-trigger` program configured now). How many.
+    pub async fn stop_queued(&self, at: f64) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE executions SET status = 'Stopped', status_summary = 'no --on-trigger program to run it after a restart',
+             last_update_time = $1 WHERE status = 'InProgress' AND id IN (SELECT execution_id FROM queue WHERE state = 'Queued')",
+        )
+        .bind(at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM queue WHERE state = 'Queued'").execute(&mut *tx).await?;
+        sqlx::query("UPDATE counters SET value = 0 WHERE name = 'queued'").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// A small write, for readiness (`/healthz`); noted like every write.
+    pub async fn probe(&self, at: f64) -> Result<(), StoreError> {
+        let result = match tokio::time::timeout(
+            Duration::from_secs(3),
+            sqlx::query("UPDATE meta SET value = $1 WHERE name = 'probe'").bind(at.to_string()).execute(&self.pool),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::from(e)),
+            Err(_) => Err(StoreError::new("a write took longer than 3 s")),
+        };
+        self.health.note(&result);
+        result
+    }
+
+    /// Whether the store can write: the reason of the last failed write, if one failed within
+    /// the last 10 s.
+    pub fn write_error(&self) -> Option<String> {
+        let last = self.health.0.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_ref().filter(|(at, _)| at.elapsed() < UNHEALTHY_FOR).map(|(_, e)| e.clone())
     }
 
     /// Registers this instance (and refreshes its heartbeat, which says when it was last seen).
@@ -615,27 +903,43 @@ impl Store {
     }
 
     /// Marks `Stopped` the executions left `InProgress` by instances that are gone, and forgets
-    /// those instances. How many executions. On SQLite every other instance is gone (this process
-    /// holds the directory's lock); on Postgres an instance is gone when its liveness lock can be
-    /// taken.
-    pub async fn stop_orphans(&self, me: &str, at: f64) -> Result<u64, StoreError> {
+    /// those instances; returns how many, and the process groups their on-trigger programs ran
+    /// in (to end). Executions still waiting in the queue are not touched: they run later. On
+    /// SQLite every other instance is gone (this process holds the directory's lock); on Postgres
+    /// an instance is gone when its liveness lock can be taken.
+    pub async fn stop_orphans(&self, me: &str, at: f64) -> Result<Orphans, StoreError> {
         const STOP: &str =
             "UPDATE executions SET status = 'Stopped', status_summary = 'the server restarted while it ran',
-             last_update_time = $2 WHERE status IN ('InProgress', 'Stopping') AND ";
+             last_update_time = $2 WHERE status IN ('InProgress', 'Stopping')
+             AND id NOT IN (SELECT execution_id FROM queue WHERE state = 'Queued') AND ";
+        let mut orphans = Orphans::default();
         match self.backend {
             Backend::Sqlite => {
-                let n = sqlx::query(&format!("{STOP} (instance IS NULL OR instance <> $1)"))
+                let mut tx = self.begin_write().await?;
+                let rows = sqlx::query(
+                    "SELECT execution_id, pgid FROM queue WHERE state = 'Running' AND (claimed_by IS NULL OR claimed_by <> $1)",
+                )
+                .bind(me)
+                .fetch_all(&mut *tx)
+                .await?;
+                orphans.groups = groups_of(&rows)?;
+                sqlx::query("DELETE FROM queue WHERE state = 'Running' AND (claimed_by IS NULL OR claimed_by <> $1)")
+                    .bind(me)
+                    .execute(&mut *tx)
+                    .await?;
+                orphans.stopped = sqlx::query(&format!("{STOP} (instance IS NULL OR instance <> $1)"))
                     .bind(me)
                     .bind(at)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                sqlx::query("DELETE FROM instances WHERE id <> $1").bind(me).execute(&self.pool).await?;
-                Ok(n)
+                sqlx::query("DELETE FROM instances WHERE id <> $1").bind(me).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(orphans)
             }
             Backend::Postgres => {
                 let mut conn = self.pool.acquire().await?;
-                let mut n = sqlx::query(&format!("{STOP} instance IS NULL"))
+                orphans.stopped = sqlx::query(&format!("{STOP} instance IS NULL"))
                     .bind(me)
                     .bind(at)
                     .execute(&mut *conn)
@@ -643,7 +947,8 @@ impl Store {
                     .rows_affected();
                 let rows = sqlx::query(
                     "SELECT id FROM instances WHERE id <> $1
-                     UNION SELECT DISTINCT instance FROM executions WHERE status IN ('InProgress', 'Stopping') AND instance <> $1",
+                     UNION SELECT DISTINCT instance FROM executions WHERE status IN ('InProgress', 'Stopping') AND instance <> $1
+                     UNION SELECT DISTINCT claimed_by FROM queue WHERE state = 'Running' AND claimed_by <> $1",
                 )
                 .bind(me)
                 .fetch_all(&mut *conn)
@@ -659,16 +964,25 @@ impl Store {
                     if !gone {
                         continue;
                     }
-                    n += sqlx::query(&format!("{STOP} instance = $1"))
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                    let running = sqlx::query(
+                        "DELETE FROM queue WHERE state = 'Running' AND claimed_by = $1 RETURNING execution_id, pgid",
+                    )
+                    .bind(&other)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    orphans.groups.extend(groups_of(&running)?);
+                    orphans.stopped += sqlx::query(&format!("{STOP} instance = $1"))
                         .bind(&other)
                         .bind(at)
-                        .execute(&mut *conn)
+                        .execute(&mut *tx)
                         .await?
                         .rows_affected();
-                    sqlx::query("DELETE FROM instances WHERE id = $1").bind(&other).execute(&mut *conn).await?;
+                    sqlx::query("DELETE FROM instances WHERE id = $1").bind(&other).execute(&mut *tx).await?;
+                    tx.commit().await?;
                     sqlx::query("SELECT pg_advisory_unlock(hashtext($1))").bind(&key).fetch_one(&mut *conn).await?;
                 }
-                Ok(n)
+                Ok(orphans)
             }
         }
     }
@@ -718,45 +1032,104 @@ impl Store {
         row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
     }
 
-    /// Writes an execution started by a call (StartPipelineExecution). With a
-    /// `client_request_token` already used on this pipeline, nothing is written and the id of
-    /// the execution it started is returned (`false`: not started now).
+    /// Writes an execution started by a call (StartPipelineExecution), and with `queue_max`
+    /// queues it for the on-trigger program (`Ok(None)` when the queue is full), in one
+    /// transaction. With a `client_request_token` already used on this pipeline nothing is
+    /// written and the id of the execution it started is returned (`false`: not started now).
     pub async fn start_execution(
         &self,
         execution: &ExecutionRow,
         instance: Option<&str>,
         client_request_token: Option<&str>,
-    ) -> Result<(String, bool), StoreError> {
+        queue_max: Option<usize>,
+    ) -> Result<Option<(String, bool)>, StoreError> {
         let e = execution;
-        let done = sqlx::query(
-            "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time,
-             last_update_time, instance, trigger_type, source_revisions, client_request_token)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             ON CONFLICT (pipeline, client_request_token) DO NOTHING",
-        )
-        .bind(&e.id)
-        .bind(&e.pipeline)
-        .bind(e.pipeline_version)
-        .bind(&e.status)
-        .bind(e.status_summary.as_deref())
-        .bind(&e.webhook_arn)
-        .bind(e.start_time)
-        .bind(e.last_update_time)
-        .bind(instance)
-        .bind(&e.trigger_type)
-        .bind(&e.source_revisions)
-        .bind(client_request_token)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 1 {
-            return Ok((e.id.clone(), true));
+        let existing = |token: &str| {
+            sqlx::query("SELECT id FROM executions WHERE pipeline = $1 AND client_request_token = $2")
+                .bind(e.pipeline.clone())
+                .bind(token.to_owned())
+        };
+        if let Some(token) = client_request_token
+            && let Some(row) = existing(token).fetch_optional(&self.pool).await?
+        {
+            return Ok(Some((row.try_get(0)?, false)));
         }
-        let row = sqlx::query("SELECT id FROM executions WHERE pipeline = $1 AND client_request_token = $2")
+        let written = async {
+            let mut tx = self.begin_write().await?;
+            if let Some(max) = queue_max {
+                let taken = sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'queued' AND value < $1")
+                    .bind(i64::try_from(max).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
+                    .await?;
+                if taken.rows_affected() == 0 {
+                    return Ok(false);
+                }
+            }
+            sqlx::query(
+                "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time,
+                 last_update_time, instance, trigger_type, source_revisions, client_request_token)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(&e.id)
             .bind(&e.pipeline)
+            .bind(e.pipeline_version)
+            .bind(&e.status)
+            .bind(e.status_summary.as_deref())
+            .bind(&e.webhook_arn)
+            .bind(e.start_time)
+            .bind(e.last_update_time)
+            .bind(instance)
+            .bind(&e.trigger_type)
+            .bind(&e.source_revisions)
             .bind(client_request_token)
-            .fetch_one(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok((row.try_get(0)?, false))
+            if queue_max.is_some() {
+                sqlx::query(
+                    "INSERT INTO queue (execution_id, pipeline, webhook, event, delivery, payload, state, enqueued)
+                     VALUES ($1, $2, '', '', '', $3, 'Queued', $4)",
+                )
+                .bind(&e.id)
+                .bind(&e.pipeline)
+                .bind(&b""[..])
+                .bind(e.start_time)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, StoreError>(true)
+        }
+        .await;
+        match written {
+            Ok(true) => Ok(Some((e.id.clone(), true))),
+            Ok(false) => Ok(None),
+            // The same token committed meanwhile (the unique index): its execution.
+            Err(err) => match client_request_token {
+                Some(token) => match existing(token).fetch_optional(&self.pool).await? {
+                    Some(row) => Ok(Some((row.try_get(0)?, false))),
+                    None => Err(err),
+                },
+                None => Err(err),
+            },
+        }
+    }
+
+    /// Takes an execution that still waits in the queue off it (StopPipelineExecution before
+    /// a worker claimed it). Whether it was waiting.
+    pub async fn unqueue(&self, execution_id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query("DELETE FROM queue WHERE execution_id = $1 AND state = 'Queued'")
+            .bind(execution_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n > 0 {
+            sqlx::query("UPDATE counters SET value = value - 1 WHERE name = 'queued' AND value > 0")
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
     }
 
     /// StopPipelineExecution: an execution `InProgress` becomes `Stopping` (`Stopped` at once
@@ -812,6 +1185,7 @@ impl Store {
 pub struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     changes: Vec<(ChangeKind, String)>,
+    health: Health,
 }
 
 impl std::fmt::Debug for WriteTx {
@@ -911,7 +1285,14 @@ impl WriteTx {
 
     /// Appends what changed to the change feed and commits. The feed's counter row is taken last,
     /// so writers hold it only for the commit, and the feed is in commit order.
-    pub async fn commit(mut self, at: f64) -> Result<(), StoreError> {
+    pub async fn commit(self, at: f64) -> Result<(), StoreError> {
+        let health = self.health.clone();
+        let result = self.commit_tx(at).await;
+        health.note(&result);
+        result
+    }
+
+    async fn commit_tx(mut self, at: f64) -> Result<(), StoreError> {
         self.changes.dedup();
         for (kind, name) in &self.changes {
             let seq: i64 = sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'changes' RETURNING value")
@@ -964,6 +1345,17 @@ where
         .fetch_optional(exec)
         .await?;
     row.as_ref().map(webhook_row).transpose()
+}
+
+fn groups_of(rows: &[AnyRow]) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut out = Vec::new();
+    for r in rows {
+        let pgid: Option<i64> = r.try_get(1)?;
+        if let Some(pgid) = pgid {
+            out.push((r.try_get(0)?, pgid));
+        }
+    }
+    Ok(out)
 }
 
 fn pipeline_row(r: &AnyRow) -> Result<PipelineRow, StoreError> {
@@ -1036,6 +1428,30 @@ fn lock_file(path: &Path) -> Result<fs::File, StoreError> {
     Ok(file)
 }
 
+/// Refuses an existing database file that SQLite would silently treat as a new, empty database
+/// (zero bytes: the service would start with no webhooks and no word) or that is not SQLite.
+fn check_sqlite_file(path: &Path) -> Result<(), StoreError> {
+    use std::io::Read as _;
+    let mut file = fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Err(StoreError(format!(
+            "{} is empty (0 bytes), not a database this service wrote: refusing to start as an empty service; \
+             restore it from a backup, or remove it to start afresh",
+            path.display()
+        )));
+    }
+    let mut header = [0u8; 16];
+    let n = file.read(&mut header)?;
+    if n < 16 || &header != b"SQLite format 3\0" {
+        return Err(StoreError(format!(
+            "{} is not a SQLite database ({len} bytes without the SQLite header): refusing to use it",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(unix)]
 fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -1086,6 +1502,7 @@ mod tests {
             dedupe_after: at - 3600.0,
             execution: execution(id, at),
             instance: None,
+            job: None,
         }
     }
 

@@ -2,37 +2,61 @@
 //!
 //! serde_json's own recursion guard is switched off (feature `unbounded_depth`) so that the depth
 //! limit is ours and configurable; every container passes through [`enter`], so recursion stays
-//! bounded by that limit. Both lanes (the DOM-free extraction and the `Value` build) reject what
+//! bounded by that limit. Both lanes (the DOM-free extraction and the tape) reject what
 //! `serde_json::from_str::<Value>` rejects for any reason but its own fixed recursion limit, and
 //! whatever nests deeper than ours: strings are decoded (lone surrogates fail) and numbers parsed
 //! (`1e400` fails), which `IgnoredAny` does not do.
 
+use std::cell::Cell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+use crate::verdict::PayloadProblem;
 use serde_json::Number;
 #[cfg(test)]
 use serde_json::{Map, Value};
 
-const TOO_DEEP: &str = "nesting depth exceeds the limit of ";
+thread_local! {
+    /// Set by [`enter`] when it refuses a container, read by [`walk`]: how a walk tells our depth
+    /// limit from serde_json's own errors without reading its message back.
+    static TOO_DEEP: Cell<bool> = const { Cell::new(false) };
+}
 
 /// Checks the nesting level of a container about to be entered.
 pub(crate) fn enter<E: de::Error>(level: usize, max_depth: usize) -> Result<(), E> {
-    if level > max_depth { Err(E::custom(format_args!("{TOO_DEEP}{max_depth}"))) } else { Ok(()) }
+    if level > max_depth {
+        TOO_DEEP.set(true);
+        Err(E::custom(format_args!("nesting depth exceeds the limit of {max_depth}")))
+    } else {
+        Ok(())
+    }
 }
 
-/// The limit named by an error [`enter`] raised (serde_json's description, position removed).
-pub(crate) fn depth_limit_of(reason: &str) -> Option<usize> {
-    reason.strip_prefix(TOO_DEEP)?.parse().ok()
-}
-
-/// Runs `seed` over the whole of `text` and requires nothing but whitespace after it.
-pub(crate) fn walk<'de, S: DeserializeSeed<'de>>(text: &'de str, seed: S) -> Result<S::Value, serde_json::Error> {
+/// Runs `seed` over the whole of `text` and requires nothing but whitespace after it. A failure
+/// is the typed problem: our depth limit (`max_depth`, the one the seed was given), or
+/// serde_json's own description and position.
+pub(crate) fn walk<'de, S: DeserializeSeed<'de>>(
+    text: &'de str,
+    seed: S,
+    max_depth: usize,
+) -> Result<S::Value, PayloadProblem> {
+    TOO_DEEP.set(false);
     let mut de = serde_json::Deserializer::from_str(text);
     de.disable_recursion_limit();
-    let value = seed.deserialize(&mut de)?;
-    de.end()?;
-    Ok(value)
+    let value = seed.deserialize(&mut de).and_then(|value| de.end().map(|()| value));
+    value.map_err(|e| {
+        let (line, column) = (e.line(), e.column());
+        if TOO_DEEP.replace(false) {
+            return PayloadProblem::TooDeep { limit: max_depth, line, column };
+        }
+        let text = e.to_string();
+        let reason = match text.rfind(" at line ") {
+            Some(at) => text[..at].to_owned(),
+            None => text,
+        };
+        PayloadProblem::InvalidJson { reason, line, column }
+    })
 }
 
 /// Number as serde_json's `Value` would hold it: a non-finite float (which the parser never
@@ -184,12 +208,12 @@ impl<'de> Visitor<'de> for ValueSeed {
 mod tests {
     use super::*;
 
-    fn parse(text: &str, max_depth: usize) -> Result<Value, serde_json::Error> {
-        walk(text, ValueSeed { level: 0, max_depth })
+    fn parse(text: &str, max_depth: usize) -> Result<Value, PayloadProblem> {
+        walk(text, ValueSeed { level: 0, max_depth }, max_depth)
     }
 
-    fn skip(text: &str, max_depth: usize) -> Result<(), serde_json::Error> {
-        walk(text, Skip { level: 0, max_depth })
+    fn skip(text: &str, max_depth: usize) -> Result<(), PayloadProblem> {
+        walk(text, Skip { level: 0, max_depth }, max_depth)
     }
 
     #[test]
@@ -208,8 +232,8 @@ mod tests {
         let nested = |n: usize| "[".repeat(n) + &"]".repeat(n);
         assert!(parse(&nested(128), 128).is_ok());
         assert!(skip(&nested(128), 128).is_ok());
-        let err = parse(&nested(129), 128).unwrap_err().to_string();
-        assert!(err.contains("nesting depth exceeds the limit of 128"), "{err}");
+        assert_eq!(parse(&nested(129), 128), Err(PayloadProblem::TooDeep { limit: 128, line: 1, column: 130 }));
+        assert!(matches!(parse("[1,]", 128), Err(PayloadProblem::InvalidJson { .. })));
         assert!(skip(&nested(129), 128).is_err());
         assert!(skip(r#"{"a":{"b":1}}"#, 1).is_err());
         assert!(skip(r#"{"a":1}"#, 1).is_ok());

@@ -1,0 +1,90 @@
+//! Process groups of `--on-trigger` programs: each program leads a group of its own
+//! (`process_group(0)`), so that a timeout, a shutdown, or a restart after `kill -9` ends
+//! everything it started: SIGTERM to the group, then SIGKILL after the grace period.
+
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal, kill_process_group, test_kill_process_group};
+
+/// Sends `signal` to group `pgid`; whether the group existed.
+fn signal_group(pgid: i32, signal: Signal) -> bool {
+    match Pid::from_raw(pgid) {
+        // pgid 1 is init's group: never.
+        Some(pid) if pgid > 1 => kill_process_group(pid, signal).is_ok(),
+        _ => false,
+    }
+}
+
+/// Whether group `pgid` has a live member (zombies aside, which only their parent can reap).
+pub fn group_alive(pgid: i32) -> bool {
+    let Some(pid) = Pid::from_raw(pgid).filter(|_| pgid > 1) else { return false };
+    if test_kill_process_group(pid).is_err() {
+        return false;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        !members(pgid).is_empty()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        true
+    }
+}
+
+/// The live (not zombie) processes of group `pgid`, from `/proc` (Linux).
+pub fn members(pgid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // `pid (comm) state ppid pgrp ...`; comm may hold anything, so read after the last ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let mut fields = rest.split_whitespace();
+        let (Some(state), Some(_ppid), Some(pgrp)) = (fields.next(), fields.next(), fields.next()) else { continue };
+        if state != "Z" && pgrp.parse::<i32>().ok() == Some(pgid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Ends group `pgid`: SIGTERM, then SIGKILL to whatever is left after `grace`.
+pub async fn end_group(pgid: i32, grace: Duration) {
+    if !signal_group(pgid, Signal::TERM) {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    while tokio::time::Instant::now() < deadline {
+        if !group_alive(pgid) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if group_alive(pgid) {
+        tracing::warn!(pgid, "on-trigger processes still alive after the grace period: SIGKILL");
+        signal_group(pgid, Signal::KILL);
+    }
+}
+
+/// Whether group `pgid` still holds a process of execution `execution_id` (its environment says
+/// `CODEPIPELINE_EXECUTION_ID=<id>`): a group id recorded by a server that died may since have
+/// been reused by an unrelated group, which must not be signalled.
+pub fn group_of_execution(pgid: i32, execution_id: &str) -> bool {
+    let needle = format!("CODEPIPELINE_EXECUTION_ID={execution_id}");
+    members(pgid).into_iter().any(|pid| {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .map(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
+            .unwrap_or(false)
+    })
+}
+
+/// Ends the group a dead server left for `execution_id`, if it is still that execution's.
+pub async fn end_orphan_group(pgid: i32, execution_id: &str, grace: Duration) -> bool {
+    if !group_of_execution(pgid, execution_id) {
+        return false;
+    }
+    tracing::warn!(pgid, execution = execution_id, "ending the on-trigger processes a previous server left");
+    end_group(pgid, grace).await;
+    true
+}
