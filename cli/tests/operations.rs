@@ -665,3 +665,79 @@ async fn pipeline_tags_are_kept_in_the_store_across_restarts_in(db: &[String]) {
     c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
     assert!(tags(c.clone()).await.is_empty());
 }
+
+/// The README's monorepo trap: an indefinite path compared with a string.
+const MONOREPO: &str = r#"{"ref": "refs/heads/master", "after": "abc", "commits": [{"modified": ["src/app.py"]}]}"#;
+
+fn monorepo_hook(name: &str) -> WebhookDefinition {
+    WebhookDefinition::builder()
+        .name(name)
+        .target_pipeline("app")
+        .target_action("Source")
+        .filters(
+            WebhookFilterRule::builder()
+                .json_path("$.commits[*].modified[*]")
+                .match_equals("src/app.py")
+                .build()
+                .unwrap(),
+        )
+        .authentication(WebhookAuthenticationType::Unauthenticated)
+        .authentication_configuration(WebhookAuthConfiguration::builder().build())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_aws_exact_never_passes_an_indefinite_path_and_put_webhook_logs_the_warning() {
+    for (flags, want) in [(&[][..], 202), (&["--aws-exact"][..], 200)] {
+        let dir = temp_dir("exact");
+        let server = Server::start(&dir.join("data"), &[], flags);
+        let c = server.client();
+        c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
+        let url =
+            c.put_webhook().webhook(monorepo_hook("mono")).send().await.unwrap().webhook().unwrap().url().to_owned();
+        let token = &url[format!("{PUBLIC_URL}/trigger?t=").len()..url.len() - "&v=1".len()];
+        let (status, answer) = deliver(server.addr, token, "push", "d-1", MONOREPO.as_bytes()).await;
+        assert_eq!(status, want, "{flags:?}: {answer}");
+        let logs = server.logs();
+        assert!(logs.contains("PutWebhook: compile warning") && logs.contains("never passes"), "{flags:?}: {logs}");
+    }
+}
+
+#[test]
+fn check_and_validate_take_aws_exact() {
+    let dir = temp_dir("cli-exact");
+    let hook = dir.join("hook.json");
+    std::fs::write(
+        &hook,
+        r#"{"name": "mono", "targetPipeline": "app", "targetAction": "Source", "authentication": "UNAUTHENTICATED",
+            "authenticationConfiguration": {}, "filters": [{"jsonPath": "$.commits[*].modified[*]", "matchEquals": "src/app.py"}]}"#,
+    )
+    .unwrap();
+    let payload = dir.join("push.json");
+    std::fs::write(&payload, MONOREPO).unwrap();
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_codepipeline-webhooks"))
+            .arg("check")
+            .arg("--webhook")
+            .arg(&hook)
+            .arg("--payload")
+            .arg(&payload)
+            .args(extra)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, stderr) = run(&[]);
+    assert_eq!(code, Some(0), "the crate's extension: any element: {stderr}");
+    assert!(stderr.contains("never passes"), "{stderr}");
+    let (code, stderr) = run(&["--aws-exact"]);
+    assert_eq!(code, Some(1), "as AWS: a list never equals a string: {stderr}");
+    let validate = Command::new(env!("CARGO_BIN_EXE_codepipeline-webhooks"))
+        .args(["validate", "--aws-exact", "--webhook"])
+        .arg(&hook)
+        .output()
+        .unwrap();
+    assert_eq!(validate.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&validate.stderr).contains("never passes"));
+}

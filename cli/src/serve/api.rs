@@ -25,6 +25,7 @@ pub(crate) async fn execute(app: &std::sync::Arc<App>, op: Operation) -> Result<
         Operation::PutWebhook(input) => {
             let name = input.webhook.name.clone();
             let target = input.webhook.target_pipeline.clone();
+            let definition = input.webhook.clone();
             // The model's rules first, before anything is locked.
             input.validate()?;
             let mut tx = app.store.write(&format!("webhook:{name}")).await?;
@@ -47,7 +48,10 @@ pub(crate) async fn execute(app: &std::sync::Arc<App>, op: Operation) -> Result<
             }
             .await;
             match written {
-                Ok(Ok(())) => Ok(serde_json::to_value(out).map_err(|_| ApiError::internal())?),
+                Ok(Ok(())) => {
+                    log_warnings(app, &definition);
+                    Ok(serde_json::to_value(out).map_err(|_| ApiError::internal())?)
+                }
                 Ok(Err(e)) => {
                     app.reload(ChangeKind::Webhook, &name).await;
                     Err(e.into())
@@ -297,6 +301,19 @@ async fn write_pipeline_tags(
         return Err(e.into());
     }
     Ok(())
+}
+
+/// Logs the compile warnings of a webhook just put (such as an indefinite JsonPath compared with
+/// a string, which never passes on AWS), compiled as the registry compiles it.
+fn log_warnings(app: &App, definition: &codepipeline_webhooks::WebhookDefinition) {
+    let Some(pipeline) = app.registry.pipeline(&definition.target_pipeline) else { return };
+    let Ok(config) = pipeline.first_stage_configuration(&definition.target_action) else { return };
+    let options = codepipeline_webhooks::Webhook::options().aws_exact(app.config.aws_exact);
+    if let Ok(webhook) = options.build(definition, config) {
+        for warning in webhook.warnings() {
+            tracing::warn!(webhook = %definition.name, warning = %warning, "PutWebhook: compile warning");
+        }
+    }
 }
 
 /// A write to one existing webhook by a registry operation, in one transaction.

@@ -97,6 +97,11 @@ pub struct ServeArgs {
     /// `CODEPIPELINE_EXECUTION_ID`, `GITHUB_EVENT`, `GITHUB_DELIVERY` in its environment.
     #[arg(long, num_args = 1.., allow_hyphen_values = true, value_name = "PROGRAM [ARG]...")]
     pub on_trigger: Vec<String>,
+    /// Webhooks compare what an indefinite JsonPath selects as AWS does (a list never equals a
+    /// matchEquals string, so such a filter never passes); without it, any selected element
+    /// that equals passes. PutWebhook logs the compile warning either way.
+    #[arg(long)]
+    pub aws_exact: bool,
 }
 
 /// The resolved configuration of a running service.
@@ -104,6 +109,8 @@ pub struct ServeArgs {
 pub struct ServeConfig {
     /// The region.
     pub region: String,
+    /// `--aws-exact`: indefinite JsonPaths compared as AWS compares them.
+    pub aws_exact: bool,
     /// The account id.
     pub account_id: String,
     /// The base of webhook URLs.
@@ -449,6 +456,7 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
     };
     Ok(ServeConfig {
         region: args.region.clone(),
+        aws_exact: args.aws_exact,
         account_id: args.account_id.clone(),
         public_url,
         database,
@@ -497,6 +505,7 @@ async fn build_app(config: ServeConfig) -> Result<Arc<App>, ServeError> {
         .region(config.region.clone())
         .account_id(config.account_id.clone())
         .base_url(config.public_url.clone())
+        .webhook_options(codepipeline_webhooks::Webhook::options().aws_exact(config.aws_exact))
         .state(RegistryState { next_token_key: Some(key), ..RegistryState::default() })
         .build()
         .map_err(|e| ServeError::Config(format!("{}: {}", e.code(), e.message())))?;
