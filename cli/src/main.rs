@@ -102,6 +102,12 @@ struct DefinitionArgs {
     /// exit 2 with the exception they name.
     #[arg(long)]
     deny_warnings: bool,
+    /// Compare what an indefinite JsonPath (wildcard, slice, filter, `..`, union) selects as AWS
+    /// does: a list, which never equals a matchEquals string, so such a filter never passes.
+    /// Without it, any selected element that equals passes (the crate's extension); either way
+    /// compiling such a filter warns.
+    #[arg(long)]
+    aws_exact: bool,
     /// Print the outcome as one JSON object (check: the verdict; validate: the webhook and its
     /// warnings); on exit 2, {"error": {"code", "field", "message", "position"}}.
     #[arg(long)]
@@ -320,6 +326,7 @@ fn compile(args: &DefinitionArgs, require_sha256: bool) -> Result<Webhook, Usage
     let webhook = Webhook::options()
         .require_sha256(require_sha256)
         .deny_warnings(args.deny_warnings)
+        .aws_exact(args.aws_exact)
         .build(&definition, &config)
         .map_err(|e| {
             let hint = placeholder(e.field()).then_some(HINT);

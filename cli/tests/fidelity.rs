@@ -375,7 +375,7 @@ async fn request_bodies_must_be_json_objects() {
 }
 
 /// The operations the service serves.
-const SERVED: [&str; 15] = [
+const SERVED: [&str; 19] = [
     "PutWebhook",
     "ListWebhooks",
     "DeleteWebhook",
@@ -391,6 +391,10 @@ const SERVED: [&str; 15] = [
     "TagResource",
     "UntagResource",
     "ListTagsForResource",
+    "StartPipelineExecution",
+    "StopPipelineExecution",
+    "GetPipelineState",
+    "ListActionExecutions",
 ];
 
 #[tokio::test(flavor = "multi_thread")]

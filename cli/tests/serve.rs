@@ -596,7 +596,7 @@ async fn sigv4_and_protocol_errors() {
     assert_eq!((a.status, a.json()["__type"].as_str()), (403, Some("InvalidSignatureException")));
 
     // Protocol errors, signed.
-    let unknown = "CodePipeline_20150709.StartPipelineExecution";
+    let unknown = "CodePipeline_20150709.RetryStageExecution";
     let a = http(addr, "POST", "/", &sign_at(addr, unknown, b"{}", SystemTime::now(), KEY_SECRET), b"{}").await;
     assert_eq!((a.status, a.json()["__type"].as_str()), (400, Some("UnknownOperationException")));
     assert_eq!(a.header("x-amzn-ErrorType"), Some("UnknownOperationException"));
@@ -821,7 +821,11 @@ async fn on_trigger_program_runs_with_payload_and_environment() {
     assert_eq!(
         env,
         format!(
-            "CODEPIPELINE_EXECUTION_ID={ok}\nCODEPIPELINE_PIPELINE=app\nCODEPIPELINE_WEBHOOK=hook\nGITHUB_DELIVERY=d-ok\nGITHUB_EVENT=push\n"
+            "CODEPIPELINE_EXECUTION_ID={ok}\nCODEPIPELINE_PIPELINE=app\n\
+             CODEPIPELINE_REVISION_ID=6113728f27ae82c7b1a177c8d03f9e96e0adf246\nCODEPIPELINE_REVISION_SUMMARY=Initial commit\n\
+             CODEPIPELINE_REVISION_URL=https://github.com/Codertocat/Hello-World/commit/6113728f27ae82c7b1a177c8d03f9e96e0adf246\n\
+             CODEPIPELINE_SOURCE_ACTION=Source\nCODEPIPELINE_TRIGGER_TYPE=Webhook\n\
+             CODEPIPELINE_WEBHOOK=hook\nGITHUB_DELIVERY=d-ok\nGITHUB_EVENT=push\n"
         )
     );
 

@@ -42,6 +42,10 @@ fn name(op: &Operation) -> &'static str {
         Operation::TagResource(_) => "TagResource",
         Operation::UntagResource(_) => "UntagResource",
         Operation::ListTagsForResource(_) => "ListTagsForResource",
+        Operation::StartPipelineExecution(_) => "StartPipelineExecution",
+        Operation::StopPipelineExecution(_) => "StopPipelineExecution",
+        Operation::GetPipelineState(_) => "GetPipelineState",
+        Operation::ListActionExecutions(_) => "ListActionExecutions",
     }
 }
 

@@ -5,9 +5,9 @@ use serde_json::{Map, Value, json};
 
 use super::App;
 use super::control::{ApiError, Operation};
-use super::store::{ChangeKind, ExecutionRow, PipelineRow, StoreError, WriteTx};
+use super::store::{ChangeKind, PipelineRow, StoreError, WriteTx};
 use codepipeline_webhooks::ErrorCode;
-use codepipeline_webhooks::registry::{self, PipelineDeclaration, Registry, TagResourceInput};
+use codepipeline_webhooks::registry::{self, ListTagsForResourceInput, PipelineDeclaration, Registry};
 
 impl From<super::store::StoreError> for ApiError {
     fn from(e: super::store::StoreError) -> Self {
@@ -19,13 +19,14 @@ impl From<super::store::StoreError> for ApiError {
 /// Runs a decoded call: reads catch this instance's cache up with the database first (a write
 /// acknowledged by any instance is seen at once), writes are one transaction each on the one
 /// webhook or pipeline they change. The registry's rules decide; the database decides what is.
-pub(crate) async fn execute(app: &App, op: Operation) -> Result<Value, ApiError> {
+pub(crate) async fn execute(app: &std::sync::Arc<App>, op: Operation) -> Result<Value, ApiError> {
     // What any instance committed is in this instance's cache before it answers.
     app.sync().await?;
     match op {
         Operation::PutWebhook(input) => {
             let name = input.webhook.name.clone();
             let target = input.webhook.target_pipeline.clone();
+            let definition = input.webhook.clone();
             // The model's rules first, before anything is locked.
             input.validate()?;
             let mut tx = app.store.write(&format!("webhook:{name}")).await?;
@@ -48,7 +49,10 @@ pub(crate) async fn execute(app: &App, op: Operation) -> Result<Value, ApiError>
             }
             .await;
             match written {
-                Ok(Ok(())) => Ok(serde_json::to_value(out).map_err(|_| ApiError::internal())?),
+                Ok(Ok(())) => {
+                    log_warnings(app, &definition);
+                    Ok(serde_json::to_value(out).map_err(|_| ApiError::internal())?)
+                }
                 Ok(Err(e)) => {
                     app.reload(ChangeKind::Webhook, &name).await;
                     Err(e.into())
@@ -111,13 +115,13 @@ pub(crate) async fn execute(app: &App, op: Operation) -> Result<Value, ApiError>
             }
             let now = super::now();
             let version = Registry::next_pipeline_version(None);
-            let row = put_pipeline(app, tx, input.pipeline, version, now, now).await?;
+            let tags = input.tags.unwrap_or_default();
+            let tags_json = serde_json::to_string(&tags).map_err(|_| ApiError::internal())?;
+            let row = put_pipeline(app, tx, input.pipeline, version, (now, now), tags_json).await?;
             let mut pipeline = serde_json::from_str::<Value>(&row.declaration).map_err(|_| ApiError::internal())?;
             app.registry.mask_secrets(&mut pipeline);
             let mut out = json!({ "pipeline": pipeline });
-            if let Some(tags) = input.tags.filter(|t| !t.is_empty()) {
-                let resource_arn = app.registry.pipeline_arn(&name);
-                app.registry.tag_resource(TagResourceInput { resource_arn, tags: tags.clone() })?;
+            if !tags.is_empty() {
                 out["tags"] = serde_json::to_value(tags).map_err(|_| ApiError::internal())?;
             }
             Ok(out)
@@ -129,7 +133,8 @@ pub(crate) async fn execute(app: &App, op: Operation) -> Result<Value, ApiError>
                 return Err(registry::no_such_pipeline(&name).into());
             };
             let version = Registry::next_pipeline_version(Some(current.version));
-            let row = put_pipeline(app, tx, input.pipeline, version, current.created, super::now()).await?;
+            let row =
+                put_pipeline(app, tx, input.pipeline, version, (current.created, super::now()), current.tags).await?;
             let mut pipeline = serde_json::from_str::<Value>(&row.declaration).map_err(|_| ApiError::internal())?;
             app.registry.mask_secrets(&mut pipeline);
             Ok(json!({ "pipeline": pipeline }))
@@ -210,11 +215,16 @@ pub(crate) async fn execute(app: &App, op: Operation) -> Result<Value, ApiError>
                     Some(seq.parse::<i64>().map_err(|_| registry::invalid_next_token(OP))?)
                 }
             };
+            // succeededInStage: a stage the pipeline does not have lists nothing.
+            let Ok(status) = super::runs::stage_filter(app, &input).await? else {
+                return Ok(json!({"pipelineExecutionSummaries": []}));
+            };
             let max = usize::try_from(max).unwrap_or(1);
-            let mut rows = app.store.executions(&input.pipeline_name, before, max + 1).await?;
+            let mut rows = app.store.executions_with(&input.pipeline_name, before, max + 1, status).await?;
             let more = rows.len() > max;
             rows.truncate(max);
-            let mut out = json!({"pipelineExecutionSummaries": rows.iter().map(summary).collect::<Vec<_>>()});
+            let summaries: Vec<Value> = rows.iter().map(super::runs::summary).collect();
+            let mut out = json!({"pipelineExecutionSummaries": summaries});
             if let (true, Some(last)) = (more, rows.last()) {
                 out["nextToken"] =
                     Value::String(app.registry.issue_next_token(OP, &format!("{}:{}", last.seq, input.pipeline_name)));
@@ -234,31 +244,75 @@ pub(crate) async fn execute(app: &App, op: Operation) -> Result<Value, ApiError>
                     ),
                 ));
             };
-            let mut execution = json!({
-                "pipelineName": row.pipeline,
-                "pipelineVersion": row.pipeline_version,
-                "pipelineExecutionId": row.id,
-                "status": row.status,
-                "artifactRevisions": [],
-                "trigger": {"triggerType": "Webhook", "triggerDetail": row.webhook_arn},
-            });
-            if let Some(s) = &row.status_summary {
-                execution["statusSummary"] = Value::String(s.clone());
-            }
-            Ok(json!({"pipelineExecution": execution}))
+            Ok(json!({"pipelineExecution": super::runs::pipeline_execution(app, &row).await?}))
         }
-        // A webhook's tags are stored with the webhook, in its transaction. A pipeline's tags live
-        // in this instance's registry only (not yet in the store).
-        Operation::TagResource(input) => match webhook_of(app, &input.resource_arn) {
-            Some(name) => write_webhook(app, &name, |r| r.tag_resource(input)).await.map(|()| json!({})),
-            None => Ok(app.registry.tag_resource(input).map(|()| json!({}))?),
-        },
-        Operation::UntagResource(input) => match webhook_of(app, &input.resource_arn) {
-            Some(name) => write_webhook(app, &name, |r| r.untag_resource(input)).await.map(|()| json!({})),
-            None => Ok(app.registry.untag_resource(input).map(|()| json!({}))?),
-        },
+        // A webhook's tags are stored with the webhook, a pipeline's with the pipeline, each in
+        // the transaction of the one resource.
+        Operation::TagResource(input) => {
+            let arn = input.resource_arn.clone();
+            match webhook_of(app, &arn) {
+                Some(name) => write_webhook(app, &name, |r| r.tag_resource(input)).await.map(|()| json!({})),
+                None => write_pipeline_tags(app, &arn, |r| r.tag_resource(input)).await.map(|()| json!({})),
+            }
+        }
+        Operation::UntagResource(input) => {
+            let arn = input.resource_arn.clone();
+            match webhook_of(app, &arn) {
+                Some(name) => write_webhook(app, &name, |r| r.untag_resource(input)).await.map(|()| json!({})),
+                None => write_pipeline_tags(app, &arn, |r| r.untag_resource(input)).await.map(|()| json!({})),
+            }
+        }
+        Operation::StartPipelineExecution(input) => super::runs::start(app, input).await,
+        Operation::StopPipelineExecution(input) => super::runs::stop(app, input).await,
+        Operation::GetPipelineState(input) => super::runs::state(app, input).await,
+        Operation::ListActionExecutions(input) => super::runs::list_actions(app, input).await,
         Operation::ListTagsForResource(input) => {
             Ok(serde_json::to_value(app.registry.list_tags_for_resource(input)?).map_err(|_| ApiError::internal())?)
+        }
+    }
+}
+
+/// A registry operation on a pipeline's tags (by its ARN), written with the pipeline in one
+/// transaction. An ARN that names no pipeline of this service goes to the registry alone, which
+/// answers with its error.
+async fn write_pipeline_tags(
+    app: &App,
+    arn: &str,
+    operation: impl FnOnce(&Registry) -> Result<(), codepipeline_webhooks::Error>,
+) -> Result<(), ApiError> {
+    let Some(name) = arn.strip_prefix(&app.registry.pipeline_arn("")).filter(|n| !n.is_empty()) else {
+        return Ok(operation(&app.registry)?);
+    };
+    let mut tx = app.store.write(&format!("pipeline:{name}")).await?;
+    let row = tx.pipeline(name, None).await?;
+    app.load_pipeline(name, row.as_ref())?;
+    operation(&app.registry)?;
+    let written = async {
+        let list = ListTagsForResourceInput { resource_arn: arn.to_owned(), next_token: None, max_results: None };
+        let tags = app.registry.list_tags_for_resource(list).map_err(|e| StoreError::new(e.message()))?.tags;
+        let json = serde_json::to_string(&tags).map_err(|e| StoreError::new(e.to_string()))?;
+        if !tx.set_pipeline_tags(name, &json).await? {
+            return Err(StoreError::new("the pipeline vanished"));
+        }
+        tx.commit(super::now()).await
+    }
+    .await;
+    if let Err(e) = written {
+        app.reload(ChangeKind::Pipeline, name).await;
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Logs the compile warnings of a webhook just put (such as an indefinite JsonPath compared with
+/// a string, which never passes on AWS), compiled as the registry compiles it.
+fn log_warnings(app: &App, definition: &codepipeline_webhooks::WebhookDefinition) {
+    let Some(pipeline) = app.registry.pipeline(&definition.target_pipeline) else { return };
+    let Ok(config) = pipeline.first_stage_configuration(&definition.target_action) else { return };
+    let options = codepipeline_webhooks::Webhook::options().aws_exact(app.config.aws_exact);
+    if let Ok(webhook) = options.build(definition, config) {
+        for warning in webhook.warnings() {
+            tracing::warn!(webhook = %definition.name, warning = %warning, "PutWebhook: compile warning");
         }
     }
 }
@@ -293,21 +347,6 @@ fn webhook_of(app: &App, arn: &str) -> Option<String> {
     arn.strip_prefix(&app.registry.webhook_arn("")).map(str::to_owned)
 }
 
-fn summary(row: &ExecutionRow) -> Value {
-    let mut v = json!({
-        "pipelineExecutionId": row.id,
-        "status": row.status,
-        "startTime": row.start_time,
-        "lastUpdateTime": row.last_update_time,
-        "sourceRevisions": [],
-        "trigger": {"triggerType": "Webhook", "triggerDetail": row.webhook_arn},
-    });
-    if let Some(s) = &row.status_summary {
-        v["statusSummary"] = Value::String(s.clone());
-    }
-    v
-}
-
 fn pipeline_name(pipeline: &Map<String, Value>) -> Result<String, ApiError> {
     match pipeline.get("name") {
         Some(Value::String(name)) => Ok(name.clone()),
@@ -322,8 +361,8 @@ async fn put_pipeline(
     mut tx: WriteTx,
     mut declaration: Map<String, Value>,
     version: i64,
-    created: f64,
-    updated: f64,
+    (created, updated): (f64, f64),
+    tags: String,
 ) -> Result<PipelineRow, ApiError> {
     declaration.insert("version".into(), Value::from(version));
     let typed: PipelineDeclaration = serde_json::from_value(Value::Object(declaration.clone())).map_err(|e| {
@@ -331,7 +370,8 @@ async fn put_pipeline(
     })?;
     let name = typed.name.clone();
     app.registry.put_pipeline(typed)?;
-    let row = PipelineRow { name, version, declaration: Value::Object(declaration).to_string(), created, updated };
+    let row =
+        PipelineRow { name, version, declaration: Value::Object(declaration).to_string(), created, updated, tags };
     let written = async {
         tx.insert_pipeline(&row).await?;
         tx.commit(updated).await
@@ -341,5 +381,6 @@ async fn put_pipeline(
         app.reload(ChangeKind::Pipeline, &row.name).await;
         return Err(e.into());
     }
+    app.load_pipeline_tags(&row.name, &row.tags)?;
     Ok(row)
 }

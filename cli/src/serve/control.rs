@@ -146,9 +146,106 @@ pub struct ListPipelineExecutionsInput {
     /// Where the previous page ended.
     #[serde(default)]
     pub next_token: Option<String>,
-    /// Accepted and ignored (every execution here was started by a webhook).
+    /// `{"succeededInStage": {"stageName": …}}`: only the executions that succeeded in that
+    /// stage.
     #[serde(default)]
-    pub filter: Option<Value>,
+    pub filter: Option<PipelineExecutionFilter>,
+}
+
+/// `ListPipelineExecutions`' filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineExecutionFilter {
+    /// Executions that succeeded in this stage.
+    #[serde(default)]
+    pub succeeded_in_stage: Option<SucceededInStageFilter>,
+}
+
+/// `succeededInStage`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SucceededInStageFilter {
+    /// The stage.
+    #[serde(default)]
+    pub stage_name: Option<String>,
+}
+
+/// `StartPipelineExecution` input.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartPipelineExecutionInput {
+    /// The pipeline.
+    pub name: String,
+    /// Pipeline variables (accepted; the on-trigger program does not see them).
+    #[serde(default)]
+    pub variables: Option<Value>,
+    /// Idempotency: a token used before on the pipeline answers with the execution it started.
+    #[serde(default)]
+    pub client_request_token: Option<String>,
+    /// Revisions to run instead of the latest delivery's (`COMMIT_ID` and the like).
+    #[serde(default)]
+    pub source_revisions: Option<Vec<SourceRevisionOverride>>,
+}
+
+/// One `sourceRevisions` override of `StartPipelineExecution`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceRevisionOverride {
+    /// The source action.
+    pub action_name: String,
+    /// `COMMIT_ID`, `IMAGE_DIGEST`, `S3_OBJECT_VERSION_ID` or `S3_OBJECT_KEY`.
+    pub revision_type: String,
+    /// The revision.
+    pub revision_value: String,
+}
+
+/// `StopPipelineExecution` input.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopPipelineExecutionInput {
+    /// The pipeline.
+    pub pipeline_name: String,
+    /// The execution.
+    pub pipeline_execution_id: String,
+    /// End the running program now instead of letting it finish.
+    #[serde(default)]
+    pub abandon: Option<bool>,
+    /// Why (shown as `stopTrigger.reason` and the status summary).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `GetPipelineState` input.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct GetPipelineStateInput {
+    /// The pipeline.
+    pub name: String,
+}
+
+/// `ListActionExecutions` input.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListActionExecutionsInput {
+    /// The pipeline.
+    pub pipeline_name: String,
+    /// `{"pipelineExecutionId": …}`: only that execution's actions.
+    #[serde(default)]
+    pub filter: Option<ActionExecutionFilter>,
+    /// 1 to 100 (default 100).
+    #[serde(default)]
+    pub max_results: Option<i64>,
+    /// Where the previous page ended.
+    #[serde(default)]
+    pub next_token: Option<String>,
+}
+
+/// `ListActionExecutions`' filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionExecutionFilter {
+    /// One execution.
+    #[serde(default)]
+    pub pipeline_execution_id: Option<String>,
 }
 
 /// `GetPipelineExecution` input.
@@ -194,10 +291,18 @@ pub enum Operation {
     UntagResource(UntagResourceInput),
     /// `ListTagsForResource`.
     ListTagsForResource(ListTagsForResourceInput),
+    /// `StartPipelineExecution`.
+    StartPipelineExecution(StartPipelineExecutionInput),
+    /// `StopPipelineExecution`.
+    StopPipelineExecution(StopPipelineExecutionInput),
+    /// `GetPipelineState`.
+    GetPipelineState(GetPipelineStateInput),
+    /// `ListActionExecutions`.
+    ListActionExecutions(ListActionExecutionsInput),
 }
 
 /// The operations served, by name.
-pub const OPERATIONS: [&str; 15] = [
+pub const OPERATIONS: [&str; 19] = [
     "PutWebhook",
     "ListWebhooks",
     "DeleteWebhook",
@@ -213,6 +318,10 @@ pub const OPERATIONS: [&str; 15] = [
     "TagResource",
     "UntagResource",
     "ListTagsForResource",
+    "StartPipelineExecution",
+    "StopPipelineExecution",
+    "GetPipelineState",
+    "ListActionExecutions",
 ];
 
 /// The operation an `X-Amz-Target` names, if it is one served (its `'static` name).
@@ -270,6 +379,10 @@ pub fn decode(target: Option<&str>, body: &[u8]) -> Result<Operation, ApiError> 
         "TagResource" => Operation::TagResource(parse(&value)?),
         "UntagResource" => Operation::UntagResource(parse(&value)?),
         "ListTagsForResource" => Operation::ListTagsForResource(parse(&value)?),
+        "StartPipelineExecution" => Operation::StartPipelineExecution(parse(&value)?),
+        "StopPipelineExecution" => Operation::StopPipelineExecution(parse(&value)?),
+        "GetPipelineState" => Operation::GetPipelineState(parse(&value)?),
+        "ListActionExecutions" => Operation::ListActionExecutions(parse(&value)?),
         _ => unreachable_operation(name)?,
     })
 }

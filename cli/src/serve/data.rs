@@ -187,6 +187,10 @@ async fn answer(
             let now = super::now();
             let id = super::uuid();
             let running = app.runner.is_some();
+            // What it runs: the head commit the delivery names, for the target action.
+            let revision = super::revisions::payload_json(header_str(headers, "content-type"), &payload)
+                .and_then(|p| super::revisions::source_revision(verdict.target_action(), &p));
+            let source_revisions = serde_json::to_string(&revision.iter().collect::<Vec<_>>()).unwrap_or_default();
             let execution = ExecutionRow {
                 seq: 0,
                 id: id.clone(),
@@ -197,6 +201,9 @@ async fn answer(
                 webhook_arn: app.registry.webhook_arn(verdict.webhook_name()),
                 start_time: now,
                 last_update_time: now,
+                trigger_type: "Webhook".to_owned(),
+                source_revisions,
+                stop_reason: None,
             };
             let record = TriggerRecord {
                 webhook: verdict.webhook_name().to_owned(),

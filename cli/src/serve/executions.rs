@@ -88,6 +88,17 @@ impl Recorder {
     }
 }
 
+/// What StopPipelineExecution asks of a running program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopMode {
+    /// `abandon`: the program's group is ended now.
+    Abandon,
+    /// Stop and wait: the program finishes; the execution then ends `Stopped`.
+    Wait,
+}
+
+type StopSignals = Arc<std::sync::Mutex<std::collections::HashMap<String, tokio::sync::oneshot::Sender<StopMode>>>>;
+
 /// Runs the `--on-trigger` program for executions claimed from the durable queue: `concurrency`
 /// workers, each claiming the oldest waiting execution (transactionally, so that one instance of
 /// many gets it), running the program in a process group of its own and recording how it ended.
@@ -100,6 +111,8 @@ pub struct Runner {
     wake: Arc<Notify>,
     stop: tokio::sync::watch::Sender<bool>,
     workers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The executions this instance's workers run, and how to stop each (StopPipelineExecution).
+    running: StopSignals,
 }
 
 /// How often an idle worker looks at the queue (other instances' triggers; its own wake it).
@@ -109,6 +122,7 @@ enum Outcome {
     Exited(std::io::Result<std::process::ExitStatus>),
     TimedOut,
     Shutdown,
+    Abandoned,
 }
 
 impl Runner {
@@ -123,6 +137,7 @@ impl Runner {
             wake: Arc::new(Notify::new()),
             stop: tokio::sync::watch::channel(false).0,
             workers: std::sync::Mutex::new(Vec::new()),
+            running: StopSignals::default(),
         }
     }
 
@@ -134,6 +149,7 @@ impl Runner {
             let wake = self.wake.clone();
             let mut stop = self.stop.subscribe();
             let (program, timeout, grace) = (self.program.clone(), self.timeout, self.grace);
+            let running = self.running.clone();
             workers.push(tokio::spawn(async move {
                 loop {
                     if *stop.borrow() {
@@ -154,7 +170,10 @@ impl Runner {
                         }
                         continue;
                     };
-                    let (status, summary) = run(&app, &program, timeout, grace, &job, stop.clone()).await;
+                    let (signal, halt) = tokio::sync::oneshot::channel();
+                    running.lock().unwrap_or_else(|e| e.into_inner()).insert(job.execution_id.clone(), signal);
+                    let (status, summary) = run(&app, &program, timeout, grace, &job, stop.clone(), halt).await;
+                    running.lock().unwrap_or_else(|e| e.into_inner()).remove(&job.execution_id);
                     app.metrics.execution_finished(status);
                     if let Err(e) =
                         app.store.finish_execution(&job.execution_id, status, summary.as_deref(), super::now()).await
@@ -164,6 +183,14 @@ impl Runner {
                 }
             }));
         }
+    }
+
+    /// StopPipelineExecution: signals the program of an execution this instance runs (with
+    /// `Abandon` its process group is ended as on the timeout). `false` when no worker here runs
+    /// it (still queued, finished, or run by another instance).
+    pub fn stop(&self, execution_id: &str, mode: StopMode) -> bool {
+        let signal = self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(execution_id);
+        signal.is_some_and(|s| s.send(mode).is_ok())
     }
 
     /// Tells a worker that an execution was queued.
@@ -193,6 +220,7 @@ async fn run(
     grace: Duration,
     job: &ClaimedJob,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    mut halt: tokio::sync::oneshot::Receiver<StopMode>,
 ) -> (&'static str, Option<String>) {
     let mut command = Command::new(&program[0]);
     command
@@ -202,6 +230,7 @@ async fn run(
         .env("CODEPIPELINE_EXECUTION_ID", &job.execution_id)
         .env("GITHUB_EVENT", &job.event)
         .env("GITHUB_DELIVERY", &job.delivery)
+        .envs(job.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
@@ -234,10 +263,26 @@ async fn run(
             child.wait().await
         };
         tokio::pin!(work);
-        tokio::select! {
-            r = &mut work => Outcome::Exited(r),
-            () = tokio::time::sleep(timeout) => Outcome::TimedOut,
-            _ = stop.wait_for(|s| *s) => Outcome::Shutdown,
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let first = tokio::select! {
+            r = &mut work => Some(Outcome::Exited(r)),
+            () = &mut deadline => Some(Outcome::TimedOut),
+            _ = stop.wait_for(|s| *s) => Some(Outcome::Shutdown),
+            // StopPipelineExecution: abandon ends the group now; stop-and-wait lets it finish
+            // (the store then ends the execution Stopped).
+            mode = &mut halt => match mode {
+                Ok(StopMode::Abandon) => Some(Outcome::Abandoned),
+                _ => None,
+            },
+        };
+        match first {
+            Some(outcome) => outcome,
+            None => tokio::select! {
+                r = &mut work => Outcome::Exited(r),
+                () = &mut deadline => Outcome::TimedOut,
+                _ = stop.wait_for(|s| *s) => Outcome::Shutdown,
+            },
         }
     };
     // Whatever ended it, nothing of its group outlives it: SIGTERM, then SIGKILL after the grace
@@ -263,5 +308,8 @@ async fn run(
             ("Failed", Some(format!("the on-trigger program ran longer than {} s and was killed", timeout.as_secs())))
         }
         Outcome::Shutdown => ("Stopped", Some("the server shut down while it ran".to_owned())),
+        Outcome::Abandoned => {
+            ("Stopped", Some("stopped by StopPipelineExecution (abandon): the on-trigger program was ended".to_owned()))
+        }
     }
 }

@@ -34,6 +34,8 @@ pub mod pool;
 pub mod procgroup;
 mod revisions;
 #[cfg(feature = "serve")]
+mod runs;
+#[cfg(feature = "serve")]
 mod service;
 #[cfg(feature = "serve")]
 pub mod sigv4;

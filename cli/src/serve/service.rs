@@ -19,7 +19,11 @@ use super::metrics::Metrics;
 use super::sigv4::{self, AccessKey};
 use super::store::{ChangeKind, Location, PipelineRow, Store, StoreError, WebhookRow};
 use codepipeline_webhooks::DEFAULT_MAX_BODY_BYTES;
-use codepipeline_webhooks::registry::{PipelineDeclaration, Registry, RegistryState, WebhookState};
+use codepipeline_webhooks::Tag;
+use codepipeline_webhooks::registry::{
+    ListTagsForResourceInput, PipelineDeclaration, Registry, RegistryState, TagResourceInput, UntagResourceInput,
+    WebhookState,
+};
 
 /// How logs are written (to stderr).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -99,6 +103,11 @@ pub struct ServeArgs {
     /// The delivery log's retention and body cap.
     #[command(flatten)]
     pub deliveries: super::deliveries::DeliveryArgs,
+    /// Webhooks compare what an indefinite JsonPath selects as AWS does (a list never equals a
+    /// matchEquals string, so such a filter never passes); without it, any selected element
+    /// that equals passes. PutWebhook logs the compile warning either way.
+    #[arg(long)]
+    pub aws_exact: bool,
 }
 
 /// The resolved configuration of a running service.
@@ -106,6 +115,8 @@ pub struct ServeArgs {
 pub struct ServeConfig {
     /// The region.
     pub region: String,
+    /// `--aws-exact`: indefinite JsonPaths compared as AWS compares them.
+    pub aws_exact: bool,
     /// The account id.
     pub account_id: String,
     /// The base of webhook URLs.
@@ -221,10 +232,34 @@ impl App {
                 if self.registry.pipeline(name).as_ref() != Some(&p) {
                     self.registry.put_pipeline(p).map_err(|e| corrupt("pipeline", name, e))?;
                 }
+                self.load_pipeline_tags(name, &row.tags)?;
             }
             None => {
                 let _ = self.registry.delete_pipeline(name);
             }
+        }
+        Ok(())
+    }
+
+    /// Puts a pipeline's stored tags (JSON text) in the cache, in place of those it has.
+    pub(crate) fn load_pipeline_tags(&self, name: &str, tags: &str) -> Result<(), StoreError> {
+        let tags: Vec<Tag> = serde_json::from_str(tags).map_err(|e| corrupt("pipeline tags of", name, e))?;
+        let resource_arn = self.registry.pipeline_arn(name);
+        let list = ListTagsForResourceInput { resource_arn: resource_arn.clone(), next_token: None, max_results: None };
+        let current = self.registry.list_tags_for_resource(list).map(|o| o.tags).unwrap_or_default();
+        if current == tags {
+            return Ok(());
+        }
+        if !current.is_empty() {
+            let tag_keys = current.into_iter().map(|t| t.key).collect();
+            self.registry
+                .untag_resource(UntagResourceInput { resource_arn: resource_arn.clone(), tag_keys })
+                .map_err(|e| corrupt("pipeline tags of", name, e))?;
+        }
+        if !tags.is_empty() {
+            self.registry
+                .tag_resource(TagResourceInput { resource_arn, tags })
+                .map_err(|e| corrupt("pipeline tags of", name, e))?;
         }
         Ok(())
     }
@@ -430,6 +465,7 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
     };
     Ok(ServeConfig {
         region: args.region.clone(),
+        aws_exact: args.aws_exact,
         account_id: args.account_id.clone(),
         public_url,
         database,
@@ -479,6 +515,7 @@ async fn build_app(config: ServeConfig) -> Result<Arc<App>, ServeError> {
         .region(config.region.clone())
         .account_id(config.account_id.clone())
         .base_url(config.public_url.clone())
+        .webhook_options(codepipeline_webhooks::Webhook::options().aws_exact(config.aws_exact))
         .state(RegistryState { next_token_key: Some(key), ..RegistryState::default() })
         .build()
         .map_err(|e| ServeError::Config(format!("{}: {}", e.code(), e.message())))?;

@@ -86,6 +86,8 @@ pub struct PipelineRow {
     pub created: f64,
     /// When this version was written, seconds since the Unix epoch.
     pub updated: f64,
+    /// The pipeline's tags, as JSON text (an array of `{key, value}`; the same on every version).
+    pub tags: String,
 }
 
 /// A stored webhook: the registry's exported state of it (secret and URL token included).
@@ -130,6 +132,12 @@ pub struct ExecutionRow {
     pub start_time: f64,
     /// Seconds since the Unix epoch.
     pub last_update_time: f64,
+    /// `Webhook` or `StartPipelineExecution`.
+    pub trigger_type: String,
+    /// Its `sourceRevisions`, as JSON text (an array).
+    pub source_revisions: String,
+    /// StopPipelineExecution's `reason`, once a call stopped it.
+    pub stop_reason: Option<String>,
 }
 
 /// One trigger to record.
@@ -183,6 +191,9 @@ pub struct ClaimedJob {
     pub delivery: String,
     /// The delivery's body.
     pub payload: Vec<u8>,
+    /// More environment for the program: the revision it runs (`CODEPIPELINE_TRIGGER_TYPE`,
+    /// `CODEPIPELINE_REVISION_ID`, ...).
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl std::fmt::Debug for ClaimedJob {
@@ -310,9 +321,9 @@ impl std::fmt::Debug for Store {
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
-const PIPELINE_COLUMNS: &str = "name, version, declaration, created, updated";
-const EXECUTION_COLUMNS: &str =
-    "seq, id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time";
+const PIPELINE_COLUMNS: &str = "name, version, declaration, created, updated, tags";
+const EXECUTION_COLUMNS: &str = "seq, id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, \
+     last_update_time, trigger_type, source_revisions, stop_reason";
 
 impl Store {
     /// Opens the database and migrates its schema.
@@ -662,8 +673,8 @@ impl Store {
             }
             let e = &t.execution;
             sqlx::query(
-                "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time, instance)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time, instance, trigger_type, source_revisions)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(&e.id)
             .bind(&e.pipeline)
@@ -674,6 +685,8 @@ impl Store {
             .bind(e.start_time)
             .bind(e.last_update_time)
             .bind(t.instance.as_deref())
+            .bind(&e.trigger_type)
+            .bind(&e.source_revisions)
             .execute(&mut *tx)
             .await?;
             if let Some(job) = &t.job {
@@ -722,7 +735,9 @@ impl Store {
         Ok(sqlx::query("DELETE FROM deliveries WHERE at <= $1").bind(before).execute(&self.pool).await?.rows_affected())
     }
 
-    /// Sets an execution's status.
+    /// Sets an execution's status at its end: an execution `Stopping` (StopPipelineExecution) ends
+    /// `Stopped` whatever the program did, and one already ended (stopped by a call on another
+    /// instance, or as an orphan) is left as it is.
     pub async fn finish_execution(
         &self,
         id: &str,
@@ -732,13 +747,17 @@ impl Store {
     ) -> Result<(), StoreError> {
         let result = async {
             let mut tx = self.begin_write().await?;
-            sqlx::query("UPDATE executions SET status = $2, status_summary = $3, last_update_time = $4 WHERE id = $1")
-                .bind(id)
-                .bind(status)
-                .bind(summary)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE executions SET status = CASE WHEN status = 'Stopping' THEN 'Stopped' ELSE $2 END,
+                 status_summary = CASE WHEN status = 'Stopping' THEN status_summary ELSE $3 END, last_update_time = $4
+                 WHERE id = $1 AND status IN ('InProgress', 'Stopping')",
+            )
+            .bind(id)
+            .bind(status)
+            .bind(summary)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("DELETE FROM queue WHERE execution_id = $1").bind(id).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(())
@@ -786,7 +805,20 @@ impl Store {
                 event: row.try_get(3)?,
                 delivery: row.try_get(4)?,
                 payload: row.try_get(5)?,
+                env: Vec::new(),
             };
+            let mut job = job;
+            let ran = sqlx::query("SELECT trigger_type, source_revisions FROM executions WHERE id = $1")
+                .bind(&job.execution_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(ran) = ran {
+                let trigger_type: String = ran.try_get(0)?;
+                let revisions: String = ran.try_get(1)?;
+                let revisions: Vec<super::revisions::SourceRevision> =
+                    serde_json::from_str(&revisions).unwrap_or_default();
+                job.env = super::revisions::program_env(&trigger_type, revisions.first());
+            }
             sqlx::query("UPDATE counters SET value = value - 1 WHERE name = 'queued' AND value > 0")
                 .execute(&mut *tx)
                 .await?;
@@ -898,7 +930,7 @@ impl Store {
     pub async fn stop_orphans(&self, me: &str, at: f64) -> Result<Orphans, StoreError> {
         const STOP: &str =
             "UPDATE executions SET status = 'Stopped', status_summary = 'the server restarted while it ran',
-             last_update_time = $2 WHERE status = 'InProgress'
+             last_update_time = $2 WHERE status IN ('InProgress', 'Stopping')
              AND id NOT IN (SELECT execution_id FROM queue WHERE state = 'Queued') AND ";
         let mut orphans = Orphans::default();
         match self.backend {
@@ -935,7 +967,7 @@ impl Store {
                     .rows_affected();
                 let rows = sqlx::query(
                     "SELECT id FROM instances WHERE id <> $1
-                     UNION SELECT DISTINCT instance FROM executions WHERE status = 'InProgress' AND instance <> $1
+                     UNION SELECT DISTINCT instance FROM executions WHERE status IN ('InProgress', 'Stopping') AND instance <> $1
                      UNION SELECT DISTINCT claimed_by FROM queue WHERE state = 'Running' AND claimed_by <> $1",
                 )
                 .bind(me)
@@ -982,15 +1014,166 @@ impl Store {
         before_seq: Option<i64>,
         limit: usize,
     ) -> Result<Vec<ExecutionRow>, StoreError> {
+        self.executions_with(pipeline, before_seq, limit, None).await
+    }
+
+    /// One page of a pipeline's executions with this status (any with `None`), newest first,
+    /// after `before_seq`.
+    pub async fn executions_with(
+        &self,
+        pipeline: &str,
+        before_seq: Option<i64>,
+        limit: usize,
+        status: Option<&str>,
+    ) -> Result<Vec<ExecutionRow>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE pipeline = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE pipeline = $1 AND seq < $2 AND ($4 = '' OR status = $4)
+             ORDER BY seq DESC LIMIT $3"
         ))
         .bind(pipeline)
         .bind(before_seq.unwrap_or(i64::MAX))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(status.unwrap_or(""))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(execution_row).collect()
+    }
+
+    /// The `sourceRevisions` (JSON text) of the pipeline's latest webhook-started execution that
+    /// has any: what StartPipelineExecution runs.
+    pub async fn latest_source_revisions(&self, pipeline: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT source_revisions FROM executions WHERE pipeline = $1 AND trigger_type = 'Webhook'
+             AND source_revisions <> '[]' ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(pipeline)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
+    }
+
+    /// Writes an execution started by a call (StartPipelineExecution), and with `queue_max`
+    /// queues it for the on-trigger program (`Ok(None)` when the queue is full), in one
+    /// transaction. With a `client_request_token` already used on this pipeline nothing is
+    /// written and the id of the execution it started is returned (`false`: not started now).
+    pub async fn start_execution(
+        &self,
+        execution: &ExecutionRow,
+        instance: Option<&str>,
+        client_request_token: Option<&str>,
+        queue_max: Option<usize>,
+    ) -> Result<Option<(String, bool)>, StoreError> {
+        let e = execution;
+        let existing = |token: &str| {
+            sqlx::query("SELECT id FROM executions WHERE pipeline = $1 AND client_request_token = $2")
+                .bind(e.pipeline.clone())
+                .bind(token.to_owned())
+        };
+        if let Some(token) = client_request_token
+            && let Some(row) = existing(token).fetch_optional(&self.pool).await?
+        {
+            return Ok(Some((row.try_get(0)?, false)));
+        }
+        let written = async {
+            let mut tx = self.begin_write().await?;
+            if let Some(max) = queue_max {
+                let taken = sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'queued' AND value < $1")
+                    .bind(i64::try_from(max).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
+                    .await?;
+                if taken.rows_affected() == 0 {
+                    return Ok(false);
+                }
+            }
+            sqlx::query(
+                "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time,
+                 last_update_time, instance, trigger_type, source_revisions, client_request_token)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(&e.id)
+            .bind(&e.pipeline)
+            .bind(e.pipeline_version)
+            .bind(&e.status)
+            .bind(e.status_summary.as_deref())
+            .bind(&e.webhook_arn)
+            .bind(e.start_time)
+            .bind(e.last_update_time)
+            .bind(instance)
+            .bind(&e.trigger_type)
+            .bind(&e.source_revisions)
+            .bind(client_request_token)
+            .execute(&mut *tx)
+            .await?;
+            if queue_max.is_some() {
+                sqlx::query(
+                    "INSERT INTO queue (execution_id, pipeline, webhook, event, delivery, payload, state, enqueued)
+                     VALUES ($1, $2, '', '', '', $3, 'Queued', $4)",
+                )
+                .bind(&e.id)
+                .bind(&e.pipeline)
+                .bind(&b""[..])
+                .bind(e.start_time)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, StoreError>(true)
+        }
+        .await;
+        match written {
+            Ok(true) => Ok(Some((e.id.clone(), true))),
+            Ok(false) => Ok(None),
+            // The same token committed meanwhile (the unique index): its execution.
+            Err(err) => match client_request_token {
+                Some(token) => match existing(token).fetch_optional(&self.pool).await? {
+                    Some(row) => Ok(Some((row.try_get(0)?, false))),
+                    None => Err(err),
+                },
+                None => Err(err),
+            },
+        }
+    }
+
+    /// Takes an execution that still waits in the queue off it (StopPipelineExecution before
+    /// a worker claimed it). Whether it was waiting.
+    pub async fn unqueue(&self, execution_id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query("DELETE FROM queue WHERE execution_id = $1 AND state = 'Queued'")
+            .bind(execution_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n > 0 {
+            sqlx::query("UPDATE counters SET value = value - 1 WHERE name = 'queued' AND value > 0")
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// StopPipelineExecution: an execution `InProgress` becomes `Stopping` (`Stopped` at once
+    /// with `now`) with the reason. Whether it was in progress.
+    pub async fn stop_execution(
+        &self,
+        pipeline: &str,
+        id: &str,
+        reason: Option<&str>,
+        now: bool,
+        at: f64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE executions SET status = $3, stop_reason = $4, status_summary = $4, last_update_time = $5
+             WHERE pipeline = $1 AND id = $2 AND status = 'InProgress'",
+        )
+        .bind(pipeline)
+        .bind(id)
+        .bind(if now { "Stopped" } else { "Stopping" })
+        .bind(reason)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// One execution.
@@ -1039,16 +1222,31 @@ impl WriteTx {
 
     /// Writes a pipeline version.
     pub async fn insert_pipeline(&mut self, row: &PipelineRow) -> Result<(), StoreError> {
-        sqlx::query(&format!("INSERT INTO pipelines ({PIPELINE_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"))
+        sqlx::query(&format!("INSERT INTO pipelines ({PIPELINE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"))
             .bind(&row.name)
             .bind(row.version)
             .bind(&row.declaration)
             .bind(row.created)
             .bind(row.updated)
+            .bind(&row.tags)
             .execute(&mut *self.tx)
             .await?;
         self.changes.push((ChangeKind::Pipeline, row.name.clone()));
         Ok(())
+    }
+
+    /// Replaces a pipeline's tags (JSON text), on every version. Whether the pipeline exists.
+    pub async fn set_pipeline_tags(&mut self, name: &str, tags: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE pipelines SET tags = $2 WHERE name = $1")
+            .bind(name)
+            .bind(tags)
+            .execute(&mut *self.tx)
+            .await?;
+        let exists = n.rows_affected() > 0;
+        if exists {
+            self.changes.push((ChangeKind::Pipeline, name.to_owned()));
+        }
+        Ok(exists)
     }
 
     /// Deletes every version of a pipeline and its executions. Whether it existed.
@@ -1187,6 +1385,7 @@ fn pipeline_row(r: &AnyRow) -> Result<PipelineRow, StoreError> {
         declaration: r.try_get(2)?,
         created: r.try_get(3)?,
         updated: r.try_get(4)?,
+        tags: r.try_get(5)?,
     })
 }
 
@@ -1205,6 +1404,9 @@ fn execution_row(r: &AnyRow) -> Result<ExecutionRow, StoreError> {
         webhook_arn: r.try_get(6)?,
         start_time: r.try_get(7)?,
         last_update_time: r.try_get(8)?,
+        trigger_type: r.try_get(9)?,
+        source_revisions: r.try_get(10)?,
+        stop_reason: r.try_get(11)?,
     })
 }
 
@@ -1307,6 +1509,9 @@ mod tests {
             webhook_arn: "arn:aws:codepipeline:us-east-1:123456789012:webhook:w".into(),
             start_time: at,
             last_update_time: at,
+            trigger_type: "Webhook".into(),
+            source_revisions: "[]".into(),
+            stop_reason: None,
         }
     }
 
