@@ -15,9 +15,9 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_sdk_codepipeline::Client;
 use aws_sdk_codepipeline::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_codepipeline::types::{
-    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore, ArtifactStoreType, InputArtifact,
-    OutputArtifact, PipelineDeclaration, PipelineExecutionStatus, StageDeclaration, WebhookAuthConfiguration,
-    WebhookAuthenticationType, WebhookDefinition, WebhookFilterRule,
+    ActionCategory, ActionDeclaration, ActionOwner, ActionTypeId, ArtifactStore, ArtifactStoreType, ExecutionMode,
+    InputArtifact, OutputArtifact, PipelineDeclaration, PipelineExecutionStatus, PipelineType, StageDeclaration,
+    WebhookAuthConfiguration, WebhookAuthenticationType, WebhookDefinition, WebhookFilterRule,
 };
 use codepipeline_webhooks::github;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -266,6 +266,10 @@ fn pipeline_with_action(name: &str, action: &str) -> PipelineDeclaration {
         )
         .stages(StageDeclaration::builder().name("Source").actions(source).build().unwrap())
         .stages(StageDeclaration::builder().name("Build").actions(build).build().unwrap())
+        // PARALLEL: these tests bound the queue and the programs, so every acknowledged execution
+        // must run (the default SUPERSEDED would rightly supersede the waiting ones).
+        .pipeline_type(PipelineType::V2)
+        .execution_mode(ExecutionMode::Parallel)
         .build()
         .unwrap()
 }

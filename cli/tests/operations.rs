@@ -17,10 +17,10 @@ use aws_sdk_codepipeline::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_codepipeline::error::ProvideErrorMetadata;
 use aws_sdk_codepipeline::types::{
     ActionCategory, ActionDeclaration, ActionExecutionFilter, ActionExecutionStatus, ActionOwner, ActionTypeId,
-    ArtifactStore, ArtifactStoreType, InputArtifact, OutputArtifact, PipelineDeclaration, PipelineExecutionFilter,
-    PipelineExecutionStatus, SourceRevisionOverride, SourceRevisionType, StageDeclaration, StageExecutionStatus,
-    SucceededInStageFilter, Tag, TriggerType, WebhookAuthConfiguration, WebhookAuthenticationType, WebhookDefinition,
-    WebhookFilterRule,
+    ArtifactStore, ArtifactStoreType, ExecutionMode, InputArtifact, OutputArtifact, PipelineDeclaration,
+    PipelineExecutionFilter, PipelineExecutionStatus, PipelineType, SourceRevisionOverride, SourceRevisionType,
+    StageDeclaration, StageExecutionStatus, SucceededInStageFilter, Tag, TriggerType, WebhookAuthConfiguration,
+    WebhookAuthenticationType, WebhookDefinition, WebhookFilterRule,
 };
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -740,4 +740,120 @@ fn check_and_validate_take_aws_exact() {
         .unwrap();
     assert_eq!(validate.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&validate.stderr).contains("never passes"));
+}
+
+// --- Execution modes ---------------------------------------------------------------------------
+
+/// A program that logs when each execution's run starts and ends (nanoseconds), per pipeline, and
+/// sleeps 1.5 s between.
+fn timed_program(dir: &Path) -> (PathBuf, PathBuf) {
+    let out = dir.join("runs");
+    std::fs::create_dir_all(&out).unwrap();
+    let script = dir.join("timed.sh");
+    std::fs::write(
+        &script,
+        "log=\"$1/$CODEPIPELINE_PIPELINE.log\"\n\
+         echo \"start $CODEPIPELINE_EXECUTION_ID $(date +%s%N)\" >> \"$log\"\n\
+         sleep 1.5\n\
+         echo \"end $CODEPIPELINE_EXECUTION_ID $(date +%s%N)\" >> \"$log\"\n",
+    )
+    .unwrap();
+    (script, out)
+}
+
+/// Each execution's run as (start, end), from the program's log.
+fn runs(log: &str) -> std::collections::HashMap<String, (u128, u128)> {
+    let mut runs = std::collections::HashMap::new();
+    for line in log.lines() {
+        let parts: Vec<&str> = line.split(' ').collect();
+        let [what, id, at] = parts[..] else { panic!("{line}") };
+        let entry = runs.entry(id.to_owned()).or_insert((0, 0));
+        let at: u128 = at.parse().unwrap();
+        if what == "start" { entry.0 = at } else { entry.1 = at }
+    }
+    runs
+}
+
+fn with_mode(name: &str, mode: Option<ExecutionMode>) -> PipelineDeclaration {
+    let p = pipeline(name);
+    let mut b = PipelineDeclaration::builder()
+        .name(p.name())
+        .role_arn(p.role_arn())
+        .set_artifact_store(p.artifact_store().cloned())
+        .set_stages(Some(p.stages().to_vec()))
+        .pipeline_type(PipelineType::V2);
+    if let Some(mode) = mode {
+        b = b.execution_mode(mode);
+    }
+    b.build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execution_modes_two_deliveries_then_a_third() {
+    execution_modes_in(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execution_modes_two_deliveries_then_a_third_on_postgres() {
+    let Some(url) = postgres_database().await else { return };
+    execution_modes_in(&["--database-url".to_owned(), url]).await;
+}
+
+/// With a slow program and room for four at once: a delivery, a second while it runs, then a third.
+/// SUPERSEDED (the default) runs the first and the third, the second Superseded by the third
+/// without running; QUEUED runs all three one after another in order; PARALLEL runs them side by
+/// side.
+async fn execution_modes_in(db: &[String]) {
+    let dir = temp_dir("modes");
+    let (script, out) = timed_program(&dir);
+    let server = Server::start(
+        &dir.join("data"),
+        db,
+        &["--on-trigger-concurrency", "4", "--on-trigger", "/bin/sh", script.to_str().unwrap(), out.to_str().unwrap()],
+    );
+    let (c, addr) = (server.client(), server.addr);
+    let push = fixture("push/payload.json");
+    for (name, mode) in
+        [("default", None), ("queued", Some(ExecutionMode::Queued)), ("parallel", Some(ExecutionMode::Parallel))]
+    {
+        c.create_pipeline().pipeline(with_mode(name, mode.clone())).send().await.unwrap();
+        let token = webhook(&c, &format!("{name}-hook"), name, "$.ref").await;
+        let first = started(addr, &token, "push", &format!("{name}-1"), &push).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let second = started(addr, &token, "push", &format!("{name}-2"), &push).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let third = started(addr, &token, "push", &format!("{name}-3"), &push).await;
+        for id in [&first, &third] {
+            wait_for(&c, name, id, PipelineExecutionStatus::Succeeded).await;
+        }
+        let log = out.join(format!("{name}.log"));
+        match mode {
+            None => {
+                // The waiting second one is replaced by the third at once, and never runs.
+                assert_eq!(
+                    status_of(&c, name, &second).await,
+                    PipelineExecutionStatus::Superseded,
+                    "{}",
+                    server.logs()
+                );
+                let runs = runs(&std::fs::read_to_string(&log).unwrap());
+                assert_eq!(runs.len(), 2, "{runs:?}");
+                assert!(!runs.contains_key(&second));
+                assert!(runs[&third].0 >= runs[&first].1, "one at a time: {runs:?}");
+            }
+            Some(ExecutionMode::Queued) => {
+                wait_for(&c, name, &second, PipelineExecutionStatus::Succeeded).await;
+                let runs = runs(&std::fs::read_to_string(&log).unwrap());
+                assert_eq!(runs.len(), 3, "{runs:?}");
+                assert!(runs[&second].0 >= runs[&first].1, "first in, first out, one at a time: {runs:?}");
+                assert!(runs[&third].0 >= runs[&second].1, "first in, first out, one at a time: {runs:?}");
+            }
+            Some(_) => {
+                wait_for(&c, name, &second, PipelineExecutionStatus::Succeeded).await;
+                let runs = runs(&std::fs::read_to_string(&log).unwrap());
+                assert_eq!(runs.len(), 3, "{runs:?}");
+                assert!(runs[&second].0 < runs[&first].1 && runs[&third].0 < runs[&first].1, "side by side: {runs:?}");
+            }
+        }
+    }
 }

@@ -18,6 +18,8 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+use super::modes::ExecutionMode;
+
 /// The SQLite database's file name under `--data-dir`.
 pub const SQLITE_FILE: &str = "codepipeline-webhooks.sqlite3";
 /// The lock file's name under `--data-dir` (beside the database for `sqlite:PATH`: `PATH.lock`).
@@ -537,10 +539,7 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
-                sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtext($1))) AS locked")
-                    .bind(key)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                lock(&mut tx, key).await?;
                 tx
             }
         };
@@ -690,19 +689,16 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if let Some(job) = &t.job {
-                sqlx::query(
-                    "INSERT INTO queue (execution_id, pipeline, webhook, event, delivery, payload, state, enqueued)
-                     VALUES ($1, $2, $3, $4, $5, $6, 'Queued', $7)",
-                )
-                .bind(&e.id)
-                .bind(&e.pipeline)
-                .bind(&t.webhook)
-                .bind(&job.event)
-                .bind(t.delivery.as_deref().unwrap_or_default())
-                .bind(&job.payload[..])
-                .bind(e.start_time)
-                .execute(&mut *tx)
-                .await?;
+                let waiting = Waiting {
+                    execution_id: &e.id,
+                    pipeline: &e.pipeline,
+                    webhook: &t.webhook,
+                    event: &job.event,
+                    delivery: t.delivery.as_deref().unwrap_or_default(),
+                    payload: &job.payload[..],
+                    at: e.start_time,
+                };
+                enqueue(&mut tx, self.backend, waiting).await?;
             }
         }
         // lastTriggered: once per webhook per batch, the latest start, never moved back (another
@@ -777,11 +773,16 @@ impl Store {
     /// Claims the oldest execution waiting for the on-trigger program, for instance `me`
     /// (transactionally: one instance gets it), and takes it off the queue's count.
     pub async fn claim(&self, me: &str) -> Result<Option<ClaimedJob>, StoreError> {
+        // The oldest waiting execution whose pipeline may start one now: any under PARALLEL (the
+        // program's concurrency bounds it), otherwise only when none of that pipeline runs
+        // (SUPERSEDED and QUEUED run one at a time; QUEUED first in, first out).
+        const PICK: &str = "SELECT q.seq FROM queue q WHERE q.state = 'Queued'
+             AND (q.mode = 'PARALLEL' OR NOT EXISTS
+                  (SELECT 1 FROM queue r WHERE r.pipeline = q.pipeline AND r.state = 'Running'))
+             ORDER BY q.seq LIMIT 1";
         let pick = match self.backend {
-            Backend::Sqlite => "SELECT seq FROM queue WHERE state = 'Queued' ORDER BY seq LIMIT 1",
-            Backend::Postgres => {
-                "SELECT seq FROM queue WHERE state = 'Queued' ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED"
-            }
+            Backend::Sqlite => PICK.to_owned(),
+            Backend::Postgres => format!("{PICK} FOR UPDATE SKIP LOCKED"),
         };
         // A read first: an idle worker's poll takes no write lock.
         if sqlx::query("SELECT 1 FROM queue WHERE state = 'Queued' LIMIT 1").fetch_optional(&self.pool).await?.is_none()
@@ -790,6 +791,11 @@ impl Store {
         }
         let result = async {
             let mut tx = self.begin_write().await?;
+            if self.backend == Backend::Postgres {
+                // One claim at a time over every instance: two claims could otherwise both see no
+                // running execution of a pipeline (SQLite's BEGIN IMMEDIATE already serialises).
+                lock(&mut tx, "queue:claim").await?;
+            }
             let row = sqlx::query(&format!(
                 "UPDATE queue SET state = 'Running', claimed_by = $1 WHERE state = 'Queued' AND seq = ({pick})
                  RETURNING execution_id, pipeline, webhook, event, delivery, payload"
@@ -1105,16 +1111,16 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if queue_max.is_some() {
-                sqlx::query(
-                    "INSERT INTO queue (execution_id, pipeline, webhook, event, delivery, payload, state, enqueued)
-                     VALUES ($1, $2, '', '', '', $3, 'Queued', $4)",
-                )
-                .bind(&e.id)
-                .bind(&e.pipeline)
-                .bind(&b""[..])
-                .bind(e.start_time)
-                .execute(&mut *tx)
-                .await?;
+                let waiting = Waiting {
+                    execution_id: &e.id,
+                    pipeline: &e.pipeline,
+                    webhook: "",
+                    event: "",
+                    delivery: "",
+                    payload: b"",
+                    at: e.start_time,
+                };
+                enqueue(&mut tx, self.backend, waiting).await?;
             }
             tx.commit().await?;
             Ok::<_, StoreError>(true)
@@ -1492,6 +1498,93 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn create_private(path: &Path) -> std::io::Result<()> {
     fs::OpenOptions::new().write(true).create_new(true).open(path).map(drop)
+}
+
+/// An execution to put in the queue for the on-trigger program.
+struct Waiting<'a> {
+    execution_id: &'a str,
+    pipeline: &'a str,
+    webhook: &'a str,
+    event: &'a str,
+    delivery: &'a str,
+    payload: &'a [u8],
+    at: f64,
+}
+
+/// Queues an execution in its pipeline's execution mode (the latest declaration's
+/// `executionMode`, AWS's default SUPERSEDED when it names none). Under SUPERSEDED, executions of
+/// the pipeline still waiting are Superseded by this newer one now, as AWS does: they never run.
+/// Rows are removed before their executions are marked, so one that a claim took meanwhile keeps
+/// running.
+async fn enqueue(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    w: Waiting<'_>,
+) -> Result<(), StoreError> {
+    if backend == Backend::Postgres {
+        lock(tx, &format!("queue:{}", w.pipeline)).await?;
+    }
+    let declaration: Option<String> =
+        sqlx::query("SELECT declaration FROM pipelines WHERE name = $1 ORDER BY version DESC LIMIT 1")
+            .bind(w.pipeline)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+    let mode = declaration
+        .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+        .map(|d| ExecutionMode::of_declaration(&d))
+        .unwrap_or_default();
+    if mode == ExecutionMode::Superseded {
+        let gone = sqlx::query("DELETE FROM queue WHERE pipeline = $1 AND state = 'Queued' RETURNING execution_id")
+            .bind(w.pipeline)
+            .fetch_all(&mut **tx)
+            .await?;
+        for row in &gone {
+            let id: String = row.try_get(0)?;
+            sqlx::query(
+                "UPDATE executions SET status = 'Superseded',
+                 status_summary = 'superseded by a newer execution before it ran', last_update_time = $2
+                 WHERE id = $1 AND status = 'InProgress'",
+            )
+            .bind(id)
+            .bind(w.at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if !gone.is_empty() {
+            sqlx::query(
+                "UPDATE counters SET value = CASE WHEN value > $1 THEN value - $1 ELSE 0 END WHERE name = 'queued'",
+            )
+            .bind(i64::try_from(gone.len()).unwrap_or(i64::MAX))
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    sqlx::query(
+        "INSERT INTO queue (execution_id, pipeline, webhook, event, delivery, payload, state, enqueued, mode)
+         VALUES ($1, $2, $3, $4, $5, $6, 'Queued', $7, $8)",
+    )
+    .bind(w.execution_id)
+    .bind(w.pipeline)
+    .bind(w.webhook)
+    .bind(w.event)
+    .bind(w.delivery)
+    .bind(w.payload)
+    .bind(w.at)
+    .bind(mode.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Postgres: a transaction-scoped advisory lock on `key`.
+async fn lock(tx: &mut sqlx::Transaction<'static, sqlx::Any>, key: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtext($1))) AS locked")
+        .bind(key.to_owned())
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]
