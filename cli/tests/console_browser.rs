@@ -49,9 +49,30 @@ impl Drop for Driver {
     }
 }
 
+/// Whether `unshare --pid` works here (it needs root, or user namespaces).
+fn unshare_works() -> bool {
+    Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child", "--mount-proc", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 async fn start_driver(binary: &Path, log: &Path) -> Driver {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = std::os::unix::process::CommandExt::process_group(&mut Command::new(binary), 0)
+    // Contained in a PID namespace of its own where this test may make one (root, util-linux's
+    // unshare): a signal chromedriver or the browser sends to every process it can reach (seen
+    // here: runs of this test took down processes of other sessions) then reaches only theirs.
+    let mut command = if unshare_works() {
+        let mut c = Command::new("unshare");
+        c.args(["--pid", "--fork", "--kill-child", "--mount-proc"]).arg(binary);
+        c
+    } else {
+        Command::new(binary)
+    };
+    let child = std::os::unix::process::CommandExt::process_group(&mut command, 0)
         .arg(format!("--port={port}"))
         .arg("--allowed-ips=127.0.0.1")
         .stdin(Stdio::null())
