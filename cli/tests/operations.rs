@@ -172,6 +172,10 @@ fn pipeline(name: &str) -> PipelineDeclaration {
         .artifact_store(ArtifactStore::builder().r#type(ArtifactStoreType::S3).location("artifacts").build().unwrap())
         .stages(StageDeclaration::builder().name("Source").actions(source).build().unwrap())
         .stages(StageDeclaration::builder().name("Build").actions(build).build().unwrap())
+        // PARALLEL: these tests need every execution they start to run; the default SUPERSEDED
+        // would rightly supersede one still waiting (execution_modes_* test the modes).
+        .pipeline_type(PipelineType::V2)
+        .execution_mode(ExecutionMode::Parallel)
         .build()
         .unwrap()
 }
