@@ -138,7 +138,12 @@ async fn nothing_injected(client: &Client) {
 const SCRIPT_REF: &str = "refs/heads/<script>window.__xss=1</script>";
 const IMG_DELIVERY: &str = "\"><img src=x onerror=\"window.__xss=2\">";
 
+// Run by hand: `cargo test -p codepipeline-webhooks-cli --test console_browser -- --ignored`.
+// On the development machine some runs (alone and inside the suite) took down every process of
+// the session (the suite, the shell, a Postgres cluster, a setsid'ed .ci/run), cause not found;
+// until it is understood, neither the suite nor CI runs it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "by hand: cargo test -p codepipeline-webhooks-cli --test console_browser -- --ignored"]
 async fn the_console_in_headless_chromium() {
     let (Some(chromium), Some(chromedriver)) =
         (find(&["chromium", "chromium-browser", "google-chrome"]), find(&["chromedriver"]))
