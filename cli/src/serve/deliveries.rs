@@ -50,8 +50,10 @@ const MAX_HEADER_VALUE: usize = 1024;
 pub const REFUSED_BODY_CAP: usize = 64 * 1024;
 /// The most header lines kept per delivery.
 const MAX_HEADER_LINES: usize = 32;
-/// The most entries waiting for the writer; past it entries are dropped (and counted).
-const QUEUE: usize = 8192;
+/// The most entries waiting for the writer; past it entries are dropped (and counted). Each holds
+/// its body up to the cap (1 MiB by default), so this bounds the log's memory: 512 entries, at
+/// most 512 MiB with the default cap while the writer stalls (8,192 allowed 8 GiB).
+const QUEUE: usize = 512;
 /// The most entries inserted in one transaction.
 const MAX_BATCH: usize = 512;
 /// How often, at least, each webhook's log is trimmed to its last N while entries keep coming.
