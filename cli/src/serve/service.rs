@@ -382,7 +382,9 @@ async fn housekeeping(app: Arc<App>) {
         {
             tracing::warn!(error = %e, "the store's write probe failed");
         }
-        if tick.is_multiple_of(50) {
+        // Also 1 s after the start: an instance killed just before this one started may still
+        // have held its liveness lock at startup (its database session ends a moment later).
+        if tick == 5 || tick.is_multiple_of(50) {
             match app.store.stop_orphans(&app.instance, now()).await {
                 Ok(orphans) => {
                     if orphans.stopped > 0 {
