@@ -219,6 +219,77 @@ async fn each_outcome(db: &[&str]) {
     assert_eq!(get(addr, "/").await.status, 405);
 }
 
+/// Deliveries the service refuses before the engine decides (a body too slow or broken off, the
+/// webhook in error after an UpdatePipeline) are logged too, with their status and reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_before_evaluation_are_logged() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = temp_dir("unevaluated");
+    let server = Server::start(&dir.join("data"), &["--request-timeout", "1"]);
+    let c = server.client();
+    c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
+    let token = put(&c, webhook("hmac", "app", WebhookAuthenticationType::GithubHmac, "refs/heads/{Branch}")).await;
+    let addr = server.addr;
+    // Headers, then part of the body it promised: `half` says whether the sender then closes its
+    // side (a body broken off) or waits (a body too slow). Returns the status line.
+    let partial = |delivery: &'static str, half: bool| {
+        let token = token.clone();
+        async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let head = format!(
+                "POST /trigger?t={token} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 X-GitHub-Event: push\r\nX-GitHub-Delivery: {delivery}\r\nContent-Length: 1000\r\n\r\n{{\"ref\":"
+            );
+            s.write_all(head.as_bytes()).await.unwrap();
+            if half {
+                s.shutdown().await.unwrap();
+            }
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut answer)).await;
+            String::from_utf8_lossy(&answer).lines().next().unwrap_or_default().to_owned()
+        }
+    };
+    assert!(partial("d-slow", false).await.starts_with("HTTP/1.1 408"));
+    partial("d-broken", true).await;
+    // The pipeline's source action renamed: the webhook is in error (its target action is gone).
+    c.update_pipeline().pipeline(pipeline_with_source("app", "Fetch")).send().await.unwrap();
+    let body = push();
+    assert_eq!(deliver(addr, &token, &body, &signed_headers(&body, "push", "d-error")).await.status, 409);
+
+    let list = deliveries(server.console(), "hmac", 3).await;
+    let slow = by_delivery(&list, "d-slow");
+    assert_eq!((slow["status"].as_u64(), slow["step"].as_str()), (Some(408), Some("payload")));
+    assert!(slow["reason"].as_str().unwrap().contains("not received within 1 s"), "{slow}");
+    let broken = by_delivery(&list, "d-broken");
+    assert_eq!((broken["status"].as_u64(), broken["step"].as_str()), (Some(400), Some("payload")));
+    let error = by_delivery(&list, "d-error");
+    assert_eq!((error["status"].as_u64(), error["step"].as_str()), (Some(409), Some("webhook")));
+    assert!(error["reason"].as_str().unwrap().contains("Source"), "the reason names the missing action: {error}");
+    // Their bodies were never read (refused before, or cut off): they cannot be delivered again.
+    for (entry, size) in [(slow, 1000), (error, body.len() as u64)] {
+        let one = get(server.console(), &format!("/api/deliveries/{}", entry["id"])).await.json();
+        assert_eq!((one["bodySize"].as_u64(), one["bodyTruncated"].as_bool()), (Some(size), Some(true)));
+        assert_eq!(one["body"].as_str().map(str::len), Some(0), "no body kept");
+        let again = http(
+            server.console(),
+            "POST",
+            &format!("/api/deliveries/{}/redeliver", entry["id"]),
+            &[("X-Console-Request", "1".into())],
+            b"",
+        )
+        .await;
+        assert_eq!(again.status, 409, "{}", again.text());
+    }
+
+    // Deleting the webhook deletes its log: a webhook put again under its name starts with none.
+    c.delete_webhook().name("hmac").send().await.unwrap();
+    c.update_pipeline().pipeline(pipeline("app")).send().await.unwrap();
+    put(&c, webhook("hmac", "app", WebhookAuthenticationType::GithubHmac, "refs/heads/{Branch}")).await;
+    let page = get(server.console(), "/api/webhooks/hmac/deliveries").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.json()["deliveries"].as_array().unwrap().len(), 0, "{}", page.text());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_tokens_store_nothing() {
     let dir = temp_dir("unknown");
@@ -342,16 +413,25 @@ async fn a_token_guards_the_console_and_loopback_guards_the_host() {
     assert_eq!(http(console, "GET", "/api/webhooks", &bearer, b"").await.status, 200);
     let wrong = [("Authorization", "Bearer console-token-0123456789abcdeX".to_owned())];
     assert_eq!(http(console, "GET", "/api/webhooks", &wrong, b"").await.status, 401);
-    // The login form sets the cookie.
-    let form = format!("token={token}");
-    let login = http(
-        console,
-        "POST",
-        "/login",
-        &[("Content-Type", "application/x-www-form-urlencoded".into())],
-        form.as_bytes(),
-    )
-    .await;
+    // The login form sets the cookie, given the form's CSRF token with the right console token.
+    let form_page = get(console, "/login").await;
+    assert_eq!(form_page.status, 200);
+    let csrf = form_page.text().split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let post_login = |form: String| async move {
+        http(
+            console,
+            "POST",
+            "/login",
+            &[("Content-Type", "application/x-www-form-urlencoded".into())],
+            form.as_bytes(),
+        )
+        .await
+    };
+    let no_csrf = post_login(format!("token={token}")).await;
+    assert_eq!((no_csrf.status, no_csrf.header("set-cookie")), (401, None), "a form from elsewhere");
+    let wrong_token = post_login(format!("csrf={csrf}&token=console-token-0123456789abcdeX")).await;
+    assert_eq!((wrong_token.status, wrong_token.header("set-cookie")), (401, None));
+    let login = post_login(format!("csrf={csrf}&token={token}")).await;
     assert_eq!(login.status, 303);
     let cookie = login.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
     assert!(login.header("set-cookie").unwrap().contains("HttpOnly"));

@@ -68,6 +68,8 @@ pub(crate) async fn trigger(
         // The webhook does not compile against its pipeline as it is now.
         app.metrics.delivery("error", "none", started.elapsed());
         tracing::warn!(webhook = %info.name(), code = e.code(), message = e.message(), "webhook cannot trigger");
+        let reason = format!("the webhook cannot trigger: {}: {}", e.code(), e.message());
+        app.deliveries.record(Entry::unevaluated(&info, peer, &headers, 409, "webhook", reason, None));
         return empty(StatusCode::CONFLICT);
     }
     let limit = info.max_body_bytes().unwrap_or(app.config.max_body_bytes);
@@ -92,15 +94,22 @@ pub(crate) async fn trigger(
         Err(BodyError::Busy) => {
             app.metrics.delivery("busy", "none", started.elapsed());
             tracing::warn!(webhook = %info.name(), outcome = "busy", "the body budget is full");
+            let reason = "busy: the server's budget of buffered bodies is full; try again".to_owned();
+            app.deliveries.record(Entry::unevaluated(&info, peer, &headers, 503, "service", reason, None));
             return busy();
         }
         Err(BodyError::Broken) => {
             app.metrics.delivery("bad_request", "payload", started.elapsed());
+            let reason =
+                "the request's body could not be read (the connection broke off or its framing is invalid)".to_owned();
+            app.deliveries.record(Entry::unevaluated(&info, peer, &headers, 400, "payload", reason, None));
             return empty(StatusCode::BAD_REQUEST);
         }
         Err(BodyError::Timeout) => {
             app.metrics.delivery("bad_request", "payload", started.elapsed());
             tracing::info!(webhook = %info.name(), outcome = "timeout", "body not received in time");
+            let reason = format!("the body was not received within {} s", app.config.read_timeout.as_secs_f64());
+            app.deliveries.record(Entry::unevaluated(&info, peer, &headers, 408, "payload", reason, None));
             return empty(StatusCode::REQUEST_TIMEOUT);
         }
     };
@@ -128,6 +137,10 @@ pub(crate) async fn deliver(
         Err(_) => {
             app.metrics.delivery("busy", "none", started.elapsed());
             tracing::warn!(webhook = %info.name(), outcome = "busy", "no evaluation slot in time");
+            let reason = "busy: no evaluation slot within the read timeout; try again".to_owned();
+            let entry = Entry::unevaluated(info, peer, headers, 503, "service", reason, Some(&bytes))
+                .redelivery_of(redelivery_of);
+            app.deliveries.record(entry);
             return busy();
         }
     };
@@ -153,6 +166,10 @@ pub(crate) async fn deliver(
         Err(e) => {
             app.metrics.delivery("error", "none", started.elapsed());
             tracing::warn!(webhook = %info.name(), code = e.code(), message = e.message(), "webhook cannot trigger");
+            let reason = format!("the webhook cannot trigger: {}: {}", e.code(), e.message());
+            let entry = Entry::unevaluated(info, peer, headers, 409, "webhook", reason, Some(&bytes))
+                .redelivery_of(redelivery_of);
+            app.deliveries.record(entry);
             return empty(StatusCode::CONFLICT);
         }
     };

@@ -92,6 +92,9 @@ pub(crate) struct Entry {
     headers: Vec<(String, String)>,
     body: Bytes,
     body_size: usize,
+    /// Whether the body was read (a delivery refused before it was has none to keep, whatever
+    /// its size).
+    body_read: bool,
     redelivery_of: Option<i64>,
 }
 
@@ -138,6 +141,7 @@ impl Entry {
             headers: kept_headers(headers),
             body: body.slice(..body.len().min(cap)),
             body_size: body.len(),
+            body_read: true,
             redelivery_of,
         }
     }
@@ -149,25 +153,56 @@ impl Entry {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(limit.saturating_add(1));
+        let reason = format!("payload too large: more than {limit} bytes");
+        Entry::unevaluated(info, peer, headers, 413, "payload", reason, None).with_size(declared)
+    }
+
+    /// A delivery the engine never decided: refused at `status` by the service itself (the
+    /// webhook in error, a body too large, broken or too slow, no room to evaluate it), with
+    /// `step` and `reason` in the verdict's shape so that the console and the API show it like
+    /// any reject. `body`: the body, when it was read (kept up to [`REFUSED_BODY_CAP`]: its
+    /// sender proved nothing); otherwise its size is what `Content-Length` says, and the entry
+    /// cannot be redelivered.
+    pub(crate) fn unevaluated(
+        info: &Resolved,
+        peer: SocketAddr,
+        headers: &HeaderMap,
+        status: u16,
+        step: &str,
+        reason: String,
+        body: Option<&Bytes>,
+    ) -> Entry {
+        let declared = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
         Entry {
             webhook: info.name().to_owned(),
             received_at: super::now(),
             event: header_text(headers, "x-github-event"),
             delivery: header_text(headers, "x-github-delivery"),
             source: peer.ip().to_canonical().to_string(),
-            status: 413,
-            verdict: json!({
-                "decision": "reject",
-                "webhook": info.name(),
-                "step": "payload",
-                "reason": format!("payload too large: more than {limit} bytes"),
-            }),
+            status,
+            verdict: json!({ "decision": "reject", "webhook": info.name(), "step": step, "reason": reason }),
             execution_id: None,
             headers: kept_headers(headers),
-            body: Bytes::new(),
-            body_size: declared,
+            body: body.map(|b| b.slice(..b.len().min(REFUSED_BODY_CAP))).unwrap_or_default(),
+            body_size: body.map_or(declared, Bytes::len),
+            body_read: body.is_some(),
             redelivery_of: None,
         }
+    }
+
+    fn with_size(mut self, body_size: usize) -> Entry {
+        self.body_size = body_size;
+        self
+    }
+
+    /// The entry as a redelivery of the log's entry `of` (the console's redeliver).
+    pub(crate) fn redelivery_of(mut self, of: Option<i64>) -> Entry {
+        self.redelivery_of = of;
+        self
     }
 
     /// The entry with what the sender was answered: the status, and the execution it started.
@@ -292,7 +327,7 @@ async fn insert(store: &Store, entries: &[Entry], trim: Option<(i64, f64)>) -> R
         .bind(serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into()))
         .bind(e.body.to_vec())
         .bind(i64::try_from(e.body_size).unwrap_or(i64::MAX))
-        .bind(i64::from(e.body.len() < e.body_size))
+        .bind(i64::from(!e.body_read || e.body.len() < e.body_size))
         .bind(e.redelivery_of)
         .execute(&mut *tx)
         .await?;

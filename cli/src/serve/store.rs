@@ -1295,10 +1295,13 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Deletes a webhook and its delivery ids, and frees its slot. Whether it existed.
+    /// Deletes a webhook, its delivery ids and its delivery log, and frees its slot. Whether it
+    /// existed.
     pub async fn delete_webhook(&mut self, name: &str) -> Result<bool, StoreError> {
         let n = sqlx::query("DELETE FROM webhooks WHERE name = $1").bind(name).execute(&mut *self.tx).await?;
         sqlx::query("DELETE FROM deliveries WHERE webhook = $1").bind(name).execute(&mut *self.tx).await?;
+        // Its delivery log goes with it: a webhook put later under the same name starts with none.
+        sqlx::query("DELETE FROM delivery_log WHERE webhook = $1").bind(name).execute(&mut *self.tx).await?;
         let existed = n.rows_affected() > 0;
         if existed {
             sqlx::query("UPDATE counters SET value = value - 1 WHERE name = 'webhooks' AND value > 0")

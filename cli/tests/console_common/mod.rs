@@ -199,8 +199,14 @@ pub fn signed_headers(body: &[u8], event: &str, delivery: &str) -> Vec<(&'static
 }
 
 pub fn pipeline(name: &str) -> PipelineDeclaration {
+    pipeline_with_source(name, "Source")
+}
+
+/// [`pipeline`] with its source action named `action` (a webhook that targets `Source` is then
+/// in error: its target action is gone).
+pub fn pipeline_with_source(name: &str, action: &str) -> PipelineDeclaration {
     let source = ActionDeclaration::builder()
-        .name("Source")
+        .name(action)
         .action_type_id(
             ActionTypeId::builder()
                 .category(ActionCategory::Source)

@@ -286,7 +286,8 @@ pub(crate) async fn redeliver(console: &Console, original: &Stored, dry_run: boo
     if original.body_truncated || original.status == 413 {
         return Err(Refusal::new(
             StatusCode::CONFLICT,
-            "the body of this delivery was not kept whole (over the cap or too large): it cannot be delivered again",
+            "the body of this delivery was not kept whole (over the cap, too large, or refused before it was read): \
+             it cannot be delivered again",
         ));
     }
     let state = webhook_state(console, &original.webhook)?;

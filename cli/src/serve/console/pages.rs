@@ -225,7 +225,7 @@ fn delivery_page(console: &Console, d: &Stored, result: Option<Markup>) -> Respo
                 tbody { @for (n, v) in d.shown_headers() { tr { th scope="row" { (n) } td { code { (v) } } } } }
             }
             h2 { "Body" }
-            p { (d.body_size) " bytes" @if d.body_truncated { ", kept up to the cap" } }
+            p { (d.body_size) " bytes" @if d.body_truncated { @if d.body.is_empty() { ", not kept" } @else { ", kept up to the cap" } } }
             pre.body { code { (pretty_body(d)) } }
         },
     )
@@ -330,12 +330,13 @@ pub(crate) async fn redeliver(State(console): State<Arc<Console>>, Path(id): Pat
 }
 
 /// `GET /login`.
-pub(crate) async fn login_form() -> Response {
+pub(crate) async fn login_form(State(console): State<Arc<Console>>) -> Response {
     page(
         "Log in",
         html! {
             h1 { "Log in" }
             form method="post" action="/login" {
+                input type="hidden" name="csrf" value=(console.csrf);
                 label for="token" { "Console token" }
                 input id="token" type="password" name="token" autocomplete="current-password" required;
                 button type="submit" { "Log in" }
@@ -353,7 +354,10 @@ pub(crate) async fn login(State(console): State<Arc<Console>>, body: Body) -> Re
         Some(b) => form_fields(&b),
         None => Vec::new(),
     };
-    if fields.iter().any(|(k, v)| k == "token" && same(v, token)) {
+    // The form's CSRF token too: no other site can log a browser in to this console (with a
+    // token it learnt), whatever the browser sends as `Origin`.
+    let from_the_form = fields.iter().any(|(k, v)| k == "csrf" && same(v, &console.csrf));
+    if from_the_form && fields.iter().any(|(k, v)| k == "token" && same(v, token)) {
         let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
         if let Ok(cookie) = HeaderValue::from_str(&format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/")) {
             response.headers_mut().insert(header::SET_COOKIE, cookie);
