@@ -3,7 +3,7 @@
 # adnanh/webhook (Debian package `webhook`), same signed GitHub push, loopback only, wrk.
 #
 #   cargo build --release --bin codepipeline-webhooks
-#   cargo build --release -p codepipeline-webhooks-cli --example floor   # the floor (optional)
+#   cargo build --release -p codepipeline-webhooks-floor   # the floor (optional; a small crate of its own)
 #   apt-get install webhook wrk
 #   benches/service/bench.sh      # DURATION=8s CONNECTIONS="16 32" THREADS=2 BACKENDS="sqlite postgres"
 #
@@ -11,7 +11,7 @@
 # pipeline (a push to master): serve records an execution in its database (no --on-trigger);
 # webhook runs its execute-command (/bin/true). (b+) serve with --on-trigger /bin/true (PLUS=1),
 # for the like-for-like comparison with webhook, which always runs a command. The floor: a bare
-# hyper server that reads the same body and answers 200 (cli/examples/floor.rs).
+# hyper server that reads the same body and answers 200 (benches/service/floor).
 #
 # Backends: sqlite (a fresh --data-dir) and postgres (a fresh database in the cluster of
 # BENCH_DATABASE_URL or TEST_DATABASE_URL, postgres://USER@HOST:PORT/DB, made with psql; skipped
@@ -28,15 +28,14 @@ SERVE_PORT=${SERVE_PORT:-18080}
 FLOOR_PORT=${FLOOR_PORT:-18081}
 WEBHOOK_PORT=${WEBHOOK_PORT:-19000}
 PG_URL=${BENCH_DATABASE_URL:-${TEST_DATABASE_URL:-}}
-FLOOR=target/release/examples/floor
+FLOOR=target/release/codepipeline-webhooks-floor
 SECRET=bench-secret-not-for-production
 BIN=target/release/codepipeline-webhooks
 MATCH=tests/fixtures/github/push/with-new-branch.payload.json   # refs/heads/master, Hello-World
 MISMATCH=tests/fixtures/github/push/payload.json                # refs/tags/simple-tag, Hello-World
 
 [ -x "$BIN" ] || { echo "build first: cargo build --release --bin codepipeline-webhooks" >&2; exit 1; }
-# The floor is an example of the CLI crate: building it builds the crate's dev-dependencies too.
-[ -x "$FLOOR" ] || echo "no floor: cargo build --release -p codepipeline-webhooks-cli --example floor (skipped)"
+[ -x "$FLOOR" ] || echo "no floor: cargo build --release -p codepipeline-webhooks-floor (skipped)"
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 command -v webhook >/dev/null || { echo "webhook is not installed (apt-get install webhook)" >&2; exit 1; }
 
@@ -91,8 +90,10 @@ cat >"$work/hooks.json" <<JSON
 }]
 JSON
 
-run() { # label url body signature
-  local out
+declare -A RPS P99
+run() { # key label url body signature
+  local key=$1 out
+  shift
   echo "== $1"
   # One request first: the answer each server gives this case.
   curl -sS -o "$work/answer" -w "HTTP %{http_code}: " "$2" -H 'Content-Type: application/json' \
@@ -100,6 +101,16 @@ run() { # label url body signature
     --data-binary @"$3"; head -c 200 "$work/answer"; echo
   out=$(BODY_FILE="$3" SIGNATURE="$4" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s benches/service/post.lua "$2")
   echo "$out" | grep -E "Requests/sec|Non-2xx|Socket errors|p50_us|99%|requests in"
+  RPS[$key]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  P99[$key]=$(echo "$out" | awk '/ 99%/ {print $2}')
+}
+
+ratio() { # a b: a / b to two places, or "-" when either is missing
+  if [ -n "${RPS[$1]:-}" ] && [ -n "${RPS[$2]:-}" ]; then
+    awk -v a="${RPS[$1]}" -v b="${RPS[$2]}" 'BEGIN { printf "%.2f", a / b }'
+  else
+    echo "-"
+  fi
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -115,28 +126,45 @@ sleep 1
 HOOK_URL="http://127.0.0.1:$WEBHOOK_PORT/hooks/hello-world-master"
 FLOOR_URL="http://127.0.0.1:$FLOOR_PORT/trigger"
 
-for CONNECTIONS in $CONNECTIONS; do
+ALL_CONNECTIONS=$CONNECTIONS
+for CONNECTIONS in $ALL_CONNECTIONS; do
   echo "##### -t$THREADS -c$CONNECTIONS -d$DURATION"
   if [ -x "$FLOOR" ]; then
-    run "floor (a) hyper, reads the body, 200" "$FLOOR_URL" "$MISMATCH" "$SIG_MISMATCH"
-    run "floor (b) hyper, reads the body, 200" "$FLOOR_URL" "$MATCH" "$SIG_MATCH"
+    run "floor-a-$CONNECTIONS" "floor (a) hyper, reads the body, 200" "$FLOOR_URL" "$MISMATCH" "$SIG_MISMATCH"
+    run "floor-b-$CONNECTIONS" "floor (b) hyper, reads the body, 200" "$FLOOR_URL" "$MATCH" "$SIG_MATCH"
   fi
-  run "webhook (a) signed, rule not satisfied" "$HOOK_URL" "$MISMATCH" "$SIG_MISMATCH"
-  run "webhook (b) signed, rule satisfied (runs /bin/true)" "$HOOK_URL" "$MATCH" "$SIG_MATCH"
+  run "webhook-a-$CONNECTIONS" "webhook (a) signed, rule not satisfied" "$HOOK_URL" "$MISMATCH" "$SIG_MISMATCH"
+  run "webhook-b-$CONNECTIONS" "webhook (b) signed, rule satisfied (runs /bin/true)" "$HOOK_URL" "$MATCH" "$SIG_MATCH"
   for backend in $BACKENDS; do
     if [ "$backend" = postgres ] && [ -z "$PG_URL" ]; then
       echo "== serve on postgres: skipped (set BENCH_DATABASE_URL or TEST_DATABASE_URL)"
       continue
     fi
     start_serve "$backend"
-    run "serve/$backend (a) signed, filters do not match" "$SERVE_URL" "$MISMATCH" "$SIG_MISMATCH"
-    run "serve/$backend (b) signed, starts the pipeline (execution recorded)" "$SERVE_URL" "$MATCH" "$SIG_MATCH"
+    run "$backend-a-$CONNECTIONS" "serve/$backend (a) signed, filters do not match" "$SERVE_URL" "$MISMATCH" "$SIG_MISMATCH"
+    run "$backend-b-$CONNECTIONS" "serve/$backend (b) signed, starts the pipeline (execution recorded)" "$SERVE_URL" "$MATCH" "$SIG_MATCH"
     echo "executions listed: $(api ListPipelineExecutions '{"pipelineName": "hello-world-pipeline", "maxResults": 1}' | head -c 80)"
     stop_last
     if [ "$PLUS" = 1 ]; then
       start_serve "$backend" --on-trigger /bin/true
-      run "serve/$backend (b+) signed, starts the pipeline, --on-trigger /bin/true" "$SERVE_URL" "$MATCH" "$SIG_MATCH"
+      run "$backend-bplus-$CONNECTIONS" "serve/$backend (b+) signed, starts the pipeline, --on-trigger /bin/true" "$SERVE_URL" "$MATCH" "$SIG_MATCH"
       stop_last
     fi
+  done
+done
+
+echo
+echo "##### summary: requests/s (p99), and serve's ratios to webhook and to the floor, same run"
+printf "%-6s %-14s %-22s %-22s %-22s %-10s %-10s\n" conns "case" "serve req/s (p99)" "webhook" "floor" "×webhook" "÷floor"
+for c in $ALL_CONNECTIONS; do
+  for backend in $BACKENDS; do
+    for case in a b; do
+      [ -n "${RPS[$backend-$case-$c]:-}" ] || continue
+      printf "%-6s %-14s %-22s %-22s %-22s %-10s %-10s\n" "$c" "$backend ($case)" \
+        "${RPS[$backend-$case-$c]} (${P99[$backend-$case-$c]})" \
+        "${RPS[webhook-$case-$c]:-} (${P99[webhook-$case-$c]:-})" \
+        "${RPS[floor-$case-$c]:-} (${P99[floor-$case-$c]:-})" \
+        "$(ratio "$backend-$case-$c" "webhook-$case-$c")" "$(ratio "$backend-$case-$c" "floor-$case-$c")"
+    done
   done
 done

@@ -3,7 +3,8 @@
 //! whole body (up to 25 MiB) and answering 200 with a two-byte JSON body. Nothing else: what serve
 //! spends above this is the engine, the database and its own bookkeeping.
 //!
-//! `cargo run --release -p codepipeline-webhooks-cli --example floor -- 127.0.0.1:18081`
+//! `cargo run --release -p codepipeline-webhooks-floor -- 127.0.0.1:18081` (a crate of its own, so
+//! that its release build does not build the CLI's test dependencies).
 
 #![forbid(unsafe_code)]
 
