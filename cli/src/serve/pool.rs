@@ -20,7 +20,9 @@ struct Inner {
     free: usize,
     per_key: usize,
     running: HashMap<String, usize>,
-    waiting: HashMap<String, VecDeque<oneshot::Sender<()>>>,
+    /// A waiter is handed its slot itself: if it goes away with the slot unclaimed (its
+    /// client left just then), dropping the channel drops the slot, which frees it.
+    waiting: HashMap<String, VecDeque<oneshot::Sender<Slot>>>,
     /// Keys with waiters, in turn order.
     ring: VecDeque<String>,
 }
@@ -30,6 +32,9 @@ struct Inner {
 pub struct Slot {
     pool: Arc<Mutex<Inner>>,
     key: String,
+    /// False only for a slot that was never handed out (a send to a waiter that had gone):
+    /// the pool takes it back under its lock, and its drop must do nothing.
+    armed: bool,
 }
 
 impl Inner {
@@ -38,8 +43,19 @@ impl Inner {
         *self.running.entry(key.to_owned()).or_default() += 1;
     }
 
-    /// Hands free slots to waiters, one webhook after the other.
-    fn dispatch(&mut self) {
+    fn give_back(&mut self, key: &str) {
+        self.free += 1;
+        if let Some(n) = self.running.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                self.running.remove(key);
+            }
+        }
+    }
+
+    /// Hands free slots to waiters, one webhook after the other (`pool`: the mutex this is
+    /// locked from, for the slots handed out).
+    fn dispatch(&mut self, pool: &Arc<Mutex<Inner>>) {
         let mut passes = self.ring.len();
         while self.free > 0 && passes > 0 {
             let Some(key) = self.ring.pop_front() else { break };
@@ -51,11 +67,15 @@ impl Inner {
             let Some(queue) = self.waiting.get_mut(&key) else { continue };
             let mut handed = false;
             while let Some(tx) = queue.pop_front() {
-                if tx.send(()).is_ok() {
-                    handed = true;
-                    break;
+                match tx.send(Slot { pool: pool.clone(), key: key.clone(), armed: true }) {
+                    Ok(()) => {
+                        handed = true;
+                        break;
+                    }
+                    // That waiter gave up (its client went away): the slot comes back unused,
+                    // and goes to the next one.
+                    Err(mut slot) => slot.armed = false,
                 }
-                // That waiter gave up (its client went away): the next one.
             }
             let empty = queue.is_empty();
             if empty {
@@ -95,7 +115,7 @@ impl FairPool {
             let busy = inner.running.get(key).copied().unwrap_or(0);
             if inner.free > 0 && busy < inner.per_key && !inner.waiting.contains_key(key) {
                 inner.take(key);
-                return Slot { pool: self.inner.clone(), key: key.to_owned() };
+                return Slot { pool: self.inner.clone(), key: key.to_owned(), armed: true };
             }
             let (tx, rx) = oneshot::channel();
             if !inner.waiting.contains_key(key) {
@@ -104,10 +124,10 @@ impl FairPool {
             inner.waiting.entry(key.to_owned()).or_default().push_back(tx);
             rx
         };
-        // The slot is counted as ours when the sender fires. The pool keeps every sender until
-        // it fires it, so an error cannot happen while a slot lives; asking again is safe.
+        // The pool keeps every sender until it sends a slot, so an error cannot happen while
+        // the pool lives; asking again is safe.
         match rx.await {
-            Ok(()) => Slot { pool: self.inner.clone(), key: key.to_owned() },
+            Ok(slot) => slot,
             Err(_) => Box::pin(self.acquire(key)).await,
         }
     }
@@ -115,15 +135,12 @@ impl FairPool {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut inner = self.pool.lock().unwrap_or_else(|e| e.into_inner());
-        inner.free += 1;
-        if let Some(n) = inner.running.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                inner.running.remove(&self.key);
-            }
+        if !self.armed {
+            return;
         }
-        inner.dispatch();
+        let mut inner = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        inner.give_back(&self.key);
+        inner.dispatch(&self.pool);
     }
 }
 
@@ -131,6 +148,27 @@ impl Drop for Slot {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// A waiter handed a slot just as its client goes away (its future dropped before it ran
+    /// again) does not take the slot with it. Before the fix, each such waiter leaked a slot:
+    /// under wrk, whose connections end with requests in flight, every slot was gone after a
+    /// few runs and each delivery waited out its timeout (503).
+    #[tokio::test]
+    async fn a_waiter_that_goes_away_with_its_slot_frees_it() {
+        let pool = FairPool::new(1, 1);
+        for _ in 0..3 {
+            let held = pool.acquire("k").await;
+            let mut waiter = Box::pin(pool.acquire("k"));
+            // Polled once: now it waits in the queue.
+            assert!(tokio::time::timeout(Duration::from_millis(10), &mut waiter).await.is_err());
+            drop(held); // hands the slot to the waiter...
+            drop(waiter); // ...which goes away before it runs again.
+            let again = tokio::time::timeout(Duration::from_secs(1), pool.acquire("k")).await;
+            assert!(again.is_ok(), "the slot came back");
+        }
+        let inner = pool.inner.lock().unwrap();
+        assert_eq!((inner.free, inner.running.len(), inner.waiting.len()), (1, 0, 0));
+    }
 
     #[tokio::test]
     async fn a_flood_to_one_key_waits_behind_itself() {
