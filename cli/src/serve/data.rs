@@ -113,7 +113,7 @@ pub(crate) async fn trigger(
             return empty(StatusCode::REQUEST_TIMEOUT);
         }
     };
-    deliver(&app, &info, peer, &headers, bytes, started, None, Some(held)).await
+    deliver(&app, &info, peer, headers, bytes, started, None, Some(held)).await
 }
 
 /// A delivery whose body was read: evaluated on the fair pool, answered and recorded in the
@@ -124,7 +124,7 @@ pub(crate) async fn deliver(
     app: &Arc<App>,
     info: &Resolved,
     peer: SocketAddr,
-    headers: &HeaderMap,
+    headers: HeaderMap,
     bytes: Bytes,
     started: Instant,
     redelivery_of: Option<i64>,
@@ -138,7 +138,7 @@ pub(crate) async fn deliver(
             app.metrics.delivery("busy", "none", started.elapsed());
             tracing::warn!(webhook = %info.name(), outcome = "busy", "no evaluation slot in time");
             let reason = "busy: no evaluation slot within the read timeout; try again".to_owned();
-            let entry = Entry::unevaluated(info, peer, headers, 503, "service", reason, Some(&bytes))
+            let entry = Entry::unevaluated(info, peer, &headers, 503, "service", reason, Some(&bytes))
                 .redelivery_of(redelivery_of);
             app.deliveries.record(entry);
             return busy();
@@ -146,17 +146,18 @@ pub(crate) async fn deliver(
     };
     // The slot and the body's room in the budget go with the evaluation: if the sender goes away
     // meanwhile (this future is dropped), they are freed when the work ends, not before.
+    // The headers go to the evaluation and come back with its verdict (moved, not copied).
     let evaluated = {
-        let (app, info, headers, bytes) = (app.clone(), info.clone(), headers.clone(), bytes.clone());
+        let (app, info, bytes) = (app.clone(), info.clone(), bytes.clone());
         tokio::task::spawn_blocking(move || {
             let request = Request::from_headers(&headers, &bytes).source_ip(peer);
             let verdict = app.registry.trigger_resolved(&info, &request);
             drop(slot);
-            (verdict, held)
+            (verdict, held, headers)
         })
         .await
     };
-    let Ok((evaluated, _held)) = evaluated else {
+    let Ok((evaluated, _held, headers)) = evaluated else {
         app.metrics.delivery("error", "none", started.elapsed());
         tracing::error!(webhook = %info.name(), "the evaluation task failed");
         return empty(StatusCode::INTERNAL_SERVER_ERROR);
@@ -167,14 +168,14 @@ pub(crate) async fn deliver(
             app.metrics.delivery("error", "none", started.elapsed());
             tracing::warn!(webhook = %info.name(), code = e.code(), message = e.message(), "webhook cannot trigger");
             let reason = format!("the webhook cannot trigger: {}: {}", e.code(), e.message());
-            let entry = Entry::unevaluated(info, peer, headers, 409, "webhook", reason, Some(&bytes))
+            let entry = Entry::unevaluated(info, peer, &headers, 409, "webhook", reason, Some(&bytes))
                 .redelivery_of(redelivery_of);
             app.deliveries.record(entry);
             return empty(StatusCode::CONFLICT);
         }
     };
-    let entry = Entry::new(info, peer, headers, &verdict, &bytes, app.deliveries.body_cap(), redelivery_of);
-    let response = answer(app, info, headers, verdict, bytes, started).await;
+    let entry = Entry::new(info, peer, &headers, &verdict, &bytes, app.deliveries.body_cap(), redelivery_of);
+    let response = answer(app, info, &headers, verdict, bytes, started).await;
     app.deliveries.record(entry.answered(&response));
     response
 }

@@ -1,5 +1,5 @@
 //! What an execution ran: the `sourceRevisions` entry of a webhook-started execution, read from the
-//! delivery that started it. Pure: the service hands in the parsed payload and the target action.
+//! delivery that started it. Pure: the service hands in the payload's bytes and the target action.
 //!
 //! - `actionName`: the webhook's target action;
 //! - `revisionId`: the head commit: a push's `after`, or a pull request's `pull_request.head.sha`;
@@ -11,8 +11,12 @@
 //! characters) and left out when empty, as the model's minimum of 1 requires. A push that deletes
 //! its branch (`after` all zeros) has no revision.
 
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// One entry of `sourceRevisions`, as `GetPipelineExecution` and `ListPipelineExecutions` show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,47 +40,163 @@ const MAX_REVISION: usize = 1500;
 const MAX_SUMMARY: usize = 2048;
 const MAX_URL: usize = 2048;
 
-fn text(value: Option<&Value>, max: usize) -> Option<String> {
-    let s = value?.as_str()?;
-    if s.is_empty() {
-        return None;
-    }
-    Some(s.chars().take(max).collect())
+// The members read, and nothing else: the payload is scanned once (serde skips the rest
+// without building it), not parsed into a `Value` (a delivery's whole tree, every string
+// and map allocated, on the triggering path). A member of another JSON type than expected
+// reads as absent, as `Value::as_str` / `is_object` did.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Payload {
+    pull_request: Object<PullRequest>,
+    after: Text,
+    head_commit: Object<HeadCommit>,
 }
 
-/// The revision a delivery carries for `action`: from a pull request event's `pull_request`, else
-/// from a push's `after` and `head_commit`. `None` when the payload names no commit (a ping, a
-/// branch deletion, an issue event).
-pub fn source_revision(action: &str, payload: &Value) -> Option<SourceRevision> {
-    if let Some(pr) = payload.get("pull_request").filter(|p| p.is_object()) {
-        let revision_id = text(pr.pointer("/head/sha"), MAX_REVISION)?;
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct PullRequest {
+    head: Object<Head>,
+    title: Text,
+    html_url: Text,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Head {
+    sha: Text,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct HeadCommit {
+    message: Text,
+    url: Text,
+}
+
+/// A JSON string, or `None` for a value of any other type (skipped).
+#[derive(Default)]
+struct Text(Option<String>);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Lenient(PhantomData::<Text>))
+    }
+}
+
+/// A JSON object read as `T`, or `None` for a value of any other type (skipped).
+struct Object<T>(Option<T>);
+
+impl<T> Default for Object<T> {
+    fn default() -> Self {
+        Object(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Lenient(PhantomData::<Object<T>>))
+    }
+}
+
+/// What [`Lenient`] builds from a string or an object; anything else is `Default`.
+trait FromJson<'de>: Default {
+    fn from_str<E: de::Error>(_: &str) -> Result<Self, E> {
+        Ok(Self::default())
+    }
+    fn from_map<A: MapAccess<'de>>(mut map: A) -> Result<Self, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Self::default())
+    }
+}
+
+impl FromJson<'_> for Text {
+    fn from_str<E: de::Error>(s: &str) -> Result<Self, E> {
+        Ok(Text(Some(s.to_owned())))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> FromJson<'de> for Object<T> {
+    fn from_map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        T::deserialize(de::value::MapAccessDeserializer::new(map)).map(|t| Object(Some(t)))
+    }
+}
+
+struct Lenient<T>(PhantomData<T>);
+
+impl<'de, T: FromJson<'de>> Visitor<'de> for Lenient<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
+        T::from_str(s)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::from_map(map)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(T::default())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+        Ok(T::default())
+    }
+}
+
+fn cut(text: Text, max: usize) -> Option<String> {
+    let s = text.0.filter(|s| !s.is_empty())?;
+    Some(if s.len() <= max { s } else { s.chars().take(max).collect() })
+}
+
+/// The revision a delivery's JSON payload carries for `action`: from a pull request event's
+/// `pull_request`, else from a push's `after` and `head_commit`. `None` when the payload names
+/// no commit (a ping, a branch deletion, an issue event), or is not a JSON object (or repeats
+/// one of the members read).
+pub fn source_revision(action: &str, payload: &[u8]) -> Option<SourceRevision> {
+    let payload: Payload = serde_json::from_slice(payload).ok()?;
+    if let Some(pr) = payload.pull_request.0 {
+        let revision_id = cut(pr.head.0?.sha, MAX_REVISION)?;
         return Some(SourceRevision {
             action_name: action.to_owned(),
             revision_id: Some(revision_id),
-            revision_summary: text(pr.get("title"), MAX_SUMMARY),
-            revision_url: text(pr.get("html_url"), MAX_URL),
+            revision_summary: cut(pr.title, MAX_SUMMARY),
+            revision_url: cut(pr.html_url, MAX_URL),
         });
     }
-    let after = text(payload.get("after"), MAX_REVISION).filter(|a| !a.bytes().all(|b| b == b'0'))?;
-    let head = payload.get("head_commit").filter(|h| h.is_object());
+    let after = cut(payload.after, MAX_REVISION).filter(|a| !a.bytes().all(|b| b == b'0'))?;
+    let head = payload.head_commit.0.unwrap_or_default();
     Some(SourceRevision {
         action_name: action.to_owned(),
         revision_id: Some(after),
-        revision_summary: text(head.and_then(|h| h.get("message")), MAX_SUMMARY),
-        revision_url: text(head.and_then(|h| h.get("url")), MAX_URL),
+        revision_summary: cut(head.message, MAX_SUMMARY),
+        revision_url: cut(head.url, MAX_URL),
     })
 }
 
-/// A delivery's payload as JSON: the body, or the `payload` field of a form-encoded body
-/// (`application/x-www-form-urlencoded`, as GitHub may send it). `None` when it is neither.
-pub fn payload_json(content_type: Option<&str>, body: &[u8]) -> Option<Value> {
+/// A delivery's JSON payload: the body, or the `payload` field of a form-encoded body
+/// (`application/x-www-form-urlencoded`, as GitHub may send it), decoded. `None` for a form
+/// without that field.
+pub fn payload_json<'b>(content_type: Option<&str>, body: &'b [u8]) -> Option<Cow<'b, [u8]>> {
     let form = content_type
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
     if !form {
-        return serde_json::from_slice(body).ok();
+        return Some(Cow::Borrowed(body));
     }
     let field = body.split(|&b| b == b'&').find_map(|pair| pair.strip_prefix(b"payload="))?;
-    serde_json::from_slice(&percent_decode(field)).ok()
+    Some(Cow::Owned(percent_decode(field)))
 }
 
 fn percent_decode(input: &[u8]) -> Vec<u8> {
@@ -128,9 +248,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn fixture(path: &str) -> Value {
+    fn fixture(path: &str) -> Vec<u8> {
         let path = format!("{}/../tests/fixtures/github/{path}", env!("CARGO_MANIFEST_DIR"));
-        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+        std::fs::read(path).unwrap()
+    }
+
+    fn bytes(v: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&v).unwrap()
     }
 
     #[test]
@@ -169,16 +293,18 @@ mod tests {
     fn form_encoded_payloads_are_read_from_their_payload_field() {
         let body = b"x=1&payload=%7B%22after%22%3A%22abc%22%2C%22head_commit%22%3A%7B%22message%22%3A%22a+b%22%7D%7D";
         let payload = payload_json(Some("application/x-www-form-urlencoded"), body).unwrap();
-        assert_eq!(payload, json!({"after": "abc", "head_commit": {"message": "a b"}}));
-        assert_eq!(payload_json(Some("application/json"), b"{\"a\":1}"), Some(json!({"a": 1})));
-        assert_eq!(payload_json(None, b"%7"), None);
+        assert_eq!(&payload[..], br#"{"after":"abc","head_commit":{"message":"a b"}}"#);
+        assert_eq!(source_revision("S", &payload).unwrap().revision_summary.as_deref(), Some("a b"));
+        assert_eq!(payload_json(Some("application/json"), b"{\"a\":1}").as_deref(), Some(&b"{\"a\":1}"[..]));
+        assert_eq!(payload_json(Some("application/x-www-form-urlencoded"), b"x=1"), None);
+        assert_eq!(source_revision("S", b"%7"), None);
         assert_eq!(percent_decode(b"%4"), b"%4");
         assert_eq!(percent_decode(b"%zz"), b"%zz");
     }
 
     #[test]
     fn the_program_gets_the_revision_in_its_environment() {
-        let r = source_revision("Src", &json!({"after": "abc"})).unwrap();
+        let r = source_revision("Src", &bytes(json!({"after": "abc"}))).unwrap();
         assert_eq!(
             program_env("Webhook", Some(&r)),
             [
@@ -194,10 +320,33 @@ mod tests {
     fn members_are_cut_to_the_model_s_lengths() {
         let long = "m".repeat(5000);
         let payload = json!({"after": "a".repeat(2000), "head_commit": {"message": long, "url": ""}});
-        let revision = source_revision("Source", &payload).unwrap();
+        let revision = source_revision("Source", &bytes(payload)).unwrap();
         assert_eq!(revision.revision_id.unwrap().len(), 1500);
         assert_eq!(revision.revision_summary.unwrap().chars().count(), 2048);
         assert_eq!(revision.revision_url, None);
-        assert_eq!(source_revision("Source", &json!({"after": 7})), None);
+        assert_eq!(source_revision("Source", &bytes(json!({"after": 7}))), None);
+    }
+
+    #[test]
+    fn members_of_another_type_read_as_absent() {
+        // As `Value::as_str` and `is_object` read them: the rest of the payload still counts.
+        let odd = json!({
+            "pull_request": "not an object",
+            "after": "abc",
+            "head_commit": {"message": ["a", {"b": 1}], "url": 7, "extra": {"deep": [1, 2, {"x": null}]}},
+            "other": {"after": "nested, not read"},
+        });
+        let r = source_revision("S", &bytes(odd)).unwrap();
+        assert_eq!((r.revision_id.as_deref(), r.revision_summary, r.revision_url), (Some("abc"), None, None));
+        let pr = json!({"pull_request": {"head": "x", "title": "t"}, "after": "abc"});
+        assert_eq!(source_revision("S", &bytes(pr)), None, "a pull request without a head sha names no commit");
+        let pr = json!({"pull_request": {"head": {"sha": "s"}, "title": 1, "html_url": null}});
+        let r = source_revision("S", &bytes(pr)).unwrap();
+        assert_eq!((r.revision_id.as_deref(), r.revision_summary, r.revision_url), (Some("s"), None, None));
+        assert_eq!(source_revision("S", b"[1, 2]"), None);
+        assert_eq!(source_revision("S", b"\"after\""), None);
+        // Escapes are decoded.
+        let r = source_revision("S", br#"{"after":"a\u0062c","head_commit":{"message":"l1\nl2"}}"#).unwrap();
+        assert_eq!((r.revision_id.as_deref(), r.revision_summary.as_deref()), (Some("abc"), Some("l1\nl2")));
     }
 }

@@ -304,8 +304,7 @@ pub(crate) async fn redeliver(console: &Console, original: &Stored, dry_run: boo
         .resolve_token(&state.token)
         .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "the webhook no longer exists"))?;
     let body = axum::body::Bytes::from(original.body.clone());
-    let response =
-        super::data::deliver(app, &info, peer, &headers, body, Instant::now(), Some(original.id), None).await;
+    let response = super::data::deliver(app, &info, peer, headers, body, Instant::now(), Some(original.id), None).await;
     let status = response.status().as_u16();
     let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
     let answer = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
