@@ -45,6 +45,10 @@ fn empty(status: StatusCode) -> Response {
     status.into_response()
 }
 
+/// The largest body evaluated on the async worker that read it; larger ones are evaluated on a
+/// blocking thread.
+const INLINE_EVALUATION_MAX: usize = 64 * 1024;
+
 /// The `/trigger` handler.
 pub(crate) async fn trigger(
     State(app): State<Arc<App>>,
@@ -131,7 +135,7 @@ pub(crate) async fn deliver(
     held: Option<Reservation>,
 ) -> Response {
     let deadline = tokio::time::Instant::now() + app.config.read_timeout;
-    // Evaluated off the async workers, in this webhook's turn of the pool.
+    // Evaluated in this webhook's turn of the pool.
     let slot = match tokio::time::timeout_at(deadline, app.pool.acquire(info.name())).await {
         Ok(slot) => slot,
         Err(_) => {
@@ -144,23 +148,35 @@ pub(crate) async fn deliver(
             return busy();
         }
     };
-    // The slot and the body's room in the budget go with the evaluation: if the sender goes away
-    // meanwhile (this future is dropped), they are freed when the work ends, not before.
-    // The headers go to the evaluation and come back with its verdict (moved, not copied).
-    let evaluated = {
-        let (app, info, bytes) = (app.clone(), info.clone(), bytes.clone());
-        tokio::task::spawn_blocking(move || {
-            let request = Request::from_headers(&headers, &bytes).source_ip(peer);
-            let verdict = app.registry.trigger_resolved(&info, &request);
-            drop(slot);
-            (verdict, held, headers)
-        })
-        .await
-    };
-    let Ok((evaluated, _held, headers)) = evaluated else {
-        app.metrics.delivery("error", "none", started.elapsed());
-        tracing::error!(webhook = %info.name(), "the evaluation task failed");
-        return empty(StatusCode::INTERNAL_SERVER_ERROR);
+    // A small body is evaluated here, on the async worker: its cost is bounded by its size
+    // (the engine's work budget), tens of microseconds, less than a hand-off to another thread
+    // and back. A larger one goes to a blocking thread, so that a flood of megabyte bodies
+    // cannot hold up the async workers (and with them /healthz and the control plane). Either
+    // way it holds its webhook's slot of the fair pool while it runs.
+    let (evaluated, headers, _held) = if bytes.len() <= INLINE_EVALUATION_MAX {
+        let request = Request::from_headers(&headers, &bytes).source_ip(peer);
+        let verdict = app.registry.trigger_resolved(info, &request);
+        drop(slot);
+        (verdict, headers, held)
+    } else {
+        // The slot and the body's room in the budget go with the evaluation: if the sender goes
+        // away meanwhile (this future is dropped), they are freed when the work ends, not before.
+        // The headers go to the evaluation and come back with its verdict (moved, not copied).
+        let task = {
+            let (app, info, bytes) = (app.clone(), info.clone(), bytes.clone());
+            tokio::task::spawn_blocking(move || {
+                let request = Request::from_headers(&headers, &bytes).source_ip(peer);
+                let verdict = app.registry.trigger_resolved(&info, &request);
+                drop(slot);
+                (verdict, headers, held)
+            })
+        };
+        let Ok(done) = task.await else {
+            app.metrics.delivery("error", "none", started.elapsed());
+            tracing::error!(webhook = %info.name(), "the evaluation task failed");
+            return empty(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        done
     };
     let verdict = match evaluated {
         Ok(v) => v,
@@ -236,7 +252,13 @@ async fn answer(
                     queue_max: app.config.queue_max,
                 }),
             };
-            match app.recorder.record(record).await {
+            // Bounded like the rest of the delivery: a database that stops answering gets the
+            // sender a 503 (and its retry, if the write lands after all, is a duplicate).
+            let recorded = match tokio::time::timeout(app.config.read_timeout, app.recorder.record(record)).await {
+                Ok(recorded) => recorded,
+                Err(_) => Err(super::store::StoreError::new("the database did not answer in time")),
+            };
+            match recorded {
                 Ok(Recorded::Started) => {}
                 Ok(Recorded::Duplicate) => {
                     app.metrics.delivery("duplicate", "none", started.elapsed());
