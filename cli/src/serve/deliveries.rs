@@ -6,13 +6,14 @@
 //! The data plane never waits for the log: `DeliveryLog::record` hands an entry to one writer
 //! task over a bounded queue (a full queue drops the entry and counts it), and the writer inserts
 //! whatever has queued up in one transaction, then trims each webhook it wrote to its last
-//! `--deliveries-keep` entries and deletes entries older than `--deliveries-days` (whenever the
-//! queue runs dry, and at least every 250 ms under a flood).
+//! `--deliveries-keep` entries and deletes entries older than `--deliveries-days` (every 250 ms
+//! while entries come, 250 ms after the last one, and before a flush answers).
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::response::Response;
@@ -270,9 +271,23 @@ impl DeliveryLog {
 }
 
 async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, keep: i64, keep_secs: f64) {
-    let mut trimmed = Instant::now();
+    let mut trimmed = tokio::time::Instant::now();
+    // The webhooks written to since the last trim.
+    let mut untrimmed: BTreeSet<String> = BTreeSet::new();
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        // With webhooks to trim, wait for more entries only until their trim is due.
+        let received = if untrimmed.is_empty() {
+            jobs.recv_many(&mut batch, MAX_BATCH).await
+        } else {
+            match tokio::time::timeout_at(trimmed + TRIM_EVERY, jobs.recv_many(&mut batch, MAX_BATCH)).await {
+                Ok(n) => n,
+                Err(_) => usize::MAX,
+            }
+        };
+        if received == 0 {
+            break;
+        }
         let mut entries = Vec::with_capacity(batch.len());
         let mut flushes = Vec::new();
         for job in batch.drain(..) {
@@ -281,16 +296,22 @@ async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, k
                 Job::Flush(done) => flushes.push(done),
             }
         }
-        // Trimmed when the queue runs dry, and at least every TRIM_EVERY under a flood: a
-        // webhook holds at most that long's deliveries beyond `keep`.
-        let trim = jobs.is_empty() || trimmed.elapsed() >= TRIM_EVERY;
-        if trim {
-            trimmed = Instant::now();
+        untrimmed.extend(entries.iter().map(|e| e.webhook.clone()));
+        // Trimmed every TRIM_EVERY while entries come (a webhook holds at most that long's
+        // deliveries beyond `keep`), TRIM_EVERY after the last one, and before a flush answers.
+        // Not after every batch: under load the writer keeps up in small batches, and each
+        // trim walks `keep` index entries per webhook.
+        let trim = !untrimmed.is_empty() && (!flushes.is_empty() || trimmed.elapsed() >= TRIM_EVERY);
+        let trimming: Vec<&str> = if trim { untrimmed.iter().map(String::as_str).collect() } else { Vec::new() };
+        if !entries.is_empty() || trim {
+            let trim = trim.then_some(Trim { keep, oldest: super::now() - keep_secs, webhooks: &trimming });
+            if let Err(e) = insert(&store, &entries, trim).await {
+                tracing::warn!(error = %e, entries = entries.len(), "writing the delivery log failed");
+            }
         }
-        if !entries.is_empty()
-            && let Err(e) = insert(&store, &entries, trim.then_some((keep, super::now() - keep_secs))).await
-        {
-            tracing::warn!(error = %e, entries = entries.len(), "writing the delivery log failed");
+        if trim {
+            trimmed = tokio::time::Instant::now();
+            untrimmed.clear();
         }
         for done in flushes {
             let _ = done.send(());
@@ -298,58 +319,78 @@ async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, k
     }
 }
 
-/// Inserts a batch in one transaction and, given `trim` (how many to keep, and the oldest time
-/// kept), trims each webhook written to to its last `keep` and deletes what is older.
-async fn insert(store: &Store, entries: &[Entry], trim: Option<(i64, f64)>) -> Result<(), StoreError> {
+/// What a trim keeps: the last `keep` entries of each of `webhooks`, none older than `oldest`.
+struct Trim<'a> {
+    keep: i64,
+    oldest: f64,
+    webhooks: &'a [&'a str],
+}
+
+/// The most rows one INSERT statement carries (14 parameters each, far below SQLite's and
+/// Postgres's limits): one statement, not one per entry, is one round trip to the database
+/// (for SQLite, to sqlx's worker thread).
+const ROWS_PER_INSERT: usize = 32;
+
+/// Inserts a batch in one transaction and, given `trim`, trims its webhooks.
+async fn insert(store: &Store, entries: &[Entry], trim: Option<Trim<'_>>) -> Result<(), StoreError> {
     let _turn = store.write_turn().await;
     let mut tx = match store.backend() {
         Backend::Sqlite => store.pool().begin_with("BEGIN IMMEDIATE").await?,
         Backend::Postgres => store.pool().begin().await?,
     };
-    let mut webhooks: Vec<&str> = Vec::new();
-    for e in entries {
-        let headers: Vec<[&str; 2]> = e.headers.iter().map(|(n, v)| [n.as_str(), v.as_str()]).collect();
-        let decision = e.verdict.get("decision").and_then(Value::as_str).unwrap_or("reject");
-        sqlx::query(
+    for chunk in entries.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::from(
             "INSERT INTO delivery_log (webhook, received_at, event, delivery, source, status, decision, verdict,
-                 execution_id, headers, body, body_size, body_truncated, redelivery_of)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(&e.webhook)
-        .bind(e.received_at)
-        .bind(e.event.as_deref())
-        .bind(e.delivery.as_deref())
-        .bind(&e.source)
-        .bind(i64::from(e.status))
-        .bind(decision)
-        .bind(e.verdict.to_string())
-        .bind(e.execution_id.as_deref())
-        .bind(serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into()))
-        .bind(e.body.to_vec())
-        .bind(i64::try_from(e.body_size).unwrap_or(i64::MAX))
-        .bind(i64::from(!e.body_read || e.body.len() < e.body_size))
-        .bind(e.redelivery_of)
-        .execute(&mut *tx)
-        .await?;
-        if !webhooks.contains(&e.webhook.as_str()) {
-            webhooks.push(&e.webhook);
+                 execution_id, headers, body, body_size, body_truncated, redelivery_of) VALUES ",
+        );
+        for row in 0..chunk.len() {
+            let n = row * 14;
+            if row > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for column in 1..=14 {
+                if column > 1 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", n + column));
+            }
+            sql.push(')');
         }
+        let mut query = sqlx::query(&sql);
+        for e in chunk {
+            let headers: Vec<[&str; 2]> = e.headers.iter().map(|(n, v)| [n.as_str(), v.as_str()]).collect();
+            let decision = e.verdict.get("decision").and_then(Value::as_str).unwrap_or("reject");
+            query = query
+                .bind(&e.webhook)
+                .bind(e.received_at)
+                .bind(e.event.as_deref())
+                .bind(e.delivery.as_deref())
+                .bind(&e.source)
+                .bind(i64::from(e.status))
+                .bind(decision)
+                .bind(e.verdict.to_string())
+                .bind(e.execution_id.as_deref())
+                .bind(serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into()))
+                .bind(e.body.to_vec())
+                .bind(i64::try_from(e.body_size).unwrap_or(i64::MAX))
+                .bind(i64::from(!e.body_read || e.body.len() < e.body_size))
+                .bind(e.redelivery_of);
+        }
+        query.execute(&mut *tx).await?;
     }
-    webhooks.sort_unstable();
-    let Some((keep, oldest)) = trim else {
-        tx.commit().await?;
-        return Ok(());
-    };
-    sqlx::query("DELETE FROM delivery_log WHERE received_at < $1").bind(oldest).execute(&mut *tx).await?;
-    for webhook in webhooks {
-        sqlx::query(
-            "DELETE FROM delivery_log WHERE webhook = $1 AND id <= (
-                 SELECT id FROM delivery_log WHERE webhook = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
-        )
-        .bind(webhook)
-        .bind(keep)
-        .execute(&mut *tx)
-        .await?;
+    if let Some(trim) = trim {
+        sqlx::query("DELETE FROM delivery_log WHERE received_at < $1").bind(trim.oldest).execute(&mut *tx).await?;
+        for webhook in trim.webhooks {
+            sqlx::query(
+                "DELETE FROM delivery_log WHERE webhook = $1 AND id <= (
+                     SELECT id FROM delivery_log WHERE webhook = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+            )
+            .bind(*webhook)
+            .bind(trim.keep)
+            .execute(&mut *tx)
+            .await?;
+        }
     }
     tx.commit().await?;
     Ok(())
