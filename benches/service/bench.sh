@@ -5,7 +5,7 @@
 #   cargo build --release --bin codepipeline-webhooks
 #   cargo build --release -p codepipeline-webhooks-floor   # the floor (optional; a small crate of its own)
 #   apt-get install webhook wrk
-#   benches/service/bench.sh      # DURATION=8s CONNECTIONS="16 32" THREADS=2 BACKENDS="sqlite postgres"
+#   benches/service/bench.sh      # DURATION=8s CONNECTIONS="16 32" THREADS=2 BACKENDS="sqlite postgres" SERVE_ARGS=
 #
 # Cases: (a) a signed delivery whose filters do not match (a tag push), (b) one that starts the
 # pipeline (a push to master): serve records an execution in its database (no --on-trigger);
@@ -24,6 +24,7 @@ CONNECTIONS=${CONNECTIONS:-16 32}
 THREADS=${THREADS:-2}
 BACKENDS=${BACKENDS:-sqlite postgres}
 PLUS=${PLUS:-0}
+SERVE_ARGS=${SERVE_ARGS:-}   # extra serve options, e.g. "--deliveries-keep 0" (no delivery log)
 SERVE_PORT=${SERVE_PORT:-18080}
 FLOOR_PORT=${FLOOR_PORT:-18081}
 WEBHOOK_PORT=${WEBHOOK_PORT:-19000}
@@ -65,7 +66,8 @@ start_serve() { # backend, extra args...
     psql -q "$PG_URL" -c "CREATE DATABASE $name" >/dev/null
     db=(--database-url "${PG_URL%/*}/$name")
   fi
-  "$BIN" serve --no-auth --listen "127.0.0.1:$SERVE_PORT" "${db[@]}" "$@" \
+  # shellcheck disable=SC2086 # SERVE_ARGS: extra serve options, split on spaces.
+  "$BIN" serve --no-auth --listen "127.0.0.1:$SERVE_PORT" "${db[@]}" $SERVE_ARGS "$@" \
     >"$work/serve.out" 2>"$work/serve.log" &
   pids+=($!)
   for _ in $(seq 100); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.05; done

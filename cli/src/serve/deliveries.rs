@@ -73,6 +73,41 @@ pub struct DeliveryArgs {
     /// is kept cut, and cannot be redelivered.
     #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub deliveries_body_cap: usize,
+    /// The most body bytes per second the log keeps, in MiB (a bucket that holds one second's
+    /// worth, or one body at the cap): past it, under a flood, deliveries are still logged but
+    /// without their bodies (and cannot be redelivered). 0: no limit.
+    #[arg(long, default_value_t = 8.0, value_name = "MIB")]
+    pub deliveries_body_rate: f64,
+}
+
+/// A token bucket of body bytes: what the log may keep now.
+#[derive(Debug)]
+struct BodyRate {
+    /// Bytes per second; `None`: no limit.
+    per_sec: Option<f64>,
+    /// The most the bucket holds.
+    capacity: f64,
+    /// When it was last filled, and what it held then.
+    state: std::sync::Mutex<(tokio::time::Instant, f64)>,
+}
+
+impl BodyRate {
+    fn new(mib_per_sec: f64, body_cap: usize) -> BodyRate {
+        let per_sec = (mib_per_sec > 0.0).then_some(mib_per_sec * 1024.0 * 1024.0);
+        let capacity = per_sec.unwrap_or(0.0).max(body_cap as f64);
+        BodyRate { per_sec, capacity, state: std::sync::Mutex::new((tokio::time::Instant::now(), capacity)) }
+    }
+
+    /// Takes `bytes` from the bucket if it holds them (at `now`).
+    fn take(&self, bytes: usize, now: tokio::time::Instant) -> bool {
+        let Some(per_sec) = self.per_sec else { return true };
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (last, held) = *state;
+        let held = (held + now.saturating_duration_since(last).as_secs_f64() * per_sec).min(self.capacity);
+        let (kept, left) = if held >= bytes as f64 { (true, held - bytes as f64) } else { (false, held) };
+        *state = (now.max(last), left);
+        kept
+    }
 }
 
 /// The execution a delivery started: set on the data plane's 202 answer, read by the log.
@@ -88,7 +123,9 @@ pub(crate) struct Entry {
     delivery: Option<String>,
     source: String,
     status: u16,
-    verdict: Value,
+    /// The verdict's typed JSON, serialised once (it is stored as text).
+    verdict: String,
+    decision: &'static str,
     execution_id: Option<String>,
     headers: Vec<(String, String)>,
     body: Bytes,
@@ -137,7 +174,8 @@ impl Entry {
             delivery: header_text(headers, "x-github-delivery"),
             source: peer.ip().to_canonical().to_string(),
             status: 0,
-            verdict: serde_json::to_value(verdict).unwrap_or(Value::Null),
+            verdict: serde_json::to_string(verdict).unwrap_or_else(|_| "null".to_owned()),
+            decision: if verdict.is_trigger() { "trigger" } else { "reject" },
             execution_id: None,
             headers: kept_headers(headers),
             body: body.slice(..body.len().min(cap)),
@@ -185,7 +223,9 @@ impl Entry {
             delivery: header_text(headers, "x-github-delivery"),
             source: peer.ip().to_canonical().to_string(),
             status,
-            verdict: json!({ "decision": "reject", "webhook": info.name(), "step": step, "reason": reason }),
+            verdict: json!({ "decision": "reject", "webhook": info.name(), "step": step, "reason": reason })
+                .to_string(),
+            decision: "reject",
             execution_id: None,
             headers: kept_headers(headers),
             body: body.map(|b| b.slice(..b.len().min(REFUSED_BODY_CAP))).unwrap_or_default(),
@@ -227,7 +267,9 @@ pub(crate) struct DeliveryLog {
     /// `None` with `--deliveries-keep 0`: nothing is logged.
     queue: Option<tokio::sync::mpsc::Sender<Job>>,
     body_cap: usize,
+    body_rate: BodyRate,
     dropped: AtomicU64,
+    bodies_not_kept: AtomicU64,
 }
 
 impl DeliveryLog {
@@ -239,7 +281,13 @@ impl DeliveryLog {
             tokio::spawn(writer(store, jobs, i64::from(args.deliveries_keep), keep_secs));
             queue
         });
-        DeliveryLog { queue, body_cap: args.deliveries_body_cap, dropped: AtomicU64::new(0) }
+        DeliveryLog {
+            queue,
+            body_cap: args.deliveries_body_cap,
+            body_rate: BodyRate::new(args.deliveries_body_rate, args.deliveries_body_cap),
+            dropped: AtomicU64::new(0),
+            bodies_not_kept: AtomicU64::new(0),
+        }
     }
 
     /// The most body bytes kept with an entry.
@@ -252,9 +300,24 @@ impl DeliveryLog {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Queues an entry; never waits (a full queue drops it, counted).
-    pub(crate) fn record(&self, entry: Entry) {
+    /// How many entries were logged without their body because of `--deliveries-body-rate`.
+    pub(crate) fn bodies_not_kept(&self) -> u64 {
+        self.bodies_not_kept.load(Ordering::Relaxed)
+    }
+
+    /// Queues an entry; never waits (a full queue drops it, counted). Its body is kept if the
+    /// byte rate allows (otherwise the entry goes without it, counted).
+    pub(crate) fn record(&self, mut entry: Entry) {
         let Some(queue) = &self.queue else { return };
+        if !entry.body.is_empty() && !self.body_rate.take(entry.body.len(), tokio::time::Instant::now()) {
+            entry.body = Bytes::new();
+            if self.bodies_not_kept.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::warn!(
+                    "deliveries arrive faster than --deliveries-body-rate: some are logged without their bodies \
+                     (counted in the console's /api/webhooks)"
+                );
+            }
+        }
         if queue.try_send(Job::Entry(Box::new(entry))).is_err() && self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
             tracing::warn!("the delivery log falls behind: entries dropped (counted in the console's /api/webhooks)");
         }
@@ -331,6 +394,38 @@ struct Trim<'a> {
 /// (for SQLite, to sqlx's worker thread).
 const ROWS_PER_INSERT: usize = 32;
 
+/// The INSERT of `rows` entries. SQLite's parameters are positional `?`: sqlx looks up each
+/// parameter's name, and SQLite finds a `$N` name by a walk of the statement's list, which made
+/// binding quadratic in the row count. Postgres has only `$N`.
+fn insert_sql(backend: Backend, rows: usize) -> std::borrow::Cow<'static, str> {
+    static FULL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    let build = || {
+        let mut sql = String::from(
+            "INSERT INTO delivery_log (webhook, received_at, event, delivery, source, status, decision, verdict,
+                 execution_id, headers, body, body_size, body_truncated, redelivery_of) VALUES ",
+        );
+        for row in 0..rows {
+            sql.push_str(if row == 0 { "(" } else { ", (" });
+            for column in 1..=14 {
+                if column > 1 {
+                    sql.push_str(", ");
+                }
+                match backend {
+                    Backend::Sqlite => sql.push('?'),
+                    Backend::Postgres => sql.push_str(&format!("${}", row * 14 + column)),
+                }
+            }
+            sql.push(')');
+        }
+        sql
+    };
+    if rows == ROWS_PER_INSERT {
+        let slot = &FULL[usize::from(backend == Backend::Postgres)];
+        return std::borrow::Cow::Borrowed(slot.get_or_init(build).as_str());
+    }
+    std::borrow::Cow::Owned(build())
+}
+
 /// Inserts a batch in one transaction and, given `trim`, trims its webhooks.
 async fn insert(store: &Store, entries: &[Entry], trim: Option<Trim<'_>>) -> Result<(), StoreError> {
     let _turn = store.write_turn().await;
@@ -338,29 +433,12 @@ async fn insert(store: &Store, entries: &[Entry], trim: Option<Trim<'_>>) -> Res
         Backend::Sqlite => store.pool().begin_with("BEGIN IMMEDIATE").await?,
         Backend::Postgres => store.pool().begin().await?,
     };
+    let backend = store.backend();
     for chunk in entries.chunks(ROWS_PER_INSERT) {
-        let mut sql = String::from(
-            "INSERT INTO delivery_log (webhook, received_at, event, delivery, source, status, decision, verdict,
-                 execution_id, headers, body, body_size, body_truncated, redelivery_of) VALUES ",
-        );
-        for row in 0..chunk.len() {
-            let n = row * 14;
-            if row > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            for column in 1..=14 {
-                if column > 1 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("${}", n + column));
-            }
-            sql.push(')');
-        }
+        let sql = insert_sql(backend, chunk.len());
         let mut query = sqlx::query(&sql);
         for e in chunk {
             let headers: Vec<[&str; 2]> = e.headers.iter().map(|(n, v)| [n.as_str(), v.as_str()]).collect();
-            let decision = e.verdict.get("decision").and_then(Value::as_str).unwrap_or("reject");
             query = query
                 .bind(&e.webhook)
                 .bind(e.received_at)
@@ -368,8 +446,8 @@ async fn insert(store: &Store, entries: &[Entry], trim: Option<Trim<'_>>) -> Res
                 .bind(e.delivery.as_deref())
                 .bind(&e.source)
                 .bind(i64::from(e.status))
-                .bind(decision)
-                .bind(e.verdict.to_string())
+                .bind(e.decision)
+                .bind(&e.verdict)
                 .bind(e.execution_id.as_deref())
                 .bind(serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into()))
                 .bind(e.body.to_vec())
@@ -561,5 +639,42 @@ impl Stored {
         out["bodySize"] = self.body_size.into();
         out["bodyTruncated"] = self.body_truncated.into();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inserts_number_their_parameters_per_backend() {
+        let sqlite = insert_sql(Backend::Sqlite, 2);
+        assert_eq!((sqlite.matches('?').count(), sqlite.contains('$')), (28, false));
+        let postgres = insert_sql(Backend::Postgres, 2);
+        assert!(postgres.ends_with("$27, $28)") && postgres.contains("($15, $16,"), "{postgres}");
+        // The full chunk is built once and is the same each time.
+        let full = insert_sql(Backend::Postgres, ROWS_PER_INSERT);
+        assert!(full.ends_with(&format!("${})", ROWS_PER_INSERT * 14)));
+        assert!(matches!(insert_sql(Backend::Sqlite, ROWS_PER_INSERT), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn the_body_rate_keeps_a_second_s_worth_then_refills() {
+        let rate = BodyRate::new(1.0, 1024); // 1 MiB/s, a bucket of 1 MiB
+        let t0 = tokio::time::Instant::now();
+        let mib = 1024 * 1024;
+        assert!(rate.take(mib / 2, t0));
+        assert!(rate.take(mib / 2, t0));
+        assert!(!rate.take(1, t0), "the bucket is empty");
+        assert!(!rate.take(mib / 2, t0 + Duration::from_millis(250)), "a quarter second refills a quarter");
+        assert!(rate.take(mib / 2, t0 + Duration::from_millis(500)));
+        // It never holds more than its capacity, however long it waits.
+        assert!(rate.take(mib, t0 + Duration::from_secs(3600)));
+        assert!(!rate.take(1024, t0 + Duration::from_secs(3600)));
+        // A body at the cap fits even when the rate is lower; 0 is no limit.
+        let slow = BodyRate::new(0.001, 64 * 1024);
+        assert!(slow.take(64 * 1024, t0));
+        let none = BodyRate::new(0.0, 1);
+        assert!((0..1000).all(|_| none.take(mib, t0)));
     }
 }

@@ -47,7 +47,11 @@ pub(crate) fn webhook_json(console: &Console, name: &str) -> Option<Value> {
 pub(crate) async fn webhooks(State(console): State<Arc<Console>>) -> Response {
     let list: Vec<Value> =
         console.app.registry.webhook_names().iter().filter_map(|name| webhook_json(&console, name)).collect();
-    json_ok(json!({"webhooks": list, "deliveriesDropped": console.app.deliveries.dropped()}))
+    json_ok(json!({
+        "webhooks": list,
+        "deliveriesDropped": console.app.deliveries.dropped(),
+        "bodiesNotKept": console.app.deliveries.bodies_not_kept(),
+    }))
 }
 
 /// The query of a deliveries page.
