@@ -617,6 +617,69 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
+        if let Some(window) = one_window(batch) {
+            // No on-trigger jobs (whose queue places are counted row by row) and one dedupe
+            // window: one statement per table and chunk, not two round trips per trigger (on
+            // Postgres a batch of 16 held the writer for 2 to 3 ms of round trips).
+            let fresh: Vec<usize> = order
+                .iter()
+                .copied()
+                .filter(|&i| out[i] != Recorded::Duplicate && batch[i].delivery.is_some())
+                .collect();
+            for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO deliveries (webhook, delivery, at) VALUES {}
+                     ON CONFLICT (webhook, delivery) DO UPDATE SET at = excluded.at
+                     WHERE deliveries.at <= excluded.at - {} RETURNING webhook, delivery",
+                    placeholders(self.backend, chunk.len(), 3),
+                    parameter(self.backend, chunk.len() * 3 + 1),
+                );
+                let mut query = sqlx::query(&sql);
+                for &i in chunk {
+                    let t = &batch[i];
+                    query = query.bind(&t.webhook).bind(t.delivery.as_deref()).bind(t.execution.start_time);
+                }
+                let written = query.bind(window).fetch_all(&mut *tx).await?;
+                let mut written: Vec<(String, String)> =
+                    written.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, sqlx::Error>>()?;
+                written.sort_unstable();
+                for &i in chunk {
+                    let key = (batch[i].webhook.clone(), batch[i].delivery.clone().unwrap_or_default());
+                    if written.binary_search(&key).is_err() {
+                        out[i] = Recorded::Duplicate;
+                    }
+                }
+            }
+            let started: Vec<&TriggerRecord> =
+                batch.iter().zip(&out).filter(|(_, r)| **r == Recorded::Started).map(|(t, _)| t).collect();
+            for chunk in started.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time, instance, trigger_type, source_revisions)
+                     VALUES {}",
+                    placeholders(self.backend, chunk.len(), 11)
+                );
+                let mut query = sqlx::query(&sql);
+                for t in chunk {
+                    let e = &t.execution;
+                    query = query
+                        .bind(&e.id)
+                        .bind(&e.pipeline)
+                        .bind(e.pipeline_version)
+                        .bind(&e.status)
+                        .bind(e.status_summary.as_deref())
+                        .bind(&e.webhook_arn)
+                        .bind(e.start_time)
+                        .bind(e.last_update_time)
+                        .bind(t.instance.as_deref())
+                        .bind(&e.trigger_type)
+                        .bind(&e.source_revisions);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            self.stamp_last_triggered(&mut tx, batch, &out).await?;
+            tx.commit().await?;
+            return Ok(out);
+        }
         for &i in &order {
             let t = &batch[i];
             if out[i] == Recorded::Duplicate {
@@ -701,10 +764,21 @@ impl Store {
                 enqueue(&mut tx, self.backend, waiting).await?;
             }
         }
-        // lastTriggered: once per webhook per batch, the latest start, never moved back (another
-        // instance may have stamped a later one).
+        self.stamp_last_triggered(&mut tx, batch, &out).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// lastTriggered: once per webhook per batch, the latest start, never moved back (another
+    /// instance may have stamped a later one).
+    async fn stamp_last_triggered(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        batch: &[TriggerRecord],
+        out: &[Recorded],
+    ) -> Result<(), StoreError> {
         let mut last: Vec<(&str, f64)> = Vec::new();
-        for (t, r) in batch.iter().zip(&out) {
+        for (t, r) in batch.iter().zip(out) {
             if *r == Recorded::Started {
                 match last.iter_mut().find(|(w, _)| *w == t.webhook) {
                     Some((_, at)) => *at = at.max(t.execution.start_time),
@@ -719,11 +793,10 @@ impl Store {
             )
             .bind(webhook)
             .bind(at)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await?;
-        Ok(out)
+        Ok(())
     }
 
     /// Forgets delivery ids older than `before`.
@@ -1579,6 +1652,45 @@ async fn enqueue(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The most rows one multi-row statement carries.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// The dedupe window (a record's start time less its `dedupe_after`) when it is the same for
+/// every record of `batch` and none has an on-trigger job: then the batch is written with one
+/// statement per table.
+fn one_window(batch: &[TriggerRecord]) -> Option<f64> {
+    let first = batch.first()?;
+    let window = first.execution.start_time - first.dedupe_after;
+    let same = batch.iter().all(|t| t.job.is_none() && (t.execution.start_time - t.dedupe_after - window).abs() < 1e-6);
+    same.then_some(window)
+}
+
+/// Parameter `n` (from 1) of a statement: `?` on SQLite (positional: sqlx looks up each named
+/// parameter, and SQLite finds a `$N` by a walk of the statement's list, quadratic in a long
+/// statement), `$n` on Postgres.
+fn parameter(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => "?".to_owned(),
+        Backend::Postgres => format!("${n}"),
+    }
+}
+
+/// `(p1, p2, p3), (p4, p5, p6)`: the VALUES of `rows` rows of `columns` parameters each.
+fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
+    let mut out = String::new();
+    for row in 0..rows {
+        out.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 1..=columns {
+            if column > 1 {
+                out.push_str(", ");
+            }
+            out.push_str(&parameter(backend, row * columns + column));
+        }
+        out.push(')');
+    }
+    out
 }
 
 /// Postgres: a transaction-scoped advisory lock on `key`.
