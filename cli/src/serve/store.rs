@@ -660,19 +660,7 @@ impl Store {
                 );
                 let mut query = sqlx::query(&sql);
                 for t in chunk {
-                    let e = &t.execution;
-                    query = query
-                        .bind(&e.id)
-                        .bind(&e.pipeline)
-                        .bind(e.pipeline_version)
-                        .bind(&e.status)
-                        .bind(e.status_summary.as_deref())
-                        .bind(&e.webhook_arn)
-                        .bind(e.start_time)
-                        .bind(e.last_update_time)
-                        .bind(t.instance.as_deref())
-                        .bind(&e.trigger_type)
-                        .bind(&e.source_revisions);
+                    query = bind_execution(query, t);
                 }
                 query.execute(&mut *tx).await?;
             }
@@ -734,23 +722,11 @@ impl Store {
                 continue;
             }
             let e = &t.execution;
-            sqlx::query(
+            let insert = sqlx::query(
                 "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time, instance, trigger_type, source_revisions)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(&e.id)
-            .bind(&e.pipeline)
-            .bind(e.pipeline_version)
-            .bind(&e.status)
-            .bind(e.status_summary.as_deref())
-            .bind(&e.webhook_arn)
-            .bind(e.start_time)
-            .bind(e.last_update_time)
-            .bind(t.instance.as_deref())
-            .bind(&e.trigger_type)
-            .bind(&e.source_revisions)
-            .execute(&mut *tx)
-            .await?;
+            );
+            bind_execution(insert, t).execute(&mut *tx).await?;
             if let Some(job) = &t.job {
                 let waiting = Waiting {
                     execution_id: &e.id,
@@ -1652,6 +1628,26 @@ async fn enqueue(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Binds a trigger's execution row, in the executions table's column order of the INSERTs.
+fn bind_execution<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    t: &'q TriggerRecord,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let e = &t.execution;
+    query
+        .bind(&e.id)
+        .bind(&e.pipeline)
+        .bind(e.pipeline_version)
+        .bind(&e.status)
+        .bind(e.status_summary.as_deref())
+        .bind(&e.webhook_arn)
+        .bind(e.start_time)
+        .bind(e.last_update_time)
+        .bind(t.instance.as_deref())
+        .bind(&e.trigger_type)
+        .bind(&e.source_revisions)
 }
 
 /// The most rows one multi-row statement carries.
