@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use super::store::{Backend, Store, StoreError};
+use super::store::{Backend, Store, StoreError, placeholders};
 use codepipeline_webhooks::registry::Resolved;
 use codepipeline_webhooks::{Step, Verdict};
 
@@ -290,6 +290,11 @@ impl DeliveryLog {
         }
     }
 
+    /// Whether entries are logged (not with `--deliveries-keep 0`): when not, none is built.
+    pub(crate) fn enabled(&self) -> bool {
+        self.queue.is_some()
+    }
+
     /// The most body bytes kept with an entry.
     pub(crate) fn body_cap(&self) -> usize {
         self.body_cap
@@ -394,30 +399,16 @@ struct Trim<'a> {
 /// (for SQLite, to sqlx's worker thread).
 const ROWS_PER_INSERT: usize = 32;
 
-/// The INSERT of `rows` entries. SQLite's parameters are positional `?`: sqlx looks up each
-/// parameter's name, and SQLite finds a `$N` name by a walk of the statement's list, which made
-/// binding quadratic in the row count. Postgres has only `$N`.
+/// The INSERT of `rows` entries (the store's placeholders: positional on SQLite). The full
+/// chunk's statement is built once.
 fn insert_sql(backend: Backend, rows: usize) -> std::borrow::Cow<'static, str> {
     static FULL: [std::sync::OnceLock<String>; 2] = [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
     let build = || {
-        let mut sql = String::from(
+        format!(
             "INSERT INTO delivery_log (webhook, received_at, event, delivery, source, status, decision, verdict,
-                 execution_id, headers, body, body_size, body_truncated, redelivery_of) VALUES ",
-        );
-        for row in 0..rows {
-            sql.push_str(if row == 0 { "(" } else { ", (" });
-            for column in 1..=14 {
-                if column > 1 {
-                    sql.push_str(", ");
-                }
-                match backend {
-                    Backend::Sqlite => sql.push('?'),
-                    Backend::Postgres => sql.push_str(&format!("${}", row * 14 + column)),
-                }
-            }
-            sql.push(')');
-        }
-        sql
+                 execution_id, headers, body, body_size, body_truncated, redelivery_of) VALUES {}",
+            placeholders(backend, rows, 14)
+        )
     };
     if rows == ROWS_PER_INSERT {
         let slot = &FULL[usize::from(backend == Backend::Postgres)];

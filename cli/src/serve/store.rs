@@ -1674,7 +1674,7 @@ fn parameter(backend: Backend, n: usize) -> String {
 }
 
 /// `(p1, p2, p3), (p4, p5, p6)`: the VALUES of `rows` rows of `columns` parameters each.
-fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
+pub(crate) fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
     let mut out = String::new();
     for row in 0..rows {
         out.push_str(if row == 0 { "(" } else { ", (" });
