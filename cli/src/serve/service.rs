@@ -189,6 +189,11 @@ pub(crate) fn now() -> f64 {
 pub(crate) fn uuid() -> String {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).expect("the operating system's random source is available");
+    uuid_text(b)
+}
+
+/// 16 bytes as a version 4 UUID's text (the version and variant bits set).
+fn uuid_text(mut b: [u8; 16]) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
@@ -578,11 +583,7 @@ fn request_uuid() -> String {
         u128::from_le_bytes(b)
     });
     let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut b = (base ^ u128::from(n)).to_be_bytes();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    uuid_text((base ^ u128::from(n)).to_be_bytes())
 }
 
 async fn request_id(mut response: Response) -> Response {
