@@ -190,9 +190,15 @@ pub(crate) async fn deliver(
             return empty(StatusCode::CONFLICT);
         }
     };
-    let entry = Entry::new(info, peer, &headers, &verdict, &bytes, app.deliveries.body_cap(), redelivery_of);
+    // Built before the verdict moves into the answer; not at all without a log.
+    let entry = app
+        .deliveries
+        .enabled()
+        .then(|| Entry::new(info, peer, &headers, &verdict, &bytes, app.deliveries.body_cap(), redelivery_of));
     let response = answer(app, info, &headers, verdict, bytes, started).await;
-    app.deliveries.record(entry.answered(&response));
+    if let Some(entry) = entry {
+        app.deliveries.record(entry.answered(&response));
+    }
     response
 }
 
