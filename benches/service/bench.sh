@@ -107,17 +107,27 @@ settle() {
   done
 }
 
-declare -A RPS P99
-run() { # key label url body signature
-  local key=$1 out
+declare -A RPS P99 CPU
+TICK=$(getconf CLK_TCK)
+# A process's CPU time so far in clock ticks: user + system, its reaped children's included
+# (webhook's /bin/true), from /proc/PID/stat (fields after the command name's ')').
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13 + $14 + $15}'; }
+
+run() { # key label url body signature pid (the server measured)
+  local key=$1 out t0 t1 requests
   shift
   echo "== $1"
   # One request first: the answer each server gives this case.
   curl -sS -o "$work/answer" -w "HTTP %{http_code}: " "$2" -H 'Content-Type: application/json' \
     -H 'X-GitHub-Event: push' -H "X-GitHub-Delivery: probe-$RANDOM" -H "X-Hub-Signature-256: $4" \
     --data-binary @"$3"; head -c 200 "$work/answer"; echo
+  t0=$(cpu_ticks "$5")
   out=$(BODY_FILE="$3" SIGNATURE="$4" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s benches/service/post.lua "$2")
+  t1=$(cpu_ticks "$5")
   echo "$out" | grep -E "Requests/sec|Non-2xx|Socket errors|p50_us|99%|requests in"
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  CPU[$key]=$(awk -v d="$((t1 - t0))" -v r="${requests:-0}" -v hz="$TICK" 'BEGIN { if (r > 0) printf "%.0f", d / hz * 1e6 / r; else print "-" }')
+  echo "server CPU per request: ${CPU[$key]} us"
   RPS[$key]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   P99[$key]=$(echo "$out" | awk '/ 99%/ {print $2}')
 }
@@ -135,7 +145,8 @@ echo "serve: $("$BIN" --version); webhook: $(webhook -version); wrk: $(wrk --ver
 
 if [ -x "$FLOOR" ]; then
   "$FLOOR" "127.0.0.1:$FLOOR_PORT" >"$work/floor.out" 2>&1 &
-  pids+=($!)
+  FLOOR_PID=$!
+  pids+=("$FLOOR_PID")
 fi
 webhook -hooks "$work/hooks.json" -ip 127.0.0.1 -port "$WEBHOOK_PORT" >"$work/webhook.log" 2>&1 &
 WEBHOOK_PID=$!
@@ -148,8 +159,8 @@ ALL_CONNECTIONS=$CONNECTIONS
 for CONNECTIONS in $ALL_CONNECTIONS; do
   echo "##### -t$THREADS -c$CONNECTIONS -d$DURATION"
   if [ -x "$FLOOR" ]; then
-    run "floor-a-$CONNECTIONS" "floor (a) hyper, reads the body, 200" "$FLOOR_URL" "$MISMATCH" "$SIG_MISMATCH"
-    run "floor-b-$CONNECTIONS" "floor (b) hyper, reads the body, 200" "$FLOOR_URL" "$MATCH" "$SIG_MATCH"
+    run "floor-a-$CONNECTIONS" "floor (a) hyper, reads the body, 200" "$FLOOR_URL" "$MISMATCH" "$SIG_MISMATCH" "$FLOOR_PID"
+    run "floor-b-$CONNECTIONS" "floor (b) hyper, reads the body, 200" "$FLOOR_URL" "$MATCH" "$SIG_MATCH" "$FLOOR_PID"
   fi
   for backend in $BACKENDS; do
     if [ "$backend" = postgres ] && [ -z "$PG_URL" ]; then
@@ -157,35 +168,36 @@ for CONNECTIONS in $ALL_CONNECTIONS; do
       continue
     fi
     start_serve "$backend"
-    run "$backend-a-$CONNECTIONS" "serve/$backend (a) signed, filters do not match" "$SERVE_URL" "$MISMATCH" "$SIG_MISMATCH"
-    run "$backend-b-$CONNECTIONS" "serve/$backend (b) signed, starts the pipeline (execution recorded)" "$SERVE_URL" "$MATCH" "$SIG_MATCH"
+    run "$backend-a-$CONNECTIONS" "serve/$backend (a) signed, filters do not match" "$SERVE_URL" "$MISMATCH" "$SIG_MISMATCH" "${pids[-1]}"
+    run "$backend-b-$CONNECTIONS" "serve/$backend (b) signed, starts the pipeline (execution recorded)" "$SERVE_URL" "$MATCH" "$SIG_MATCH" "${pids[-1]}"
     echo "executions listed: $(api ListPipelineExecutions '{"pipelineName": "hello-world-pipeline", "maxResults": 1}' | head -c 80)"
     stop_last
     if [ "$PLUS" = 1 ]; then
       start_serve "$backend" --on-trigger /bin/true
-      run "$backend-bplus-$CONNECTIONS" "serve/$backend (b+) signed, starts the pipeline, --on-trigger /bin/true" "$SERVE_URL" "$MATCH" "$SIG_MATCH"
+      run "$backend-bplus-$CONNECTIONS" "serve/$backend (b+) signed, starts the pipeline, --on-trigger /bin/true" "$SERVE_URL" "$MATCH" "$SIG_MATCH" "${pids[-1]}"
       stop_last
     fi
   done
   # webhook last: its (b) run leaves /bin/true processes starting for a while after wrk stops,
   # which took CPU from whatever ran next (seen: serve/sqlite (a) at half its rate).
-  run "webhook-a-$CONNECTIONS" "webhook (a) signed, rule not satisfied" "$HOOK_URL" "$MISMATCH" "$SIG_MISMATCH"
-  run "webhook-b-$CONNECTIONS" "webhook (b) signed, rule satisfied (runs /bin/true)" "$HOOK_URL" "$MATCH" "$SIG_MATCH"
+  run "webhook-a-$CONNECTIONS" "webhook (a) signed, rule not satisfied" "$HOOK_URL" "$MISMATCH" "$SIG_MISMATCH" "$WEBHOOK_PID"
+  run "webhook-b-$CONNECTIONS" "webhook (b) signed, rule satisfied (runs /bin/true)" "$HOOK_URL" "$MATCH" "$SIG_MATCH" "$WEBHOOK_PID"
   settle
 done
 
 echo
 echo "##### summary: requests/s (p99), and serve's ratios to webhook and to the floor, same run"
-printf "%-6s %-14s %-22s %-22s %-22s %-10s %-10s\n" conns "case" "serve req/s (p99)" "webhook" "floor" "×webhook" "÷floor"
+printf "%-6s %-14s %-22s %-22s %-22s %-10s %-10s %s\n" conns "case" "serve req/s (p99)" "webhook" "floor" "×webhook" "÷floor" "CPU us/req serve/webhook/floor"
 for c in $ALL_CONNECTIONS; do
   for backend in $BACKENDS; do
     for case in a b; do
       [ -n "${RPS[$backend-$case-$c]:-}" ] || continue
-      printf "%-6s %-14s %-22s %-22s %-22s %-10s %-10s\n" "$c" "$backend ($case)" \
+      printf "%-6s %-14s %-22s %-22s %-22s %-10s %-10s %s\n" "$c" "$backend ($case)" \
         "${RPS[$backend-$case-$c]} (${P99[$backend-$case-$c]})" \
         "${RPS[webhook-$case-$c]:-} (${P99[webhook-$case-$c]:-})" \
         "${RPS[floor-$case-$c]:-} (${P99[floor-$case-$c]:-})" \
-        "$(ratio "$backend-$case-$c" "webhook-$case-$c")" "$(ratio "$backend-$case-$c" "floor-$case-$c")"
+        "$(ratio "$backend-$case-$c" "webhook-$case-$c")" "$(ratio "$backend-$case-$c" "floor-$case-$c")" \
+        "${CPU[$backend-$case-$c]:-}/${CPU[webhook-$case-$c]:-}/${CPU[floor-$case-$c]:-}"
     done
   done
 done
