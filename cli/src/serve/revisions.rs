@@ -328,6 +328,20 @@ mod tests {
     }
 
     #[test]
+    fn deep_or_large_members_are_skipped_without_recursion() {
+        // 100,000 nested arrays where the message should be: serde_json skips an ignored value
+        // without recursion, so there is no stack overflow; the message, of another type, reads
+        // as absent and the rest of the revision stands.
+        let deep =
+            format!(r#"{{"after":"abc","head_commit":{{"message":{}{}}}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        let r = source_revision("S", deep.as_bytes()).unwrap();
+        assert_eq!((r.revision_id.as_deref(), r.revision_summary), (Some("abc"), None));
+        // A megabyte of members that are not read is skipped, and what is read still is.
+        let wide = format!(r#"{{"pad":[{}0],"after":"abc"}}"#, "0,".repeat(512 * 1024));
+        assert_eq!(source_revision("S", wide.as_bytes()).unwrap().revision_id.as_deref(), Some("abc"));
+    }
+
+    #[test]
     fn members_of_another_type_read_as_absent() {
         // As `Value::as_str` and `is_object` read them: the rest of the payload still counts.
         let odd = json!({
