@@ -7,7 +7,11 @@
 //! task over a bounded queue (a full queue drops the entry and counts it), and the writer inserts
 //! whatever has queued up in one transaction, then trims each webhook it wrote to its last
 //! `--deliveries-keep` entries and deletes entries older than `--deliveries-days` (every 250 ms
-//! while entries come, 250 ms after the last one, and before a flush answers).
+//! while entries come, 250 ms after the last one, and before a flush answers). Under a flood
+//! (more than 1,000 entries a second) it writes once a second, and only the newest
+//! `--deliveries-keep` entries of each webhook: the older ones, which that write's trim would
+//! delete at once, are never written, so a flood costs the log `keep` rows per webhook a second
+//! however fast it comes.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -23,6 +27,10 @@ use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use super::store::{Backend, Store, StoreError, placeholders};
+use pending::Pending;
+use tokio::time::Instant;
+
+mod pending;
 use codepipeline_webhooks::registry::Resolved;
 use codepipeline_webhooks::{Step, Verdict};
 
@@ -59,6 +67,20 @@ const QUEUE: usize = 512;
 const MAX_BATCH: usize = 512;
 /// How often, at least, each webhook's log is trimmed to its last N while entries keep coming.
 const TRIM_EVERY: Duration = Duration::from_millis(250);
+/// Past this many entries a second the log is under a flood: it is written once every
+/// FLOOD_WRITE_EVERY, and each write inserts at most `--deliveries-keep` rows per webhook (the
+/// newest; the older ones the trim would delete at once are never written). Below it, each
+/// entry is written as soon as the writer is free.
+const FLOOD_PER_SEC: usize = 1000;
+/// How often the log is written under a flood (so the newest entry shows at most this late).
+const FLOOD_WRITE_EVERY: Duration = Duration::from_secs(1);
+/// How often the queue is drained under a flood: QUEUE entries in this time is the most the
+/// log takes without dropping (25,600 a second).
+const DRAIN_EVERY: Duration = Duration::from_millis(20);
+/// The most entries that wait for a write (coalesced, at most `--deliveries-keep` per
+/// webhook); reached, the write is now. Bodies among them are bounded by
+/// `--deliveries-body-rate`.
+const PENDING_MAX: usize = 4096;
 
 /// The delivery log's options (of `serve`).
 #[derive(Clone, Debug, clap::Args)]
@@ -339,37 +361,73 @@ impl DeliveryLog {
 }
 
 async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, keep: i64, keep_secs: f64) {
-    let mut trimmed = tokio::time::Instant::now();
+    let mut pending = Pending::new(usize::try_from(keep).unwrap_or(usize::MAX));
+    let mut flushes = Vec::new();
+    let mut rate = Rate::default();
+    let mut trimmed = Instant::now();
+    let mut written = Instant::now();
     // The webhooks written to since the last trim.
     let mut untrimmed: BTreeSet<String> = BTreeSet::new();
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut was_flooded = false;
     loop {
-        // With webhooks to trim, wait for more entries only until their trim is due.
-        let received = if untrimmed.is_empty() {
-            jobs.recv_many(&mut batch, MAX_BATCH).await
-        } else {
-            match tokio::time::timeout_at(trimmed + TRIM_EVERY, jobs.recv_many(&mut batch, MAX_BATCH)).await {
-                Ok(n) => n,
-                Err(_) => usize::MAX,
-            }
-        };
-        if received == 0 {
-            break;
+        let now = Instant::now();
+        let flooded = rate.flooded(now);
+        if flooded && !was_flooded {
+            tracing::info!(
+                "deliveries arrive at more than {FLOOD_PER_SEC} a second: the delivery log is written once a second, \
+                 the newest --deliveries-keep of each webhook"
+            );
         }
-        let mut entries = Vec::with_capacity(batch.len());
-        let mut flushes = Vec::new();
+        was_flooded = flooded;
+        // The next write: now when entries wait (those that came during the last one), or under
+        // a flood once every FLOOD_WRITE_EVERY; the next trim TRIM_EVERY after the last.
+        let write_at = (!pending.is_empty()).then(|| if flooded { written + FLOOD_WRITE_EVERY } else { now });
+        let trim_at = (!untrimmed.is_empty()).then_some(trimmed + TRIM_EVERY);
+        let due = [write_at, trim_at].into_iter().flatten().min();
+        let room = PENDING_MAX.saturating_sub(pending.len()).clamp(1, MAX_BATCH);
+        let closed = if flooded || due.is_some_and(|at| at <= now) {
+            // Under a flood the queue is drained every DRAIN_EVERY, not at each entry (a wake
+            // an entry was a cost of its own), until the write is due.
+            if flooded {
+                let until = due.map_or(now + DRAIN_EVERY, |at| at.min(now + DRAIN_EVERY));
+                tokio::time::sleep_until(until).await;
+            }
+            drain(&mut jobs, &mut batch, room)
+        } else {
+            let received = match due {
+                None => jobs.recv_many(&mut batch, room).await,
+                Some(at) => tokio::time::timeout_at(at, jobs.recv_many(&mut batch, room)).await.unwrap_or(usize::MAX),
+            };
+            received == 0
+        };
+        let now = Instant::now();
         for job in batch.drain(..) {
             match job {
-                Job::Entry(e) => entries.push(*e),
+                Job::Entry(e) => {
+                    rate.note(now);
+                    let webhook = e.webhook.clone();
+                    pending.push(&webhook, *e);
+                }
                 Job::Flush(done) => flushes.push(done),
             }
+        }
+        let write = !pending.is_empty()
+            && (closed
+                || !flushes.is_empty()
+                || pending.len() >= PENDING_MAX
+                || !rate.flooded(now)
+                || now >= written + FLOOD_WRITE_EVERY);
+        let entries = if write { pending.take() } else { Vec::new() };
+        if write {
+            written = now;
         }
         untrimmed.extend(entries.iter().map(|e| e.webhook.clone()));
         // Trimmed every TRIM_EVERY while entries come (a webhook holds at most that long's
         // deliveries beyond `keep`), TRIM_EVERY after the last one, and before a flush answers.
         // Not after every batch: under load the writer keeps up in small batches, and each
         // trim walks `keep` index entries per webhook.
-        let trim = !untrimmed.is_empty() && (!flushes.is_empty() || trimmed.elapsed() >= TRIM_EVERY);
+        let trim = !untrimmed.is_empty() && (closed || !flushes.is_empty() || trimmed.elapsed() >= TRIM_EVERY);
         let trimming: Vec<&str> = if trim { untrimmed.iter().map(String::as_str).collect() } else { Vec::new() };
         if !entries.is_empty() || trim {
             let trim = trim.then_some(Trim { keep, oldest: super::now() - keep_secs, webhooks: &trimming });
@@ -378,12 +436,66 @@ async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, k
             }
         }
         if trim {
-            trimmed = tokio::time::Instant::now();
+            trimmed = Instant::now();
             untrimmed.clear();
         }
-        for done in flushes {
-            let _ = done.send(());
+        if pending.is_empty() {
+            for done in flushes.drain(..) {
+                let _ = done.send(());
+            }
         }
+        if closed {
+            break;
+        }
+    }
+}
+
+/// Takes what waits in the queue, up to `room` jobs, without waiting; true when the queue is
+/// closed and empty.
+fn drain(jobs: &mut tokio::sync::mpsc::Receiver<Job>, batch: &mut Vec<Job>, room: usize) -> bool {
+    while batch.len() < room {
+        match jobs.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => return false,
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return batch.is_empty(),
+        }
+    }
+    false
+}
+
+/// Entries per second, counted in one-second windows: a flood is FLOOD_PER_SEC in this window
+/// or the last.
+#[derive(Debug)]
+struct Rate {
+    window: Instant,
+    count: usize,
+    last: usize,
+}
+
+impl Default for Rate {
+    fn default() -> Rate {
+        Rate { window: Instant::now(), count: 0, last: 0 }
+    }
+}
+
+impl Rate {
+    fn roll(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.window);
+        if elapsed >= Duration::from_secs(1) {
+            self.last = if elapsed < Duration::from_secs(2) { self.count } else { 0 };
+            self.count = 0;
+            self.window = now;
+        }
+    }
+
+    fn note(&mut self, now: Instant) {
+        self.roll(now);
+        self.count += 1;
+    }
+
+    fn flooded(&mut self, now: Instant) -> bool {
+        self.roll(now);
+        self.count >= FLOOD_PER_SEC || self.last >= FLOOD_PER_SEC
     }
 }
 
@@ -647,6 +759,72 @@ mod tests {
         let full = insert_sql(Backend::Postgres, ROWS_PER_INSERT);
         assert!(full.ends_with(&format!("${})", ROWS_PER_INSERT * 14)));
         assert!(matches!(insert_sql(Backend::Sqlite, ROWS_PER_INSERT), std::borrow::Cow::Borrowed(_)));
+    }
+
+    fn entry(webhook: &str, n: usize) -> Entry {
+        Entry {
+            webhook: webhook.to_owned(),
+            received_at: super::super::now(),
+            event: Some("push".to_owned()),
+            delivery: Some(format!("d{n}")),
+            source: "127.0.0.1".to_owned(),
+            status: 200,
+            verdict: r#"{"decision":"reject"}"#.to_owned(),
+            decision: "reject",
+            execution_id: None,
+            headers: vec![("x-github-event".to_owned(), "push".to_owned())],
+            body: Bytes::from_static(b"{}"),
+            body_size: 2,
+            body_read: true,
+            redelivery_of: None,
+        }
+    }
+
+    /// A flood far over FLOOD_PER_SEC to one webhook, beside a trickle to another: the log ends
+    /// with the newest `keep` of each, and most of the flood was never written (SQLite's
+    /// AUTOINCREMENT ids count the rows inserted).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_writes_the_newest_keep_per_webhook_not_every_entry() {
+        let dir = std::env::temp_dir().join(format!("cpw-log-flood-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Arc::new(Store::open(&super::super::store::Location::DataDir(dir.clone())).await.unwrap());
+        let args = DeliveryArgs {
+            deliveries_keep: 10,
+            deliveries_days: 14.0,
+            deliveries_body_cap: 1024,
+            deliveries_body_rate: 0.0,
+        };
+        let log = DeliveryLog::start(store.clone(), &args);
+        // 10,000 entries in 100 bursts of 100 (about 10,000 a second: well within what the queue
+        // takes between two drains), and one to a quiet webhook every 20 bursts.
+        let mut sent = 0;
+        for burst in 0..100 {
+            for _ in 0..100 {
+                log.record(entry("flooded", sent));
+                sent += 1;
+            }
+            if burst % 20 == 0 {
+                log.record(entry("quiet", burst));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        log.flush().await;
+        let rows = sqlx::query("SELECT webhook, delivery, id FROM delivery_log ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        let rows: Vec<(String, String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+        let flooded: Vec<&str> = rows.iter().filter(|r| r.0 == "flooded").map(|r| r.1.as_str()).collect();
+        let expected: Vec<String> = (sent - 10..sent).map(|n| format!("d{n}")).collect();
+        assert_eq!(flooded, expected, "the newest ten of the flood, in order");
+        let quiet: Vec<&str> = rows.iter().filter(|r| r.0 == "quiet").map(|r| r.1.as_str()).collect();
+        assert_eq!(quiet, ["d0", "d20", "d40", "d60", "d80"], "the trickle, whole");
+        let received = sent + 5 - usize::try_from(log.dropped()).unwrap();
+        let inserted = usize::try_from(rows.last().unwrap().2).unwrap();
+        assert!(received >= 5_000, "the writer took only {received} of {sent}: the test measured nothing");
+        assert!(inserted * 4 <= received, "{inserted} rows written for {received} entries: not coalesced");
+        drop(log);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
