@@ -617,6 +617,11 @@ impl Store {
             }
         }
         let _turn = self.write_turn().await;
+        if self.backend == Backend::Postgres
+            && let Some(window) = one_window(batch)
+        {
+            return self.record_triggers_postgres(batch, &order, out, window).await;
+        }
         let mut tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
@@ -751,6 +756,67 @@ impl Store {
 
     /// lastTriggered: once per webhook per batch, the latest start, never moved back (another
     /// instance may have stamped a later one).
+    /// Postgres, a batch without on-trigger jobs and with one dedupe window: the whole batch in
+    /// one statement (`POSTGRES_BATCH`), one round trip to the database in place of five (begin,
+    /// delivery ids, executions, lastTriggered, commit), each of which is a network round trip
+    /// and a wake-up of a Postgres backend. `order`: the batch in (webhook, delivery) order, in
+    /// which the delivery ids are locked; `out`: the repeats within the batch, already decided.
+    async fn record_triggers_postgres(
+        &self,
+        batch: &[TriggerRecord],
+        order: &[usize],
+        mut out: Vec<Recorded>,
+        window: f64,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        let candidates: Vec<usize> = order.iter().copied().filter(|&i| out[i] != Recorded::Duplicate).collect();
+        let chunks: Vec<&[usize]> = candidates.chunks(ROWS_PER_STATEMENT).collect();
+        // Several statements (a batch of more than a chunk) share a transaction; one commits by
+        // itself.
+        let mut tx = if chunks.len() > 1 { Some(self.pool.begin().await?) } else { None };
+        for chunk in chunks {
+            let sql = postgres_batch_sql(chunk.len());
+            let mut query = sqlx::query(&sql);
+            for &i in chunk {
+                let t = &batch[i];
+                let e = &t.execution;
+                query = query
+                    .bind(i64::try_from(i).unwrap_or(i64::MAX))
+                    .bind(&t.webhook)
+                    .bind(t.delivery.as_deref())
+                    .bind(e.start_time)
+                    .bind(&e.id)
+                    .bind(&e.pipeline)
+                    .bind(e.pipeline_version)
+                    .bind(&e.status)
+                    .bind(e.status_summary.as_deref())
+                    .bind(&e.webhook_arn)
+                    .bind(e.start_time)
+                    .bind(e.last_update_time)
+                    .bind(t.instance.as_deref())
+                    .bind(&e.trigger_type)
+                    .bind(&e.source_revisions);
+            }
+            let query = query.bind(window);
+            let rows = match tx.as_mut() {
+                Some(tx) => query.fetch_all(&mut **tx).await?,
+                None => query.fetch_all(&self.pool).await?,
+            };
+            for &i in chunk {
+                out[i] = Recorded::Duplicate;
+            }
+            for row in rows {
+                let i: i64 = row.try_get(0)?;
+                if let Some(r) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
+                    *r = Recorded::Started;
+                }
+            }
+        }
+        if let Some(tx) = tx {
+            tx.commit().await?;
+        }
+        Ok(out)
+    }
+
     async fn stamp_last_triggered(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -1665,6 +1731,57 @@ fn one_window(batch: &[TriggerRecord]) -> Option<f64> {
     let window = first.execution.start_time - first.dedupe_after;
     let same = batch.iter().all(|t| t.job.is_none() && (t.execution.start_time - t.dedupe_after - window).abs() < 1e-6);
     same.then_some(window)
+}
+
+/// The columns of one trigger in `postgres_batch_sql`, with their types: its place in the batch,
+/// its delivery id, and its execution.
+const POSTGRES_BATCH_COLUMNS: [&str; 15] = [
+    "int8", "text", "text", "float8", "text", "text", "int8", "text", "text", "text", "float8", "float8", "text",
+    "text", "text",
+];
+
+/// Postgres: one statement that records `rows` triggers. Its data-modifying CTEs take each
+/// delivery id (inserted, or taken over when older than the window: `$last`, in seconds), start
+/// an execution for each trigger whose id was taken or that has none, and stamp each webhook's
+/// lastTriggered with its latest; it returns the batch places of the triggers that started.
+fn postgres_batch_sql(rows: usize) -> String {
+    let columns = POSTGRES_BATCH_COLUMNS.len();
+    let mut values = String::new();
+    for row in 0..rows {
+        values.push_str(if row == 0 { "(" } else { ", (" });
+        for (c, ty) in POSTGRES_BATCH_COLUMNS.iter().enumerate() {
+            if c > 0 {
+                values.push_str(", ");
+            }
+            values.push_str(&format!("${}::{ty}", row * columns + c + 1));
+        }
+        values.push(')');
+    }
+    format!(
+        "WITH v (i, webhook, delivery, at, id, pipeline, pipeline_version, status, status_summary, webhook_arn,
+                 start_time, last_update_time, instance, trigger_type, source_revisions) AS (VALUES {values}),
+         fresh AS (
+             INSERT INTO deliveries (webhook, delivery, at)
+             SELECT webhook, delivery, at FROM v WHERE delivery IS NOT NULL ORDER BY webhook, delivery
+             ON CONFLICT (webhook, delivery) DO UPDATE SET at = excluded.at
+             WHERE deliveries.at <= excluded.at - ${window}
+             RETURNING webhook, delivery),
+         started AS (
+             SELECT v.* FROM v
+             WHERE v.delivery IS NULL OR (v.webhook, v.delivery) IN (SELECT webhook, delivery FROM fresh)),
+         inserted AS (
+             INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time,
+                                     last_update_time, instance, trigger_type, source_revisions)
+             SELECT id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time,
+                    instance, trigger_type, source_revisions
+             FROM started ORDER BY i),
+         stamped AS (
+             UPDATE webhooks w SET last_triggered = s.at
+             FROM (SELECT webhook, max(start_time) AS at FROM started GROUP BY webhook) s
+             WHERE w.name = s.webhook AND (w.last_triggered IS NULL OR w.last_triggered < s.at))
+         SELECT i FROM started",
+        window = rows * columns + 1,
+    )
 }
 
 /// Parameter `n` (from 1) of a statement: `?` on SQLite (positional: sqlx looks up each named
