@@ -225,7 +225,7 @@ async fn answer(
                 return json_response(StatusCode::OK, json!({"ignored": "ping"}));
             }
             let now = super::now();
-            let id = super::uuid();
+            let id = super::execution_id();
             let running = app.runner.is_some();
             // What it runs: the head commit the delivery names, for the target action.
             let revision = super::revisions::payload_json(header_str(headers, "content-type"), &payload)

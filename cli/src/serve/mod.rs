@@ -43,6 +43,6 @@ pub mod sigv4;
 pub mod store;
 
 #[cfg(feature = "serve")]
-pub(crate) use service::{App, now, uuid};
+pub(crate) use service::{App, execution_id, now};
 #[cfg(feature = "serve")]
 pub use service::{LogFormat, ServeArgs, ServeConfig, ServeError, config, main, run};

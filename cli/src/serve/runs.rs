@@ -185,7 +185,7 @@ pub(crate) async fn start(app: &std::sync::Arc<App>, input: StartPipelineExecuti
     let running = app.runner.is_some();
     let execution = ExecutionRow {
         seq: 0,
-        id: super::uuid(),
+        id: super::execution_id(),
         pipeline: input.name.clone(),
         pipeline_version: row.version,
         status: if running { "InProgress" } else { "Succeeded" }.to_owned(),
