@@ -533,8 +533,8 @@ fn insert_sql(backend: Backend, rows: usize) -> std::borrow::Cow<'static, str> {
 async fn insert(store: &Store, entries: &[Entry], trim: Option<Trim<'_>>) -> Result<(), StoreError> {
     let _turn = store.write_turn().await;
     let mut tx = match store.backend() {
-        Backend::Sqlite => store.pool().begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => store.pool().begin().await?,
+        Backend::Sqlite => store.writer().begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => store.writer().begin().await?,
     };
     let backend = store.backend();
     for chunk in entries.chunks(ROWS_PER_INSERT) {
