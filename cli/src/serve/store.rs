@@ -776,23 +776,12 @@ impl Store {
             let mut query = sqlx::query(&sql);
             for &i in chunk {
                 let t = &batch[i];
-                let e = &t.execution;
                 query = query
                     .bind(i64::try_from(i).unwrap_or(i64::MAX))
                     .bind(&t.webhook)
                     .bind(t.delivery.as_deref())
-                    .bind(e.start_time)
-                    .bind(&e.id)
-                    .bind(&e.pipeline)
-                    .bind(e.pipeline_version)
-                    .bind(&e.status)
-                    .bind(e.status_summary.as_deref())
-                    .bind(&e.webhook_arn)
-                    .bind(e.start_time)
-                    .bind(e.last_update_time)
-                    .bind(t.instance.as_deref())
-                    .bind(&e.trigger_type)
-                    .bind(&e.source_revisions);
+                    .bind(t.execution.start_time);
+                query = bind_execution(query, t);
             }
             let query = query.bind(window);
             let rows = match tx.as_mut() {
