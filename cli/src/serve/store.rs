@@ -752,13 +752,12 @@ impl Store {
         Ok(out)
     }
 
-    /// lastTriggered: once per webhook per batch, the latest start, never moved back (another
-    /// instance may have stamped a later one).
     /// Postgres, a batch without on-trigger jobs and with one dedupe window: the whole batch in
-    /// one statement (`POSTGRES_BATCH`), one round trip to the database in place of five (begin,
-    /// delivery ids, executions, lastTriggered, commit), each of which is a network round trip
-    /// and a wake-up of a Postgres backend. `order`: the batch in (webhook, delivery) order, in
-    /// which the delivery ids are locked; `out`: the repeats within the batch, already decided.
+    /// one statement (`postgres_batch_sql`), one round trip to the database in place of five
+    /// (begin, delivery ids, executions, lastTriggered, commit), each of which is a network
+    /// round trip and a wake-up of a Postgres backend. `order`: the batch in (webhook, delivery)
+    /// order, in which the delivery ids are locked; `out`: the repeats within the batch, already
+    /// decided.
     async fn record_triggers_postgres(
         &self,
         batch: &[TriggerRecord],
@@ -767,43 +766,45 @@ impl Store {
         window: f64,
     ) -> Result<Vec<Recorded>, StoreError> {
         let candidates: Vec<usize> = order.iter().copied().filter(|&i| out[i] != Recorded::Duplicate).collect();
-        let chunks: Vec<&[usize]> = candidates.chunks(ROWS_PER_STATEMENT).collect();
-        // Several statements (a batch of more than a chunk) share a transaction; one commits by
-        // itself.
-        let mut tx = if chunks.len() > 1 { Some(self.pool.begin().await?) } else { None };
-        for chunk in chunks {
-            let sql = postgres_batch_sql(chunk.len());
-            let mut query = sqlx::query(&sql);
-            for &i in chunk {
-                let t = &batch[i];
-                query = query
-                    .bind(i64::try_from(i).unwrap_or(i64::MAX))
-                    .bind(&t.webhook)
-                    .bind(t.delivery.as_deref())
-                    .bind(t.execution.start_time);
-                query = bind_execution(query, t);
-            }
-            let query = query.bind(window);
-            let rows = match tx.as_mut() {
-                Some(tx) => query.fetch_all(&mut **tx).await?,
-                None => query.fetch_all(&self.pool).await?,
-            };
-            for &i in chunk {
-                out[i] = Recorded::Duplicate;
-            }
-            for row in rows {
-                let i: i64 = row.try_get(0)?;
-                if let Some(r) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
-                    *r = Recorded::Started;
-                }
-            }
+        // One statement for the whole batch, so that its locks are taken in one order (every
+        // delivery id, then the webhooks) and its executions numbered in arrival order. The
+        // recorder's batches (at most 256 triggers, 3,841 parameters) are far below what one
+        // statement can carry; a larger one is refused rather than split.
+        if candidates.len() > POSTGRES_BATCH_MAX {
+            return Err(StoreError(format!(
+                "a batch of {} triggers is more than one statement carries ({POSTGRES_BATCH_MAX})",
+                candidates.len()
+            )));
         }
-        if let Some(tx) = tx {
-            tx.commit().await?;
+        if candidates.is_empty() {
+            return Ok(out);
+        }
+        let sql = postgres_batch_sql(candidates.len());
+        let mut query = sqlx::query(&sql);
+        for &i in &candidates {
+            let t = &batch[i];
+            query = query
+                .bind(i64::try_from(i).unwrap_or(i64::MAX))
+                .bind(&t.webhook)
+                .bind(t.delivery.as_deref())
+                .bind(t.execution.start_time);
+            query = bind_execution(query, t);
+        }
+        let rows = query.bind(window).fetch_all(&self.pool).await?;
+        for &i in &candidates {
+            out[i] = Recorded::Duplicate;
+        }
+        for row in rows {
+            let i: i64 = row.try_get(0)?;
+            if let Some(r) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
+                *r = Recorded::Started;
+            }
         }
         Ok(out)
     }
 
+    /// lastTriggered: once per webhook per batch, the latest start, never moved back (another
+    /// instance may have stamped a later one).
     async fn stamp_last_triggered(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -1751,10 +1752,17 @@ const POSTGRES_BATCH_COLUMNS: [&str; 15] = [
     "text", "text",
 ];
 
+/// The most triggers `postgres_batch_sql` carries: 15 parameters each, and Postgres takes at
+/// most 65,535 in one statement.
+const POSTGRES_BATCH_MAX: usize = 4096;
+
 /// Postgres: one statement that records `rows` triggers. Its data-modifying CTEs take each
-/// delivery id (inserted, or taken over when older than the window: `$last`, in seconds), start
-/// an execution for each trigger whose id was taken or that has none, and stamp each webhook's
-/// lastTriggered with its latest; it returns the batch places of the triggers that started.
+/// delivery id (inserted, or taken over when older than the window: the last parameter, in
+/// seconds), start an execution for each trigger whose id was taken or that has none, and stamp
+/// each webhook's lastTriggered with its latest; it returns the batch places of the triggers
+/// that started. Locks are taken in one order, as the statement-per-table path takes them, so
+/// that two instances' batches cannot deadlock: every delivery id first, in (webhook, delivery)
+/// byte order (`started` waits for all of `fresh`: the count), then the webhooks' rows, by name.
 fn postgres_batch_sql(rows: usize) -> String {
     let columns = POSTGRES_BATCH_COLUMNS.len();
     let mut values = String::new();
@@ -1773,12 +1781,13 @@ fn postgres_batch_sql(rows: usize) -> String {
                  start_time, last_update_time, instance, trigger_type, source_revisions) AS (VALUES {values}),
          fresh AS (
              INSERT INTO deliveries (webhook, delivery, at)
-             SELECT webhook, delivery, at FROM v WHERE delivery IS NOT NULL ORDER BY webhook, delivery
+             SELECT webhook, delivery, at FROM v WHERE delivery IS NOT NULL
+             ORDER BY webhook COLLATE \"C\", delivery COLLATE \"C\"
              ON CONFLICT (webhook, delivery) DO UPDATE SET at = excluded.at
              WHERE deliveries.at <= excluded.at - ${window}
              RETURNING webhook, delivery),
          started AS (
-             SELECT v.* FROM v
+             SELECT v.* FROM v, (SELECT count(*) FROM fresh) AS taken
              WHERE v.delivery IS NULL OR (v.webhook, v.delivery) IN (SELECT webhook, delivery FROM fresh)),
          inserted AS (
              INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time,
@@ -1786,10 +1795,14 @@ fn postgres_batch_sql(rows: usize) -> String {
              SELECT id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time,
                     instance, trigger_type, source_revisions
              FROM started ORDER BY i),
+         locked AS MATERIALIZED (
+             SELECT name FROM webhooks WHERE name IN (SELECT webhook FROM started)
+             ORDER BY name COLLATE \"C\" FOR UPDATE),
          stamped AS (
              UPDATE webhooks w SET last_triggered = s.at
              FROM (SELECT webhook, max(start_time) AS at FROM started GROUP BY webhook) s
-             WHERE w.name = s.webhook AND (w.last_triggered IS NULL OR w.last_triggered < s.at))
+             WHERE w.name = s.webhook AND w.name IN (SELECT name FROM locked)
+               AND (w.last_triggered IS NULL OR w.last_triggered < s.at))
          SELECT i FROM started",
         window = rows * columns + 1,
     )
