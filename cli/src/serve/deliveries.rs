@@ -81,6 +81,10 @@ const DRAIN_EVERY: Duration = Duration::from_millis(20);
 /// webhook); reached, the write is now. Bodies among them are bounded by
 /// `--deliveries-body-rate`.
 const PENDING_MAX: usize = 4096;
+/// The most body bytes the waiting entries hold (with `--deliveries-body-rate 0`, no rate
+/// bounds them); reached, the write is now. With the queue, the log holds at most QUEUE bodies
+/// at the cap plus this.
+const PENDING_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// The delivery log's options (of `serve`).
 #[derive(Clone, Debug, clap::Args)]
@@ -406,8 +410,8 @@ async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, k
             match job {
                 Job::Entry(e) => {
                     rate.note(now);
-                    let webhook = e.webhook.clone();
-                    pending.push(&webhook, *e);
+                    let (webhook, bytes) = (e.webhook.clone(), e.body.len());
+                    pending.push(&webhook, *e, bytes);
                 }
                 Job::Flush(done) => flushes.push(done),
             }
@@ -416,6 +420,7 @@ async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, k
             && (closed
                 || !flushes.is_empty()
                 || pending.len() >= PENDING_MAX
+                || pending.bytes() >= PENDING_BODY_BYTES_MAX
                 || !rate.flooded(now)
                 || now >= written + FLOOD_WRITE_EVERY);
         let entries = if write { pending.take() } else { Vec::new() };

@@ -11,8 +11,10 @@ use std::collections::{HashMap, VecDeque};
 #[derive(Debug)]
 pub(super) struct Pending<T> {
     keep: usize,
-    by_webhook: HashMap<String, VecDeque<(u64, T)>>,
+    by_webhook: HashMap<String, VecDeque<(u64, usize, T)>>,
     len: usize,
+    /// The body bytes the waiting entries hold.
+    bytes: usize,
     /// The arrival number of the next entry (rows are written in arrival order).
     next: u64,
 }
@@ -20,27 +22,36 @@ pub(super) struct Pending<T> {
 impl<T> Pending<T> {
     /// Nothing waiting; `keep` (at least 1) entries kept per webhook.
     pub(super) fn new(keep: usize) -> Pending<T> {
-        Pending { keep: keep.max(1), by_webhook: HashMap::new(), len: 0, next: 0 }
+        Pending { keep: keep.max(1), by_webhook: HashMap::new(), len: 0, bytes: 0, next: 0 }
     }
 
-    /// Adds `webhook`'s newest entry; its oldest waiting one goes when it had `keep`.
-    pub(super) fn push(&mut self, webhook: &str, entry: T) {
+    /// Adds `webhook`'s newest entry (holding `bytes` of body); its oldest waiting one goes
+    /// when it had `keep`.
+    pub(super) fn push(&mut self, webhook: &str, entry: T, bytes: usize) {
         let queue = match self.by_webhook.get_mut(webhook) {
             Some(queue) => queue,
             None => self.by_webhook.entry(webhook.to_owned()).or_default(),
         };
         if queue.len() == self.keep {
-            queue.pop_front();
+            if let Some((_, gone, _)) = queue.pop_front() {
+                self.bytes -= gone;
+            }
         } else {
             self.len += 1;
         }
-        queue.push_back((self.next, entry));
+        self.bytes += bytes;
+        queue.push_back((self.next, bytes, entry));
         self.next += 1;
     }
 
     /// How many entries wait.
     pub(super) fn len(&self) -> usize {
         self.len
+    }
+
+    /// The body bytes the waiting entries hold.
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Whether none waits.
@@ -50,13 +61,14 @@ impl<T> Pending<T> {
 
     /// Every waiting entry, in order of arrival; nothing waits afterwards.
     pub(super) fn take(&mut self) -> Vec<T> {
-        let mut all: Vec<(u64, T)> = Vec::with_capacity(self.len);
+        let mut all: Vec<(u64, usize, T)> = Vec::with_capacity(self.len);
         for (_, queue) in self.by_webhook.drain() {
             all.extend(queue);
         }
-        all.sort_unstable_by_key(|(n, _)| *n);
+        all.sort_unstable_by_key(|(n, _, _)| *n);
         self.len = 0;
-        all.into_iter().map(|(_, entry)| entry).collect()
+        self.bytes = 0;
+        all.into_iter().map(|(_, _, entry)| entry).collect()
     }
 }
 
@@ -68,16 +80,17 @@ mod tests {
     fn keeps_the_newest_per_webhook_in_arrival_order() {
         let mut pending = Pending::new(2);
         for (webhook, n) in [("a", 1), ("b", 2), ("a", 3), ("a", 4), ("c", 5), ("b", 6), ("a", 7)] {
-            pending.push(webhook, n);
+            pending.push(webhook, n, n as usize * 10);
         }
-        // a: 1 and 3 were pushed out by 4 and 7; b and c kept theirs.
-        assert_eq!(pending.len(), 5);
+        // a: 1 and 3 were pushed out by 4 and 7 (and their bytes with them); b and c kept theirs.
+        assert_eq!((pending.len(), pending.bytes()), (5, 240));
         assert_eq!(pending.take(), vec![2, 4, 5, 6, 7]);
         assert!(pending.is_empty());
         assert_eq!(pending.take(), Vec::<i32>::new());
         // A webhook starts over after a write.
-        pending.push("a", 8);
-        assert_eq!(pending.len(), 1);
+        assert_eq!(pending.bytes(), 0);
+        pending.push("a", 8, 1);
+        assert_eq!((pending.len(), pending.bytes()), (1, 1));
         assert_eq!(pending.take(), vec![8]);
     }
 
@@ -85,10 +98,10 @@ mod tests {
     fn a_flood_to_one_webhook_holds_keep_entries() {
         let mut pending = Pending::new(1000);
         for n in 0..100_000 {
-            pending.push("flooded", n);
-            assert!(pending.len() <= 1000);
+            pending.push("flooded", n, 100);
+            assert!(pending.len() <= 1000 && pending.bytes() <= 100_000);
         }
-        pending.push("quiet", -1);
+        pending.push("quiet", -1, 0);
         let written = pending.take();
         assert_eq!(written.len(), 1001);
         assert_eq!(written[0], 99_000, "the newest thousand of the flood, oldest first");
