@@ -77,6 +77,10 @@ pub(crate) async fn execute(app: &std::sync::Arc<App>, op: Operation) -> Result<
         }
         Operation::DeleteWebhook(input) => {
             let name = input.name.clone();
+            // The log's waiting entries are written first (under a flood they wait up to a
+            // second), so that the delete below takes them too; not within the transaction,
+            // which would hold SQLite's write lock that the log's writer needs.
+            app.deliveries.flush().await;
             let mut tx = app.store.write(&format!("webhook:{name}")).await?;
             // Checks the name and drops it from the cache: its URL stops answering here at once.
             app.registry.delete_webhook(input)?;
