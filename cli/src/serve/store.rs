@@ -1875,6 +1875,78 @@ mod tests {
         }
     }
 
+    /// A batch larger than any statement chunk, with every kind of trigger: no delivery id, an
+    /// id recorded before (a duplicate), one id repeated within the batch, fresh ids whose order
+    /// is the reverse of the arrival order. Executions are numbered in arrival order.
+    async fn a_large_batch(store: &Store) {
+        let mut tx = store.write("webhook:w").await.unwrap();
+        assert!(tx.take_webhook_slot(10).await.unwrap());
+        tx.put_webhook("w", "tok", "{}").await.unwrap();
+        tx.commit(1.0).await.unwrap();
+        assert_eq!(store.record_trigger(&record(Some("seen"), "before", 999.0)).await.unwrap(), Recorded::Started);
+        let kind = |n: usize| match n % 10 {
+            0 => None,
+            3 => Some("seen".to_owned()),
+            5 => Some("again".to_owned()),
+            _ => Some(format!("d{:03}", 299 - n)),
+        };
+        let batch: Vec<TriggerRecord> =
+            (0..300).map(|n| record(kind(n).as_deref(), &format!("e{n:03}"), 1000.0 + n as f64)).collect();
+        let out = store.record_triggers(&batch).await.unwrap();
+        let expected: Vec<Recorded> = (0..300)
+            .map(|n| match n % 10 {
+                3 => Recorded::Duplicate,
+                5 if n > 5 => Recorded::Duplicate,
+                _ => Recorded::Started,
+            })
+            .collect();
+        assert_eq!(out, expected);
+        let listed: Vec<String> = store.executions("p", None, 1000).await.unwrap().into_iter().map(|e| e.id).collect();
+        let mut started: Vec<String> =
+            (0..300).filter(|&n| expected[n] == Recorded::Started).map(|n| format!("e{n:03}")).collect();
+        started.reverse();
+        started.push("before".to_owned());
+        assert_eq!(listed, started, "newest first, in arrival order");
+        assert_eq!(store.webhook("w").await.unwrap().unwrap().last_triggered, Some(1299.0));
+        // The same batch again: every id it carries is now a duplicate; those without one start.
+        let mut batch = batch;
+        for t in &mut batch {
+            t.execution.id.push_str("-again");
+        }
+        let again = store.record_triggers(&batch).await.unwrap();
+        assert_eq!(again.iter().filter(|r| **r == Recorded::Started).count(), 30);
+    }
+
+    #[tokio::test]
+    async fn a_large_batch_on_sqlite() {
+        let dir = std::env::temp_dir().join(format!("cpw-store-batch-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = Store::open(&Location::DataDir(dir.clone())).await.unwrap();
+        a_large_batch(&store).await;
+        store.close().await;
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// With `TEST_DATABASE_URL` (postgres://USER@HOST:PORT/DB): the one-statement batch of
+    /// Postgres, in a database of its own.
+    #[tokio::test]
+    async fn a_large_batch_on_postgres() {
+        let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+            eprintln!("skipped: set TEST_DATABASE_URL=postgres://USER@HOST:PORT/DB to run it on Postgres");
+            return;
+        };
+        sqlx::any::install_default_drivers();
+        let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
+        let name = format!("cpw_unit_batch_{}", std::process::id());
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut admin).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+        let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
+        let store = Store::open(&Location::Url(format!("{base}/{name}"))).await.unwrap();
+        a_large_batch(&store).await;
+        store.close().await;
+        sqlx::query(&format!("DROP DATABASE {name}")).execute(&mut admin).await.unwrap();
+    }
+
     #[tokio::test]
     async fn batches_dedupe_prune_stamp_last_triggered_and_lock() {
         let dir = std::env::temp_dir().join(format!("cpw-store-{}", std::process::id()));
