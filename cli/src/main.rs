@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-
 use codepipeline_webhooks::{ActionConfiguration, PutWebhookInput, Request, Webhook, WebhookDefinition, github};
 
 /// mimalloc for the whole binary: `serve` allocates and frees body buffers, headers and log

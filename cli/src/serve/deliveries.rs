@@ -25,14 +25,14 @@ use http::HeaderMap;
 use serde_json::{Value, json};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
-
-use super::store::{Backend, Store, StoreError, placeholders};
-use pending::Pending;
 use tokio::time::Instant;
 
-mod pending;
+use super::store::{Backend, Store, StoreError, placeholders};
 use codepipeline_webhooks::registry::Resolved;
 use codepipeline_webhooks::{Step, Verdict};
+use pending::Pending;
+
+mod pending;
 
 /// The request headers kept with a delivery (lower case). Nothing that carries a credential:
 /// no `Authorization`, no cookies. The signature headers are kept for redelivery (a signature
@@ -391,8 +391,8 @@ async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, k
         let due = [write_at, trim_at].into_iter().flatten().min();
         let room = PENDING_MAX.saturating_sub(pending.len()).clamp(1, MAX_BATCH);
         let closed = if flooded || due.is_some_and(|at| at <= now) {
-            // Under a flood the queue is drained every DRAIN_EVERY, not at each entry (a wake
-            // an entry was a cost of its own), until the write is due.
+            // Under a flood the queue is drained every DRAIN_EVERY, not at each entry (a wake-up
+            // per entry was a cost of its own), until the write is due.
             if flooded {
                 let until = due.map_or(now + DRAIN_EVERY, |at| at.min(now + DRAIN_EVERY));
                 tokio::time::sleep_until(until).await;

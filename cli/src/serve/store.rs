@@ -790,7 +790,7 @@ impl Store {
                 .bind(t.execution.start_time);
             query = bind_execution(query, t);
         }
-        let rows = query.bind(window).fetch_all(&self.pool).await?;
+        let rows = query.bind(window).fetch_all(&self.writer).await?;
         for &i in &candidates {
             out[i] = Recorded::Duplicate;
         }
