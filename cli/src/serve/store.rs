@@ -667,7 +667,7 @@ impl Store {
                 );
                 let mut query = sqlx::query(&sql);
                 for t in chunk {
-                    query = bind_execution(query, t);
+                    query = bind_execution(query, &t.execution, t.instance.as_deref());
                 }
                 query.execute(&mut *tx).await?;
             }
@@ -733,7 +733,7 @@ impl Store {
                 "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time, instance, trigger_type, source_revisions)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             );
-            bind_execution(insert, t).execute(&mut *tx).await?;
+            bind_execution(insert, &t.execution, t.instance.as_deref()).execute(&mut *tx).await?;
             if let Some(job) = &t.job {
                 let waiting = Waiting {
                     execution_id: &e.id,
@@ -788,7 +788,7 @@ impl Store {
                 .bind(&t.webhook)
                 .bind(t.delivery.as_deref())
                 .bind(t.execution.start_time);
-            query = bind_execution(query, t);
+            query = bind_execution(query, &t.execution, t.instance.as_deref());
         }
         let rows = query.bind(window).fetch_all(&self.writer).await?;
         for &i in &candidates {
@@ -1198,24 +1198,14 @@ impl Store {
                     return Ok(false);
                 }
             }
-            sqlx::query(
+            let insert = sqlx::query(
                 "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time,
                  last_update_time, instance, trigger_type, source_revisions, client_request_token)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(&e.id)
-            .bind(&e.pipeline)
-            .bind(e.pipeline_version)
-            .bind(&e.status)
-            .bind(e.status_summary.as_deref())
-            .bind(&e.webhook_arn)
-            .bind(e.start_time)
-            .bind(e.last_update_time)
-            .bind(instance)
-            .bind(&e.trigger_type)
-            .bind(&e.source_revisions)
-            .bind(client_request_token)
-            .execute(&mut *tx)
+            );
+            bind_execution(insert, e, instance)
+                .bind(client_request_token)
+                .execute(&mut *tx)
             .await?;
             if queue_max.is_some() {
                 let waiting = Waiting {
@@ -1689,12 +1679,13 @@ async fn enqueue(
     Ok(())
 }
 
-/// Binds a trigger's execution row, in the executions table's column order of the INSERTs.
+/// Binds an execution row and the instance that runs its program, in the executions table's
+/// column order of the INSERTs.
 fn bind_execution<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    t: &'q TriggerRecord,
+    e: &'q ExecutionRow,
+    instance: Option<&'q str>,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    let e = &t.execution;
     query
         .bind(&e.id)
         .bind(&e.pipeline)
@@ -1704,7 +1695,7 @@ fn bind_execution<'q>(
         .bind(&e.webhook_arn)
         .bind(e.start_time)
         .bind(e.last_update_time)
-        .bind(t.instance.as_deref())
+        .bind(instance)
         .bind(&e.trigger_type)
         .bind(&e.source_revisions)
 }
