@@ -10,8 +10,9 @@
 //! while entries come, 250 ms after the last one, and before a flush answers). Under a flood
 //! (more than 1,000 entries a second) it writes once a second, and only the newest
 //! `--deliveries-keep` entries of each webhook: the older ones, which that write's trim would
-//! delete at once, are never written, so a flood costs the log `keep` rows per webhook a second
-//! however fast it comes.
+//! delete at once, are never written, so a write inserts at most `keep` rows per webhook however
+//! fast the flood comes (and writes come once a second, unless PENDING_MAX entries or
+//! PENDING_BODY_BYTES_MAX of bodies wait first).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -365,7 +366,7 @@ impl DeliveryLog {
 }
 
 async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, keep: i64, keep_secs: f64) {
-    let mut pending = Pending::new(usize::try_from(keep).unwrap_or(usize::MAX));
+    let mut pending = Pending::new(usize::try_from(keep).unwrap_or(usize::MAX), |e: &Entry| e.webhook.as_str());
     let mut flushes = Vec::new();
     let mut rate = Rate::default();
     let mut trimmed = Instant::now();
@@ -410,8 +411,8 @@ async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, k
             match job {
                 Job::Entry(e) => {
                     rate.note(now);
-                    let (webhook, bytes) = (e.webhook.clone(), e.body.len());
-                    pending.push(&webhook, *e, bytes);
+                    let bytes = e.body.len();
+                    pending.push(*e, bytes);
                 }
                 Job::Flush(done) => flushes.push(done),
             }
@@ -427,7 +428,11 @@ async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, k
         if write {
             written = now;
         }
-        untrimmed.extend(entries.iter().map(|e| e.webhook.clone()));
+        for e in &entries {
+            if !untrimmed.contains(&e.webhook) {
+                untrimmed.insert(e.webhook.clone());
+            }
+        }
         // Trimmed every TRIM_EVERY while entries come (a webhook holds at most that long's
         // deliveries beyond `keep`), TRIM_EVERY after the last one, and before a flush answers.
         // Not after every batch: under load the writer keeps up in small batches, and each

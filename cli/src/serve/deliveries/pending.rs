@@ -11,6 +11,8 @@ use std::collections::{HashMap, VecDeque};
 #[derive(Debug)]
 pub(super) struct Pending<T> {
     keep: usize,
+    /// An entry's webhook.
+    webhook: fn(&T) -> &str,
     by_webhook: HashMap<String, VecDeque<(u64, usize, T)>>,
     len: usize,
     /// The body bytes the waiting entries hold.
@@ -20,17 +22,19 @@ pub(super) struct Pending<T> {
 }
 
 impl<T> Pending<T> {
-    /// Nothing waiting; `keep` (at least 1) entries kept per webhook.
-    pub(super) fn new(keep: usize) -> Pending<T> {
-        Pending { keep: keep.max(1), by_webhook: HashMap::new(), len: 0, bytes: 0, next: 0 }
+    /// Nothing waiting; `keep` (at least 1) entries kept per webhook, which `webhook` reads
+    /// from an entry.
+    pub(super) fn new(keep: usize, webhook: fn(&T) -> &str) -> Pending<T> {
+        Pending { keep: keep.max(1), webhook, by_webhook: HashMap::new(), len: 0, bytes: 0, next: 0 }
     }
 
-    /// Adds `webhook`'s newest entry (holding `bytes` of body); its oldest waiting one goes
-    /// when it had `keep`.
-    pub(super) fn push(&mut self, webhook: &str, entry: T, bytes: usize) {
-        let queue = match self.by_webhook.get_mut(webhook) {
+    /// Adds an entry, its webhook's newest (holding `bytes` of body); that webhook's oldest
+    /// waiting one goes when it had `keep`. The webhook's name is copied once, not per entry.
+    pub(super) fn push(&mut self, entry: T, bytes: usize) {
+        let name = (self.webhook)(&entry);
+        let queue = match self.by_webhook.get_mut(name) {
             Some(queue) => queue,
-            None => self.by_webhook.entry(webhook.to_owned()).or_default(),
+            None => self.by_webhook.entry(name.to_owned()).or_default(),
         };
         if queue.len() == self.keep {
             if let Some((_, gone, _)) = queue.pop_front() {
@@ -78,33 +82,33 @@ mod tests {
 
     #[test]
     fn keeps_the_newest_per_webhook_in_arrival_order() {
-        let mut pending = Pending::new(2);
+        let mut pending = Pending::new(2, |e: &(&str, i32)| e.0);
         for (webhook, n) in [("a", 1), ("b", 2), ("a", 3), ("a", 4), ("c", 5), ("b", 6), ("a", 7)] {
-            pending.push(webhook, n, n as usize * 10);
+            pending.push((webhook, n), n as usize * 10);
         }
         // a: 1 and 3 were pushed out by 4 and 7 (and their bytes with them); b and c kept theirs.
         assert_eq!((pending.len(), pending.bytes()), (5, 240));
-        assert_eq!(pending.take(), vec![2, 4, 5, 6, 7]);
+        assert_eq!(pending.take(), vec![("b", 2), ("a", 4), ("c", 5), ("b", 6), ("a", 7)]);
         assert!(pending.is_empty());
-        assert_eq!(pending.take(), Vec::<i32>::new());
+        assert_eq!(pending.take(), Vec::new());
         // A webhook starts over after a write.
         assert_eq!(pending.bytes(), 0);
-        pending.push("a", 8, 1);
+        pending.push(("a", 8), 1);
         assert_eq!((pending.len(), pending.bytes()), (1, 1));
-        assert_eq!(pending.take(), vec![8]);
+        assert_eq!(pending.take(), vec![("a", 8)]);
     }
 
     #[test]
     fn a_flood_to_one_webhook_holds_keep_entries() {
-        let mut pending = Pending::new(1000);
+        let mut pending = Pending::new(1000, |e: &(&str, i32)| e.0);
         for n in 0..100_000 {
-            pending.push("flooded", n, 100);
+            pending.push(("flooded", n), 100);
             assert!(pending.len() <= 1000 && pending.bytes() <= 100_000);
         }
-        pending.push("quiet", -1, 0);
+        pending.push(("quiet", -1), 0);
         let written = pending.take();
         assert_eq!(written.len(), 1001);
-        assert_eq!(written[0], 99_000, "the newest thousand of the flood, oldest first");
-        assert_eq!(written[999..], [99_999, -1]);
+        assert_eq!(written[0], ("flooded", 99_000), "the newest thousand of the flood, oldest first");
+        assert_eq!(written[999..], [("flooded", 99_999), ("quiet", -1)]);
     }
 }
