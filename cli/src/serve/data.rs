@@ -190,13 +190,12 @@ pub(crate) async fn deliver(
             return empty(StatusCode::CONFLICT);
         }
     };
-    // Built before the verdict moves into the answer; not at all without a log.
-    let entry = app
-        .deliveries
-        .enabled()
-        .then(|| Entry::new(info, peer, &headers, &verdict, &bytes, app.deliveries.body_cap(), redelivery_of));
-    let response = answer(app, info, &headers, verdict, bytes, started).await;
-    if let Some(entry) = entry {
+    let body = app.deliveries.enabled().then(|| bytes.clone());
+    let response = answer(app, info, &headers, &verdict, bytes, started).await;
+    // Not at all without a log; the verdict moves into the entry, which the log's writer
+    // serialises only if it writes it.
+    if let Some(body) = body {
+        let entry = Entry::new(info, peer, &headers, verdict, &body, app.deliveries.body_cap(), redelivery_of);
         app.deliveries.record(entry.answered(&response));
     }
     response
@@ -210,7 +209,7 @@ async fn answer(
     app: &Arc<App>,
     info: &Resolved,
     headers: &HeaderMap,
-    verdict: Verdict,
+    verdict: &Verdict,
     payload: Bytes,
     started: Instant,
 ) -> Response {

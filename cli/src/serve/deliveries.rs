@@ -15,7 +15,7 @@
 //! PENDING_BODY_BYTES_MAX of bodies wait first).
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -141,6 +141,26 @@ impl BodyRate {
 #[derive(Clone, Debug)]
 pub(crate) struct Started(pub(crate) String);
 
+/// The verdict an entry carries: the engine's, serialised by the writer when the entry is
+/// written (under a flood most entries are superseded before that, and never are: the
+/// serialisation was a tenth of a mismatching delivery's CPU), or the service's own, for a
+/// delivery the engine never decided.
+#[derive(Clone, Debug)]
+enum Logged {
+    Engine(Verdict),
+    Service(String),
+}
+
+impl Logged {
+    /// The verdict's typed JSON, as stored.
+    fn text(&self) -> String {
+        match self {
+            Logged::Engine(verdict) => serde_json::to_string(verdict).unwrap_or_else(|_| "null".to_owned()),
+            Logged::Service(text) => text.clone(),
+        }
+    }
+}
+
 /// One delivery, as the log records it.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
@@ -148,13 +168,13 @@ pub(crate) struct Entry {
     received_at: f64,
     event: Option<String>,
     delivery: Option<String>,
-    source: String,
+    /// The sender's address, written as text by the writer.
+    source: IpAddr,
     status: u16,
-    /// The verdict's typed JSON, serialised once (it is stored as text).
-    verdict: String,
+    verdict: Logged,
     decision: &'static str,
     execution_id: Option<String>,
-    headers: Vec<(String, String)>,
+    headers: Vec<(&'static str, String)>,
     body: Bytes,
     body_size: usize,
     /// Whether the body was read (a delivery refused before it was has none to keep, whatever
@@ -163,22 +183,31 @@ pub(crate) struct Entry {
     redelivery_of: Option<i64>,
 }
 
-fn kept_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+fn kept_headers(headers: &HeaderMap) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     for name in KEPT_HEADERS {
         for value in headers.get_all(name) {
             if out.len() == MAX_HEADER_LINES {
                 return out;
             }
-            let value = String::from_utf8_lossy(value.as_bytes());
-            out.push((name.to_owned(), value.chars().take(MAX_HEADER_VALUE).collect()));
+            out.push((name, kept_text(value)));
         }
     }
     out
 }
 
+/// A header value as text: invalid UTF-8 replaced, cut at MAX_HEADER_VALUE characters. A
+/// valid value of at most that many bytes (every real one) is copied whole, not character by
+/// character.
+fn kept_text(value: &http::HeaderValue) -> String {
+    match std::str::from_utf8(value.as_bytes()) {
+        Ok(text) if text.len() <= MAX_HEADER_VALUE => text.to_owned(),
+        _ => String::from_utf8_lossy(value.as_bytes()).chars().take(MAX_HEADER_VALUE).collect(),
+    }
+}
+
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(MAX_HEADER_VALUE).collect())
+    headers.get(name).map(kept_text)
 }
 
 impl Entry {
@@ -187,7 +216,7 @@ impl Entry {
         info: &Resolved,
         peer: SocketAddr,
         headers: &HeaderMap,
-        verdict: &Verdict,
+        verdict: Verdict,
         body: &Bytes,
         cap: usize,
         redelivery_of: Option<i64>,
@@ -199,10 +228,10 @@ impl Entry {
             received_at: super::now(),
             event: header_text(headers, "x-github-event"),
             delivery: header_text(headers, "x-github-delivery"),
-            source: peer.ip().to_canonical().to_string(),
+            source: peer.ip(),
             status: 0,
-            verdict: serde_json::to_string(verdict).unwrap_or_else(|_| "null".to_owned()),
             decision: if verdict.is_trigger() { "trigger" } else { "reject" },
+            verdict: Logged::Engine(verdict),
             execution_id: None,
             headers: kept_headers(headers),
             body: body.slice(..body.len().min(cap)),
@@ -248,10 +277,11 @@ impl Entry {
             received_at: super::now(),
             event: header_text(headers, "x-github-event"),
             delivery: header_text(headers, "x-github-delivery"),
-            source: peer.ip().to_canonical().to_string(),
+            source: peer.ip(),
             status,
-            verdict: json!({ "decision": "reject", "webhook": info.name(), "step": step, "reason": reason })
-                .to_string(),
+            verdict: Logged::Service(
+                json!({ "decision": "reject", "webhook": info.name(), "step": step, "reason": reason }).to_string(),
+            ),
             decision: "reject",
             execution_id: None,
             headers: kept_headers(headers),
@@ -551,16 +581,16 @@ async fn insert(store: &Store, entries: &[Entry], trim: Option<Trim<'_>>) -> Res
         let sql = insert_sql(backend, chunk.len());
         let mut query = sqlx::query(&sql);
         for e in chunk {
-            let headers: Vec<[&str; 2]> = e.headers.iter().map(|(n, v)| [n.as_str(), v.as_str()]).collect();
+            let headers: Vec<[&str; 2]> = e.headers.iter().map(|(n, v)| [*n, v.as_str()]).collect();
             query = query
                 .bind(&e.webhook)
                 .bind(e.received_at)
                 .bind(e.event.as_deref())
                 .bind(e.delivery.as_deref())
-                .bind(&e.source)
+                .bind(e.source.to_canonical().to_string())
                 .bind(i64::from(e.status))
                 .bind(e.decision)
-                .bind(&e.verdict)
+                .bind(e.verdict.text())
                 .bind(e.execution_id.as_deref())
                 .bind(serde_json::to_string(&headers).unwrap_or_else(|_| "[]".into()))
                 .bind(e.body.to_vec())
@@ -771,18 +801,36 @@ mod tests {
         assert!(matches!(insert_sql(Backend::Sqlite, ROWS_PER_INSERT), std::borrow::Cow::Borrowed(_)));
     }
 
+    #[test]
+    fn kept_headers_copy_real_values_whole_and_cut_the_rest() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-github-event", http::HeaderValue::from_static("push"));
+        headers.insert("authorization", http::HeaderValue::from_static("token secret"));
+        let long = "é".repeat(MAX_HEADER_VALUE); // 2 bytes a character: over the byte fast path
+        headers.insert("user-agent", http::HeaderValue::from_str(&long).unwrap());
+        headers.insert("x-github-delivery", http::HeaderValue::from_bytes(b"id-\xff-end").unwrap());
+        let kept = kept_headers(&headers);
+        let get = |n: &str| kept.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone());
+        assert_eq!(get("x-github-event").as_deref(), Some("push"));
+        assert_eq!(get("authorization"), None, "a credential is never kept");
+        assert_eq!(get("user-agent").map(|v| v.chars().count()), Some(MAX_HEADER_VALUE), "cut at characters");
+        assert_eq!(get("x-github-delivery").as_deref(), Some("id-\u{fffd}-end"), "invalid UTF-8 replaced");
+        let exact = "a".repeat(MAX_HEADER_VALUE + 1);
+        assert_eq!(kept_text(&http::HeaderValue::from_str(&exact).unwrap()).len(), MAX_HEADER_VALUE);
+    }
+
     fn entry(webhook: &str, n: usize) -> Entry {
         Entry {
             webhook: webhook.to_owned(),
             received_at: super::super::now(),
             event: Some("push".to_owned()),
             delivery: Some(format!("d{n}")),
-            source: "127.0.0.1".to_owned(),
+            source: std::net::Ipv4Addr::LOCALHOST.into(),
             status: 200,
-            verdict: r#"{"decision":"reject"}"#.to_owned(),
+            verdict: Logged::Service(r#"{"decision":"reject"}"#.to_owned()),
             decision: "reject",
             execution_id: None,
-            headers: vec![("x-github-event".to_owned(), "push".to_owned())],
+            headers: vec![("x-github-event", "push".to_owned())],
             body: Bytes::from_static(b"{}"),
             body_size: 2,
             body_read: true,
