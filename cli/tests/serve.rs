@@ -694,6 +694,16 @@ async fn deliveries_over_real_http() {
     assert_eq!((a.status, a.body.len()), (403, 0));
     let a = deliver(addr, "no-such-token", &body, &signed_headers(HOOK_SECRET, &body, "push", "d-x")).await;
     assert_eq!(a.status, 404);
+    // The data plane is answered before the router: every answer still has its request id, any
+    // other method on /trigger is 405 and another path 404, as the router answers them.
+    let a = deliver(addr, &token, &tag, &signed_headers(HOOK_SECRET, &tag, "push", "d-id")).await;
+    let id = a.header("x-amzn-requestid").expect("a request id on a delivery's answer").to_owned();
+    let b = deliver(addr, "no-such-token", &body, &[]).await;
+    assert!(id.len() == 36 && b.header("x-amzn-requestid").is_some_and(|other| other != id), "{a:?} {b:?}");
+    let a = http(addr, "GET", &format!("/trigger?t={token}&v=1"), &[], b"").await;
+    assert_eq!((a.status, a.header("x-amzn-requestid").is_some()), (405, true));
+    let a = http(addr, "POST", &format!("/trigger/?t={token}&v=1"), &[], &body).await;
+    assert_eq!(a.status, 404);
     let a = deliver(addr, &token, b"", &[("Content-Length", (26 * 1024 * 1024).to_string())]).await;
     assert_eq!(a.status, 413);
     // Streamed (no Content-Length): cut at the limit.
@@ -741,7 +751,7 @@ async fn deliveries_over_real_http() {
         "codepipeline_webhooks_deliveries_total{outcome=\"duplicate\",step=\"none\"} 1",
         "codepipeline_webhooks_deliveries_total{outcome=\"rejected\",step=\"signature\"} 2",
         "codepipeline_webhooks_deliveries_total{outcome=\"rejected\",step=\"source_ip\"} 1",
-        "codepipeline_webhooks_deliveries_total{outcome=\"unknown_token\",step=\"none\"} 1",
+        "codepipeline_webhooks_deliveries_total{outcome=\"unknown_token\",step=\"none\"} 2",
         "codepipeline_webhooks_deliveries_total{outcome=\"ping\",step=\"none\"} 1",
         "codepipeline_webhooks_delivery_seconds_count",
     ] {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use http_body_util::BodyExt as _;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -119,13 +119,16 @@ impl BodyBudget {
     /// before the first byte is read, waiting [`BUDGET_WAIT`] at most; a body without one
     /// reserves in doubling steps as it arrives. The reservation lives as long as the caller
     /// holds the bytes.
-    pub async fn read(
+    pub async fn read<B>(
         &self,
-        mut body: Body,
+        mut body: B,
         limit: usize,
         declared: Option<u64>,
         deadline: Instant,
-    ) -> Result<(Bytes, Reservation), BodyError> {
+    ) -> Result<(Bytes, Reservation), BodyError>
+    where
+        B: hyper::body::Body<Data = Bytes> + Unpin,
+    {
         let mut reservation = Reservation { budget: self.inner.clone(), kib: 0 };
         let first = match declared {
             Some(n) => usize::try_from(n).map_err(|_| BodyError::TooLarge)?,
@@ -175,6 +178,7 @@ impl Reservation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
 
     #[tokio::test]
     async fn a_body_reserves_and_releases() {

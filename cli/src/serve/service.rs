@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -576,7 +576,14 @@ fn router(app: Arc<App>) -> Router {
     let bounded = tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout * 2);
     Router::new()
         .route("/", post(control_plane).layer(bounded))
-        .route("/trigger", post(super::data::trigger))
+        // Reached when the router is called directly: `serve_connections` sends POST /trigger
+        // to the data plane before the router; the route still answers 405 to other methods.
+        .route(
+            "/trigger",
+            post(|State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request| {
+                super::data::trigger(app, peer, request)
+            }),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .layer(axum::middleware::map_response(request_id))
@@ -598,10 +605,14 @@ fn request_uuid() -> String {
 }
 
 async fn request_id(mut response: Response) -> Response {
+    set_request_id(&mut response);
+    response
+}
+
+fn set_request_id(response: &mut Response) {
     if let Ok(v) = HeaderValue::from_str(&request_uuid()) {
         response.headers_mut().insert("x-amzn-requestid", v);
     }
-    response
 }
 
 /// Ready when the store answers and its last write (the probe every second, or any other) did
@@ -758,11 +769,16 @@ async fn shutdown_signal() {
 /// Accepts connections until SIGTERM or SIGINT, then lets open requests finish (10 s at most).
 /// HTTP/1.1 with a header read timeout (hyper's, which needs a timer; `axum::serve` sets none), so
 /// a client that sends its headers slowly cannot hold a connection; bodies are bounded by the
-/// handlers and the request timeout.
-pub(crate) async fn serve_connections(listener: tokio::net::TcpListener, router: Router, header_timeout: Duration) {
+/// handlers and the request timeout. With `data_plane`, `POST /trigger` goes to
+/// [`super::data::trigger`] directly and everything else to `router`.
+pub(crate) async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    data_plane: Option<Arc<App>>,
+    header_timeout: Duration,
+) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::server::graceful::GracefulShutdown;
-    use hyper_util::service::TowerToHyperService;
 
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -782,11 +798,21 @@ pub(crate) async fn serve_connections(listener: tokio::net::TcpListener, router:
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = tower::ServiceExt::map_request(router.clone(), move |mut request: http::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-                    request
+                let (router, data_plane) = (router.clone(), data_plane.clone());
+                let service = hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+                    let data_plane = data_plane.clone().filter(|_| request.method() == Method::POST && request.uri().path() == "/trigger");
+                    let router = router.clone();
+                    async move {
+                        if let Some(app) = data_plane {
+                            let mut response = super::data::trigger(app, peer, request).await;
+                            set_request_id(&mut response);
+                            return Ok::<_, std::convert::Infallible>(response);
+                        }
+                        request.extensions_mut().insert(ConnectInfo(peer));
+                        tower::ServiceExt::oneshot(router, request).await
+                    }
                 });
-                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
                 tokio::spawn(async move {
                     if let Err(e) = connection.await {
                         tracing::debug!(error = %e, "connection closed with an error");
@@ -835,7 +861,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     if let Some(runner) = &app.runner {
         runner.start(app.clone());
     }
-    serve_connections(listener, router(app.clone()), app.config.read_timeout).await;
+    serve_connections(listener, router(app.clone()), Some(app.clone()), app.config.read_timeout).await;
     if let Some(runner) = &app.runner {
         runner.shutdown().await;
     }

@@ -136,7 +136,7 @@ pub(crate) async fn serve(app: Arc<App>, bound: Bound) {
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(console.clone(), guard))
         .with_state(console);
-    super::service::serve_connections(bound.listener, router, timeout).await;
+    super::service::serve_connections(bound.listener, router, None, timeout).await;
 }
 
 async fn not_found() -> Response {
