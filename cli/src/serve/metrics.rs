@@ -15,6 +15,8 @@ pub struct Metrics {
     deliveries: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     api_calls: Mutex<BTreeMap<(String, u16), u64>>,
     executions_finished: Mutex<BTreeMap<&'static str, u64>>,
+    /// Deliveries by the first bound at or above their latency (not cumulative: one atomic add
+    /// per delivery, not one per bucket; `render` sums them up).
     buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_nanos: AtomicU64,
@@ -28,10 +30,8 @@ impl Metrics {
     pub fn delivery(&self, outcome: &'static str, step: &'static str, elapsed: Duration) {
         *self.deliveries.lock().unwrap_or_else(PoisonError::into_inner).entry((outcome, step)).or_default() += 1;
         let secs = elapsed.as_secs_f64();
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            if secs <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(bucket) = BUCKETS.iter().position(|bound| secs <= *bound) {
+            self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         self.latency_sum_nanos.fetch_add(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
@@ -65,12 +65,10 @@ impl Metrics {
         }
         out.push_str("# HELP codepipeline_webhooks_delivery_seconds Time from request to answer on /trigger.\n");
         out.push_str("# TYPE codepipeline_webhooks_delivery_seconds histogram\n");
+        let mut below = 0;
         for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            let _ = writeln!(
-                out,
-                "codepipeline_webhooks_delivery_seconds_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Ordering::Relaxed)
-            );
+            below += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(out, "codepipeline_webhooks_delivery_seconds_bucket{{le=\"{bound}\"}} {below}");
         }
         let count = self.latency_count.load(Ordering::Relaxed);
         let _ = writeln!(out, "codepipeline_webhooks_delivery_seconds_bucket{{le=\"+Inf\"}} {count}");
@@ -93,5 +91,32 @@ impl Metrics {
             let _ = writeln!(out, "codepipeline_webhooks_executions_finished_total{{status=\"{status}\"}} {n}");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_histogram_is_cumulative() {
+        let m = Metrics::default();
+        for micros in [50, 80, 300, 2_000, 2_000_000] {
+            m.delivery("ignored", "filter", Duration::from_micros(micros));
+        }
+        let text = m.render();
+        for line in [
+            "codepipeline_webhooks_delivery_seconds_bucket{le=\"0.0001\"} 2",
+            "codepipeline_webhooks_delivery_seconds_bucket{le=\"0.00025\"} 2",
+            "codepipeline_webhooks_delivery_seconds_bucket{le=\"0.0005\"} 3",
+            "codepipeline_webhooks_delivery_seconds_bucket{le=\"0.001\"} 3",
+            "codepipeline_webhooks_delivery_seconds_bucket{le=\"0.0025\"} 4",
+            "codepipeline_webhooks_delivery_seconds_bucket{le=\"1\"} 4",
+            "codepipeline_webhooks_delivery_seconds_bucket{le=\"+Inf\"} 5",
+            "codepipeline_webhooks_delivery_seconds_count 5",
+            "codepipeline_webhooks_deliveries_total{outcome=\"ignored\",step=\"filter\"} 5",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
     }
 }
