@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, HeaderName, StatusCode, header};
 use serde_json::json;
 
 use super::App;
-use super::deliveries::{Entry, Started};
+use super::deliveries::{Entry, Started, X_GITHUB_DELIVERY, X_GITHUB_EVENT};
 use super::limits::{BodyError, Reservation};
 use super::store::{ExecutionRow, QueuedJob, Recorded, TriggerRecord};
 use codepipeline_webhooks::registry::Resolved;
@@ -37,7 +37,9 @@ fn busy() -> Response {
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    // Serialised into bytes: `Value`'s `Display` (`to_string`) goes through a formatter.
+    let text = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+    (status, [(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
 fn empty(status: StatusCode) -> Response {
@@ -201,7 +203,7 @@ pub(crate) async fn deliver(
     response
 }
 
-fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+fn header_str<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -213,8 +215,8 @@ async fn answer(
     payload: Bytes,
     started: Instant,
 ) -> Response {
-    let event = header_str(headers, "x-github-event");
-    let delivery = header_str(headers, "x-github-delivery");
+    let event = header_str(headers, &X_GITHUB_EVENT);
+    let delivery = header_str(headers, &X_GITHUB_DELIVERY);
     let is_ping = event == Some("ping");
     match verdict.rejection() {
         None => {
@@ -227,7 +229,7 @@ async fn answer(
             let id = super::execution_id();
             let running = app.runner.is_some();
             // What it runs: the head commit the delivery names, for the target action.
-            let revision = super::revisions::payload_json(header_str(headers, "content-type"), &payload)
+            let revision = super::revisions::payload_json(header_str(headers, &header::CONTENT_TYPE), &payload)
                 .and_then(|p| super::revisions::source_revision(verdict.target_action(), &p));
             let source_revisions = serde_json::to_string(&revision.iter().collect::<Vec<_>>()).unwrap_or_default();
             let execution = ExecutionRow {

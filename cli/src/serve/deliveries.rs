@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::response::Response;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use serde_json::{Value, json};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
@@ -38,17 +38,24 @@ mod pending;
 /// The request headers kept with a delivery (lower case). Nothing that carries a credential:
 /// no `Authorization`, no cookies. The signature headers are kept for redelivery (a signature
 /// is a MAC of the body, not the secret) but the console shows only that they were present.
-pub const KEPT_HEADERS: [&str; 9] = [
-    "content-type",
-    "user-agent",
-    "x-github-event",
-    "x-github-delivery",
-    "x-github-hook-id",
-    "x-github-hook-installation-target-id",
-    "x-github-hook-installation-target-type",
-    "x-hub-signature",
-    "x-hub-signature-256",
+/// Header names parsed once: a lookup by `&str` parses and hashes its name on every call, and
+/// every delivery's log entry makes eleven of them.
+pub static KEPT_HEADERS: [HeaderName; 9] = [
+    HeaderName::from_static("content-type"),
+    HeaderName::from_static("user-agent"),
+    HeaderName::from_static("x-github-event"),
+    HeaderName::from_static("x-github-delivery"),
+    HeaderName::from_static("x-github-hook-id"),
+    HeaderName::from_static("x-github-hook-installation-target-id"),
+    HeaderName::from_static("x-github-hook-installation-target-type"),
+    HeaderName::from_static("x-hub-signature"),
+    HeaderName::from_static("x-hub-signature-256"),
 ];
+
+/// `X-GitHub-Event`, parsed once.
+pub(crate) static X_GITHUB_EVENT: HeaderName = HeaderName::from_static("x-github-event");
+/// `X-GitHub-Delivery`, parsed once.
+pub(crate) static X_GITHUB_DELIVERY: HeaderName = HeaderName::from_static("x-github-delivery");
 
 /// Headers whose values the console never shows (it shows that they were present).
 pub const SIGNATURE_HEADERS: [&str; 2] = ["x-hub-signature", "x-hub-signature-256"];
@@ -185,12 +192,12 @@ pub(crate) struct Entry {
 
 fn kept_headers(headers: &HeaderMap) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    for name in KEPT_HEADERS {
+    for name in &KEPT_HEADERS {
         for value in headers.get_all(name) {
             if out.len() == MAX_HEADER_LINES {
                 return out;
             }
-            out.push((name, kept_text(value)));
+            out.push((name.as_str(), kept_text(value)));
         }
     }
     out
@@ -206,7 +213,7 @@ fn kept_text(value: &http::HeaderValue) -> String {
     }
 }
 
-fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     headers.get(name).map(kept_text)
 }
 
@@ -226,8 +233,8 @@ impl Entry {
         Entry {
             webhook: info.name().to_owned(),
             received_at: super::now(),
-            event: header_text(headers, "x-github-event"),
-            delivery: header_text(headers, "x-github-delivery"),
+            event: header_text(headers, &X_GITHUB_EVENT),
+            delivery: header_text(headers, &X_GITHUB_DELIVERY),
             source: peer.ip(),
             status: 0,
             decision: if verdict.is_trigger() { "trigger" } else { "reject" },
@@ -275,8 +282,8 @@ impl Entry {
         Entry {
             webhook: info.name().to_owned(),
             received_at: super::now(),
-            event: header_text(headers, "x-github-event"),
-            delivery: header_text(headers, "x-github-delivery"),
+            event: header_text(headers, &X_GITHUB_EVENT),
+            delivery: header_text(headers, &X_GITHUB_DELIVERY),
             source: peer.ip(),
             status,
             verdict: Logged::Service(
