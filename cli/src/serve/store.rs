@@ -1875,10 +1875,13 @@ mod tests {
         assert!(tx.take_webhook_slot(10).await.unwrap());
         tx.put_webhook("w", "tok", "{}").await.unwrap();
         tx.commit(1.0).await.unwrap();
+        // An id seen more than the window (3,600 s) before the batch is taken over, not a repeat.
+        assert_eq!(store.record_trigger(&record(Some("stale"), "stale", -5000.0)).await.unwrap(), Recorded::Started);
         assert_eq!(store.record_trigger(&record(Some("seen"), "before", 999.0)).await.unwrap(), Recorded::Started);
         let kind = |n: usize| match n % 10 {
             0 => None,
             3 => Some("seen".to_owned()),
+            7 if n == 7 => Some("stale".to_owned()),
             5 => Some("again".to_owned()),
             _ => Some(format!("d{:03}", 299 - n)),
         };
@@ -1897,7 +1900,7 @@ mod tests {
         let mut started: Vec<String> =
             (0..300).filter(|&n| expected[n] == Recorded::Started).map(|n| format!("e{n:03}")).collect();
         started.reverse();
-        started.push("before".to_owned());
+        started.extend(["before".to_owned(), "stale".to_owned()]);
         assert_eq!(listed, started, "newest first, in arrival order");
         assert_eq!(store.webhook("w").await.unwrap().unwrap().last_triggered, Some(1299.0));
         // The same batch again: every id it carries is now a duplicate; those without one start.
@@ -1907,6 +1910,7 @@ mod tests {
         }
         let again = store.record_triggers(&batch).await.unwrap();
         assert_eq!(again.iter().filter(|r| **r == Recorded::Started).count(), 30);
+        assert_eq!(again[7], Recorded::Duplicate, "the stale id, taken over by the batch, is fresh now");
     }
 
     #[tokio::test]
