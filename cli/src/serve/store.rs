@@ -1720,6 +1720,10 @@ fn sqlite_pool_options(connections: u32) -> AnyPoolOptions {
         .max_connections(connections)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(10))
+        // No ping before each use: a connection to a local file does not go stale, and sqlx's
+        // ping is a round trip to the connection's thread (a wake-up each way) for every batch
+        // and every query. (Postgres keeps it: a connection across a restart of the server is.)
+        .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 // WAL + NORMAL: a committed transaction survives the process being killed (it
