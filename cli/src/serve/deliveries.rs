@@ -578,11 +578,8 @@ fn insert_sql(backend: Backend, rows: usize) -> std::borrow::Cow<'static, str> {
 
 /// Inserts a batch in one transaction and, given `trim`, trims its webhooks.
 async fn insert(store: &Store, entries: &[Entry], trim: Option<Trim<'_>>) -> Result<(), StoreError> {
-    let _turn = store.write_turn().await;
-    let mut tx = match store.backend() {
-        Backend::Sqlite => store.writer().begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => store.writer().begin().await?,
-    };
+    let mut turn = store.write_turn().await;
+    let mut tx = turn.begin().await?;
     let backend = store.backend();
     for chunk in entries.chunks(ROWS_PER_INSERT) {
         let sql = insert_sql(backend, chunk.len());

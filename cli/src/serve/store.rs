@@ -301,8 +301,31 @@ pub struct Store {
     /// The last failed write, for readiness.
     health: Health,
     /// SQLite has one writer at a time: the writers of this process (the trigger recorder, the
-    /// delivery log) queue here instead of in SQLite's busy handler, which sleeps.
-    write_gate: tokio::sync::Mutex<()>,
+    /// delivery log) queue here instead of in SQLite's busy handler, which sleeps. It holds the
+    /// writer pool's one connection, taken out once: sqlx pings a connection each time it goes
+    /// back to a pool (and before it is handed out), a round trip to the connection's thread
+    /// for every batch. `None` on Postgres (and once closed).
+    write_gate: tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<sqlx::Any>>>,
+}
+
+/// The turn of this process's batch writers ([`Store::write_turn`]): on SQLite the writer
+/// connection, held until dropped.
+pub(crate) struct WriteTurn<'s> {
+    store: &'s Store,
+    held: Option<tokio::sync::MutexGuard<'s, Option<sqlx::pool::PoolConnection<sqlx::Any>>>>,
+}
+
+impl WriteTurn<'_> {
+    /// A write transaction in this turn: SQLite's `BEGIN IMMEDIATE` (the write lock at once, not
+    /// at the first write) on the writer connection; on Postgres, one from the pool.
+    pub(crate) async fn begin(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Any>, StoreError> {
+        use sqlx::Connection as _;
+        Ok(match (self.store.backend, self.held.as_deref_mut().and_then(Option::as_mut)) {
+            (Backend::Sqlite, Some(conn)) => conn.begin_with("BEGIN IMMEDIATE").await?,
+            (Backend::Sqlite, None) => self.store.writer.begin_with("BEGIN IMMEDIATE").await?,
+            (Backend::Postgres, _) => self.store.writer.begin().await?,
+        })
+    }
 }
 
 /// The last write that failed (when, and why), shared with write transactions.
@@ -435,6 +458,7 @@ impl Store {
             .connect(&url)
             .await
             .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
+        let held = writer.acquire().await.map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
         Ok(Store {
             pool,
             writer,
@@ -442,7 +466,7 @@ impl Store {
             _lock: Some(lock),
             liveness: Default::default(),
             health: Health::default(),
-            write_gate: Default::default(),
+            write_gate: tokio::sync::Mutex::new(Some(held)),
         })
     }
 
@@ -453,21 +477,17 @@ impl Store {
 
     /// SQLite: the turn of this process's batch writers (held for a write transaction); Postgres
     /// has row locks, and no turn to wait for.
-    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.backend {
+    pub(crate) async fn write_turn(&self) -> WriteTurn<'_> {
+        let held = match self.backend {
             Backend::Sqlite => Some(self.write_gate.lock().await),
             Backend::Postgres => None,
-        }
+        };
+        WriteTurn { store: self, held }
     }
 
     /// The connection pool, for the modules that keep their own tables (the delivery log).
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
-    }
-
-    /// The batch writers' connection (see `writer`): held with [`write_turn`](Self::write_turn).
-    pub(crate) fn writer(&self) -> &AnyPool {
-        &self.writer
     }
 
     /// The key that signs `NextToken`s, shared by every instance: made (32 random bytes,
@@ -615,16 +635,13 @@ impl Store {
                 out[w[1]] = Recorded::Duplicate;
             }
         }
-        let _turn = self.write_turn().await;
+        let mut turn = self.write_turn().await;
         if self.backend == Backend::Postgres
             && let Some(window) = one_window(batch)
         {
             return self.record_triggers_postgres(batch, &order, out, window).await;
         }
-        let mut tx = match self.backend {
-            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.writer.begin().await?,
-        };
+        let mut tx = turn.begin().await?;
         if let Some(window) = one_window(batch) {
             // SQLite (Postgres took its one statement above), no on-trigger jobs (whose queue
             // places are counted row by row) and one dedupe window: one statement per table and
@@ -808,7 +825,7 @@ impl Store {
     /// instance may have stamped a later one).
     async fn stamp_last_triggered(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         batch: &[TriggerRecord],
         out: &[Recorded],
     ) -> Result<(), StoreError> {
@@ -1300,6 +1317,9 @@ impl Store {
         if let Some(conn) = self.liveness.lock().await.take() {
             let _ = sqlx::Connection::close(conn).await;
         }
+        if let Some(held) = self.write_gate.lock().await.take() {
+            let _ = held.close().await;
+        }
         self.writer.close().await;
         self.pool.close().await;
     }
@@ -1619,7 +1639,7 @@ struct Waiting<'a> {
 /// Rows are removed before their executions are marked, so one that a claim took meanwhile keeps
 /// running.
 async fn enqueue(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
     w: Waiting<'_>,
 ) -> Result<(), StoreError> {
@@ -1831,7 +1851,7 @@ pub(crate) fn placeholders(backend: Backend, rows: usize, columns: usize) -> Str
 }
 
 /// Postgres: a transaction-scoped advisory lock on `key`.
-async fn lock(tx: &mut sqlx::Transaction<'static, sqlx::Any>, key: &str) -> Result<(), StoreError> {
+async fn lock(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &str) -> Result<(), StoreError> {
     sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtext($1))) AS locked")
         .bind(key.to_owned())
         .fetch_one(&mut **tx)
