@@ -1207,3 +1207,37 @@ async fn item7_readiness_on_postgres() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// On Postgres, the server's connections cut (as a restart of the database does): the next
+/// delivery still starts its execution, and so do the ones after it. The trigger writer holds
+/// a connection from batch to batch; a batch that fails on it lets it go and is tried once more
+/// on a fresh one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_start_again_after_postgres_cuts_the_connections() {
+    use sqlx::Connection as _;
+    let Some(url) = postgres_database("cut").await else { return };
+    let dir = temp_dir("cutpg");
+    let server = Server::start(&dir.join("data"), &["--database-url", &url]);
+    let (c, addr) = (server.client(), server.addr);
+    let token = setup(&c, "app", "hook").await;
+    let body = push();
+    let a = deliver(addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", "before-cut")).await;
+    assert_eq!(a.status, 202, "{}", a.text());
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = sqlx::PgConnection::connect(&std::env::var("TEST_DATABASE_URL").unwrap()).await.unwrap();
+    let cut: Vec<(bool,)> =
+        sqlx::query_as(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+    assert!(cut.iter().any(|(done,)| *done), "the server's connections were cut");
+    for n in 0..3 {
+        let a =
+            deliver(addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", &format!("after-cut-{n}"))).await;
+        assert_eq!(a.status, 202, "delivery {n} after the cut: {}", a.text());
+    }
+    let listed = c.list_pipeline_executions().pipeline_name("app").send().await.unwrap();
+    assert_eq!(listed.pipeline_execution_summaries().len(), 4);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -306,6 +306,10 @@ pub struct Store {
     /// back to a pool (and before it is handed out), a round trip to the connection's thread
     /// for every batch. `None` on Postgres (and once closed).
     write_gate: tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<sqlx::Any>>>,
+    /// Postgres: the trigger recorder's connection, held from batch to batch for the same
+    /// reason (two pings, two round trips to the server, for each one-statement batch); let go
+    /// after an error, so that the next batch takes a working one from the pool.
+    trigger_conn: tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<sqlx::Any>>>,
 }
 
 /// The turn of this process's batch writers ([`Store::write_turn`]): on SQLite the writer
@@ -402,6 +406,7 @@ impl Store {
                     liveness: Default::default(),
                     health: Health::default(),
                     write_gate: Default::default(),
+                    trigger_conn: Default::default(),
                 })
             }
             Location::Url(url) => Err(StoreError(format!(
@@ -467,6 +472,7 @@ impl Store {
             liveness: Default::default(),
             health: Health::default(),
             write_gate: tokio::sync::Mutex::new(Some(held)),
+            trigger_conn: Default::default(),
         })
     }
 
@@ -808,7 +814,22 @@ impl Store {
                 .bind(t.execution.start_time);
             query = bind_execution(query, &t.execution, t.instance.as_deref());
         }
-        let rows = query.bind(window).fetch_all(&self.writer).await?;
+        let mut held = self.trigger_conn.lock().await;
+        let conn = match held.take() {
+            Some(conn) => conn,
+            None => self.writer.acquire().await?,
+        };
+        let conn = held.insert(conn);
+        let rows = match query.bind(window).fetch_all(&mut **conn).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                // Perhaps the connection broke (the server restarted): back to the pool, which
+                // pings it and closes it if so.
+                *held = None;
+                return Err(e.into());
+            }
+        };
+        drop(held);
         for &i in &candidates {
             out[i] = Recorded::Duplicate;
         }
@@ -1317,8 +1338,10 @@ impl Store {
         if let Some(conn) = self.liveness.lock().await.take() {
             let _ = sqlx::Connection::close(conn).await;
         }
-        if let Some(held) = self.write_gate.lock().await.take() {
-            let _ = held.close().await;
+        for gate in [&self.write_gate, &self.trigger_conn] {
+            if let Some(held) = gate.lock().await.take() {
+                let _ = held.close().await;
+            }
         }
         self.writer.close().await;
         self.pool.close().await;
