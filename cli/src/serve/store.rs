@@ -303,13 +303,19 @@ pub struct Store {
     /// SQLite has one writer at a time: the writers of this process (the trigger recorder, the
     /// delivery log) queue here instead of in SQLite's busy handler, which sleeps. It holds the
     /// writer pool's one connection, taken out once: sqlx pings a connection each time it goes
-    /// back to a pool (and before it is handed out), a round trip to the connection's thread
-    /// for every batch. `None` on Postgres (and once closed).
+    /// back to its pool, a round trip to the connection's thread for every batch. Replaced when
+    /// a transaction cannot begin on it ([`WriteTurn::begin`]). `None` on Postgres (and once
+    /// closed).
     write_gate: tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<sqlx::Any>>>,
-    /// Postgres: the trigger recorder's connection, held from batch to batch for the same
-    /// reason (two pings, two round trips to the server, for each one-statement batch); let go
-    /// after an error, so that the next batch takes a working one from the pool.
-    trigger_conn: tokio::sync::Mutex<Option<sqlx::pool::PoolConnection<sqlx::Any>>>,
+    /// Postgres: the trigger recorder's connection and when it was last used, kept from batch
+    /// to batch for the same reason (two pings, two round trips to the server, for each
+    /// one-statement batch) while batches keep coming: after [`HELD_IDLE_MAX`] without one it
+    /// goes back to the pool, whose ping finds a connection that broke meanwhile (a restart,
+    /// an idle timeout on the way).
+    trigger_conn: tokio::sync::Mutex<Option<(sqlx::pool::PoolConnection<sqlx::Any>, std::time::Instant)>>,
+    /// SQLite: a transaction could not begin on the held writer connection; the next turn
+    /// replaces it.
+    writer_broken: std::sync::atomic::AtomicBool,
 }
 
 /// The turn of this process's batch writers ([`Store::write_turn`]): on SQLite the writer
@@ -321,13 +327,31 @@ pub(crate) struct WriteTurn<'s> {
 
 impl WriteTurn<'_> {
     /// A write transaction in this turn: SQLite's `BEGIN IMMEDIATE` (the write lock at once, not
-    /// at the first write) on the writer connection; on Postgres, one from the pool.
+    /// at the first write) on the writer connection; on Postgres, one from the pool. When it
+    /// cannot begin on the held connection, the connection may be broken (its thread gone, a
+    /// transaction left open): the next turn closes it and opens another one in its place.
     pub(crate) async fn begin(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Any>, StoreError> {
         use sqlx::Connection as _;
-        Ok(match (self.store.backend, self.held.as_deref_mut().and_then(Option::as_mut)) {
-            (Backend::Sqlite, Some(conn)) => conn.begin_with("BEGIN IMMEDIATE").await?,
-            (Backend::Sqlite, None) => self.store.writer.begin_with("BEGIN IMMEDIATE").await?,
-            (Backend::Postgres, _) => self.store.writer.begin().await?,
+        let store = self.store;
+        if store.writer_broken.swap(false, std::sync::atomic::Ordering::Relaxed)
+            && let Some(slot) = self.held.as_deref_mut()
+        {
+            if let Some(conn) = slot.take() {
+                let _ = conn.close().await;
+            }
+            // If that fails too, transactions begin on the writer pool until it works again.
+            *slot = store.writer.acquire().await.ok();
+        }
+        Ok(match (store.backend, self.held.as_deref_mut().and_then(Option::as_mut)) {
+            (Backend::Sqlite, Some(conn)) => match conn.begin_with("BEGIN IMMEDIATE").await {
+                Ok(tx) => tx,
+                Err(e) => {
+                    store.writer_broken.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return Err(e.into());
+                }
+            },
+            (Backend::Sqlite, None) => store.writer.begin_with("BEGIN IMMEDIATE").await?,
+            (Backend::Postgres, _) => store.writer.begin().await?,
         })
     }
 }
@@ -407,6 +431,7 @@ impl Store {
                     health: Health::default(),
                     write_gate: Default::default(),
                     trigger_conn: Default::default(),
+                    writer_broken: Default::default(),
                 })
             }
             Location::Url(url) => Err(StoreError(format!(
@@ -473,6 +498,7 @@ impl Store {
             health: Health::default(),
             write_gate: tokio::sync::Mutex::new(Some(held)),
             trigger_conn: Default::default(),
+            writer_broken: Default::default(),
         })
     }
 
@@ -482,7 +508,8 @@ impl Store {
     }
 
     /// SQLite: the turn of this process's batch writers (held for a write transaction); Postgres
-    /// has row locks, and no turn to wait for.
+    /// has row locks, and no turn to wait for (the trigger recorder, one task, keeps a
+    /// connection of its own).
     pub(crate) async fn write_turn(&self) -> WriteTurn<'_> {
         let held = match self.backend {
             Backend::Sqlite => Some(self.write_gate.lock().await),
@@ -804,29 +831,44 @@ impl Store {
             return Ok(out);
         }
         let sql = postgres_batch_sql(candidates.len());
-        let mut query = sqlx::query(&sql);
-        for &i in &candidates {
-            let t = &batch[i];
-            query = query
-                .bind(i64::try_from(i).unwrap_or(i64::MAX))
-                .bind(&t.webhook)
-                .bind(t.delivery.as_deref())
-                .bind(t.execution.start_time);
-            query = bind_execution(query, &t.execution, t.instance.as_deref());
-        }
-        let mut held = self.trigger_conn.lock().await;
-        let conn = match held.take() {
-            Some(conn) => conn,
-            None => self.writer.acquire().await?,
+        let statement = || {
+            let mut query = sqlx::query(&sql);
+            for &i in &candidates {
+                let t = &batch[i];
+                query = query
+                    .bind(i64::try_from(i).unwrap_or(i64::MAX))
+                    .bind(&t.webhook)
+                    .bind(t.delivery.as_deref())
+                    .bind(t.execution.start_time);
+                query = bind_execution(query, &t.execution, t.instance.as_deref());
+            }
+            query.bind(window)
         };
-        let conn = held.insert(conn);
-        let rows = match query.bind(window).fetch_all(&mut **conn).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                // Perhaps the connection broke (the server restarted): back to the pool, which
-                // pings it and closes it if so.
-                *held = None;
-                return Err(e.into());
+        let mut held = self.trigger_conn.lock().await;
+        let kept = held.take().filter(|(_, used)| used.elapsed() < HELD_IDLE_MAX).map(|(conn, _)| conn);
+        let rows = match kept {
+            Some(mut conn) => match statement().fetch_all(&mut *conn).await {
+                Ok(rows) => {
+                    *held = Some((conn, std::time::Instant::now()));
+                    rows
+                }
+                Err(e) => {
+                    // Perhaps the kept connection broke (the server restarted): back to the pool
+                    // (whose ping closes it if so), and once more on one from the pool, before
+                    // the failure counts (for readiness) and the recorder's own retry.
+                    tracing::debug!(error = %e, "a trigger batch failed on the kept connection; once more");
+                    drop(conn);
+                    let mut conn = self.writer.acquire().await?;
+                    let rows = statement().fetch_all(&mut *conn).await?;
+                    *held = Some((conn, std::time::Instant::now()));
+                    rows
+                }
+            },
+            None => {
+                let mut conn = self.writer.acquire().await?;
+                let rows = statement().fetch_all(&mut *conn).await?;
+                *held = Some((conn, std::time::Instant::now()));
+                rows
             }
         };
         drop(held);
@@ -1338,10 +1380,11 @@ impl Store {
         if let Some(conn) = self.liveness.lock().await.take() {
             let _ = sqlx::Connection::close(conn).await;
         }
-        for gate in [&self.write_gate, &self.trigger_conn] {
-            if let Some(held) = gate.lock().await.take() {
-                let _ = held.close().await;
-            }
+        if let Some(held) = self.write_gate.lock().await.take() {
+            let _ = held.close().await;
+        }
+        if let Some((held, _)) = self.trigger_conn.lock().await.take() {
+            let _ = held.close().await;
         }
         self.writer.close().await;
         self.pool.close().await;
@@ -1747,6 +1790,9 @@ fn bind_execution<'q>(
 /// The most rows one multi-row statement carries.
 const ROWS_PER_STATEMENT: usize = 64;
 
+/// How long the Postgres trigger recorder keeps its connection without a batch.
+const HELD_IDLE_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The dedupe window (a record's start time less its `dedupe_after`) when it is the same for
 /// every record of `batch` and none has an on-trigger job: then the batch is written with one
 /// statement per table.
@@ -1958,6 +2004,27 @@ mod tests {
         let again = store.record_triggers(&batch).await.unwrap();
         assert_eq!(again.iter().filter(|r| **r == Recorded::Started).count(), 30);
         assert_eq!(again[7], Recorded::Duplicate, "the stale id, taken over by the batch, is fresh now");
+    }
+
+    /// A transaction left open on the held writer connection (its Transaction forgotten, so no
+    /// rollback is queued): the next batch cannot begin and fails; the one after it runs on a
+    /// new connection.
+    #[tokio::test]
+    async fn a_broken_writer_connection_is_replaced() {
+        let dir = std::env::temp_dir().join(format!("cpw-store-broken-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = Store::open(&Location::DataDir(dir.clone())).await.unwrap();
+        {
+            let mut turn = store.write_turn().await;
+            std::mem::forget(turn.begin().await.unwrap());
+        }
+        let first = store.record_triggers(&[record(Some("d1"), "e1", 1000.0)]).await;
+        assert!(first.is_err(), "the connection is still in its transaction: {first:?}");
+        let second = store.record_triggers(&[record(Some("d1"), "e1", 1000.0)]).await.unwrap();
+        assert_eq!(second, [Recorded::Started]);
+        assert_eq!(store.executions("p", None, 10).await.unwrap().len(), 1);
+        store.close().await;
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
