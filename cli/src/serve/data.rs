@@ -193,12 +193,14 @@ pub(crate) async fn deliver(
         }
     };
     let body = app.deliveries.enabled().then(|| bytes.clone());
+    // When it was evaluated, not when its trigger is committed (which may wait for the database).
+    let received_at = super::now();
     let response = answer(app, info, &headers, &verdict, bytes, started).await;
     // Not at all without a log; the verdict moves into the entry, which the log's writer
     // serialises only if it writes it.
     if let Some(body) = body {
         let entry = Entry::new(info, peer, &headers, verdict, &body, app.deliveries.body_cap(), redelivery_of);
-        app.deliveries.record(entry.answered(&response));
+        app.deliveries.record(entry.received_at(received_at).answered(&response));
     }
     response
 }

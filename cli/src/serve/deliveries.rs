@@ -299,6 +299,12 @@ impl Entry {
         }
     }
 
+    /// The entry as received at `at` (seconds since the epoch), not when it was built.
+    pub(crate) fn received_at(mut self, at: f64) -> Entry {
+        self.received_at = at;
+        self
+    }
+
     fn with_size(mut self, body_size: usize) -> Entry {
         self.body_size = body_size;
         self
