@@ -70,7 +70,8 @@ impl Metrics {
             below += bucket.load(Ordering::Relaxed);
             let _ = writeln!(out, "codepipeline_webhooks_delivery_seconds_bucket{{le=\"{bound}\"}} {below}");
         }
-        let count = self.latency_count.load(Ordering::Relaxed);
+        // Not below the buckets' sum: a delivery may be in its bucket and not yet in the count.
+        let count = self.latency_count.load(Ordering::Relaxed).max(below);
         let _ = writeln!(out, "codepipeline_webhooks_delivery_seconds_bucket{{le=\"+Inf\"}} {count}");
         let sum = self.latency_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
         let _ = writeln!(out, "codepipeline_webhooks_delivery_seconds_sum {sum}");
