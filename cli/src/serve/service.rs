@@ -585,8 +585,10 @@ fn router(app: Arc<App>) -> Router {
     let bounded = tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout * 2);
     Router::new()
         .route("/", post(control_plane).layer(bounded))
-        // Reached when the router is called directly: `serve_connections` sends POST /trigger
-        // to the data plane before the router; the route still answers 405 to other methods.
+        // `serve_connections` sends POST /trigger to the data plane before the router, so in the
+        // binary this route answers only the other methods (405 with `Allow: POST`); its POST
+        // handler serves the router called on its own (with `ConnectInfo` set, as
+        // `serve_connections` sets it for every request it routes).
         .route(
             "/trigger",
             post(|State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request| {
