@@ -846,31 +846,28 @@ impl Store {
         };
         let mut held = self.trigger_conn.lock().await;
         let kept = held.take().filter(|(_, used)| used.elapsed() < HELD_IDLE_MAX).map(|(conn, _)| conn);
-        let rows = match kept {
+        let done = match kept {
             Some(mut conn) => match statement().fetch_all(&mut *conn).await {
-                Ok(rows) => {
-                    *held = Some((conn, std::time::Instant::now()));
-                    rows
-                }
+                Ok(rows) => Some((conn, rows)),
                 Err(e) => {
                     // Perhaps the kept connection broke (the server restarted): back to the pool
                     // (whose ping closes it if so), and once more on one from the pool, before
                     // the failure counts (for readiness) and the recorder's own retry.
                     tracing::debug!(error = %e, "a trigger batch failed on the kept connection; once more");
-                    drop(conn);
-                    let mut conn = self.writer.acquire().await?;
-                    let rows = statement().fetch_all(&mut *conn).await?;
-                    *held = Some((conn, std::time::Instant::now()));
-                    rows
+                    None
                 }
             },
+            None => None,
+        };
+        let (conn, rows) = match done {
+            Some(done) => done,
             None => {
                 let mut conn = self.writer.acquire().await?;
                 let rows = statement().fetch_all(&mut *conn).await?;
-                *held = Some((conn, std::time::Instant::now()));
-                rows
+                (conn, rows)
             }
         };
+        *held = Some((conn, std::time::Instant::now()));
         drop(held);
         for &i in &candidates {
             out[i] = Recorded::Duplicate;
