@@ -199,8 +199,8 @@ pub(crate) async fn deliver(
     // Not at all without a log; the verdict moves into the entry, which the log's writer
     // serialises only if it writes it.
     if let Some(body) = body {
-        let entry = Entry::new(info, peer, &headers, verdict, &body, app.deliveries.body_cap(), redelivery_of);
-        app.deliveries.record(entry.received_at(received_at).answered(&response));
+        let entry = Entry::new(info, peer, &headers, verdict, &body, app.deliveries.body_cap(), received_at);
+        app.deliveries.record(entry.redelivery_of(redelivery_of).answered(&response));
     }
     response
 }

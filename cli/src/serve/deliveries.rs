@@ -218,7 +218,8 @@ fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
 }
 
 impl Entry {
-    /// A delivery the engine decided; the status is set by [`answered`](Self::answered).
+    /// A delivery the engine decided at `received_at` (seconds since the epoch); the status is
+    /// set by [`answered`](Self::answered).
     pub(crate) fn new(
         info: &Resolved,
         peer: SocketAddr,
@@ -226,13 +227,13 @@ impl Entry {
         verdict: Verdict,
         body: &Bytes,
         cap: usize,
-        redelivery_of: Option<i64>,
+        received_at: f64,
     ) -> Entry {
         let refused = matches!(verdict.step(), Some(Step::SourceIp | Step::Signature));
         let cap = if refused { cap.min(REFUSED_BODY_CAP) } else { cap };
         Entry {
             webhook: info.name().to_owned(),
-            received_at: super::now(),
+            received_at,
             event: header_text(headers, &X_GITHUB_EVENT),
             delivery: header_text(headers, &X_GITHUB_DELIVERY),
             source: peer.ip(),
@@ -244,7 +245,7 @@ impl Entry {
             body: body.slice(..body.len().min(cap)),
             body_size: body.len(),
             body_read: true,
-            redelivery_of,
+            redelivery_of: None,
         }
     }
 
@@ -297,12 +298,6 @@ impl Entry {
             body_read: body.is_some(),
             redelivery_of: None,
         }
-    }
-
-    /// The entry as received at `at` (seconds since the epoch), not when it was built.
-    pub(crate) fn received_at(mut self, at: f64) -> Entry {
-        self.received_at = at;
-        self
     }
 
     fn with_size(mut self, body_size: usize) -> Entry {
