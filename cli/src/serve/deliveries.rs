@@ -319,6 +319,14 @@ impl Entry {
     }
 }
 
+/// A kept body cut at the cap (`size`: the whole body's), copied into a buffer of its own: a
+/// slice would keep the whole body's buffer (up to the webhook's limit, 25 MiB) alive while the
+/// entry waits, where the log's bounds (the queue, PENDING_BODY_BYTES_MAX, the body rate)
+/// count only the kept bytes. A body kept whole is the buffer itself, not copied.
+fn own_if_cut(body: Bytes, size: usize) -> Bytes {
+    if body.is_empty() || body.len() == size { body } else { Bytes::copy_from_slice(&body) }
+}
+
 /// What the writer is handed: an entry, or a request to say when everything before it is written.
 #[derive(Debug)]
 enum Job {
@@ -388,6 +396,7 @@ impl DeliveryLog {
                 );
             }
         }
+        entry.body = own_if_cut(std::mem::take(&mut entry.body), entry.body_size);
         if queue.try_send(Job::Entry(Box::new(entry))).is_err() && self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
             tracing::warn!("the delivery log falls behind: entries dropped (counted in the console's /api/webhooks)");
         }
@@ -804,6 +813,17 @@ mod tests {
         let full = insert_sql(Backend::Postgres, ROWS_PER_INSERT);
         assert!(full.ends_with(&format!("${})", ROWS_PER_INSERT * 14)));
         assert!(matches!(insert_sql(Backend::Sqlite, ROWS_PER_INSERT), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_cut_body_does_not_keep_the_whole_bodys_buffer() {
+        let whole = Bytes::from(vec![7u8; 4 * 1024 * 1024]);
+        let range = whole.as_ptr_range();
+        let cut = own_if_cut(whole.slice(..1024), whole.len());
+        assert_eq!(cut, whole.slice(..1024));
+        assert!(!range.contains(&cut.as_ptr()), "a copy of its own, not a view into the 4 MiB");
+        let kept = own_if_cut(whole.clone(), whole.len());
+        assert_eq!(kept.as_ptr(), whole.as_ptr(), "a body kept whole is not copied");
     }
 
     #[test]
