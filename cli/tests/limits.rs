@@ -835,7 +835,8 @@ fn program_group(out: &Path, execution: &str, n: usize) -> (i32, usize) {
 
 /// Item 4: each program runs in a process group of its own, and a timeout, a shutdown (SIGTERM)
 /// and a restart after kill -9 end the whole group: SIGTERM, then SIGKILL after the grace period
-/// (one background process ignores SIGTERM). Counted from `/proc` by pgid.
+/// (one background process ignores SIGTERM); after kill -9 also a group the server had not
+/// recorded yet. Counted from `/proc` by pgid.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item4_no_process_of_a_program_survives() {
     program_groups(&[], &[]).await;
@@ -897,15 +898,23 @@ async fn program_groups(db_timeout: &[&str], db_restart: &[&str]) {
     let a = deliver(addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", "k-1")).await;
     let on_kill = a.json()["pipelineExecutionId"].as_str().unwrap().to_owned();
     let (pgid_kill, _) = program_group(&out, &on_kill, 5);
+    // A second one, whose group the server is taken to have died before recording.
+    let a = deliver(addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", "k-2")).await;
+    let unrecorded = a.json()["pipelineExecutionId"].as_str().unwrap().to_owned();
+    let (pgid_unrecorded, _) = program_group(&out, &unrecorded, 5);
     server.kill9();
+    forget_pgid(&data, db_restart, &unrecorded).await;
     std::thread::sleep(Duration::from_millis(300));
     let orphans = group_members(pgid_kill).len();
+    assert!(group_members(pgid_unrecorded).len() >= 4);
     let t0 = Instant::now();
     let server = Server::start(&data, &args);
     wait_group_gone(pgid_kill, Duration::from_secs(10));
+    wait_group_gone(pgid_unrecorded, Duration::from_secs(10));
     let gone_restart = t0.elapsed();
     let c = server.client();
     assert_eq!(status_of(&c, "app", &on_kill).await, Some(PipelineExecutionStatus::Stopped));
+    assert_eq!(status_of(&c, "app", &unrecorded).await, Some(PipelineExecutionStatus::Stopped));
     println!(
         "item 4{}: the program's group held {members} processes; after the timeout all gone {:.0} ms after Failed; \
          SIGTERM: the server exited in {:.0} ms leaving {left_after_term} of the group; kill -9 left {orphans} alive, \
@@ -920,6 +929,31 @@ async fn program_groups(db_timeout: &[&str], db_restart: &[&str]) {
     assert!(server.logs().contains("ending the on-trigger processes a previous server left"));
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The store of a test server: its SQLite file in `data`, or the Postgres database of `db`
+/// (`["--database-url", url]`).
+async fn store_connection(data: &Path, db: &[&str]) -> sqlx::AnyConnection {
+    use sqlx::Connection as _;
+    sqlx::any::install_default_drivers();
+    let url = match db {
+        [_, url] => (*url).to_owned(),
+        _ => format!("sqlite://{}", data.join("codepipeline-webhooks.sqlite3").display()),
+    };
+    sqlx::AnyConnection::connect(&url).await.expect("the test server's database opens")
+}
+
+/// Erases the process group recorded for `execution`, as if its server had died between
+/// starting the program and recording the group.
+async fn forget_pgid(data: &Path, db: &[&str], execution: &str) {
+    let mut conn = store_connection(data, db).await;
+    let n = sqlx::query("UPDATE queue SET pgid = NULL WHERE execution_id = $1")
+        .bind(execution)
+        .execute(&mut conn)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(n, 1, "{execution} is in the queue, running");
 }
 
 /// A push of about `bytes` that matches the `$.ref` filter.

@@ -79,12 +79,58 @@ pub fn group_of_execution(pgid: i32, execution_id: &str) -> bool {
     })
 }
 
-/// Ends the group a dead server left for `execution_id`, if it is still that execution's.
-pub async fn end_orphan_group(pgid: i32, execution_id: &str, grace: Duration) -> bool {
+/// The group of a live process whose environment says `CODEPIPELINE_EXECUTION_ID=<id>`: where
+/// a program ran when its server died between starting it and recording its group (Linux; one
+/// pass over `/proc`, only for such executions).
+pub fn find_group_of_execution(execution_id: &str) -> Option<i32> {
+    let needle = format!("CODEPIPELINE_EXECUTION_ID={execution_id}");
+    let dir = std::fs::read_dir("/proc").ok()?;
+    dir.flatten().find_map(|entry| {
+        let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+        let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+        if !env.split(|b| *b == 0).any(|var| var == needle.as_bytes()) {
+            return None;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+        let (state, _ppid, pgrp) = (fields.next()?, fields.next()?, fields.next()?);
+        if state == "Z" { None } else { pgrp.parse().ok() }
+    })
+}
+
+/// Ends the group a dead server left for `execution_id`, if it is still that execution's: the
+/// recorded `pgid`, or, when the server died before recording it, the group found by the
+/// execution's environment.
+pub async fn end_orphan_group(pgid: Option<i32>, execution_id: &str, grace: Duration) -> bool {
+    let Some(pgid) = pgid.or_else(|| find_group_of_execution(execution_id)) else { return false };
     if !group_of_execution(pgid, execution_id) {
         return false;
     }
     tracing::warn!(pgid, execution = execution_id, "ending the on-trigger processes a previous server left");
     end_group(pgid, grace).await;
     true
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt as _;
+
+    #[test]
+    fn a_group_is_found_by_the_execution_in_its_environment() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env("CODEPIPELINE_EXECUTION_ID", "3f0c9d52-found-by-environ")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = i32::try_from(child.id()).unwrap();
+        assert_eq!(find_group_of_execution("3f0c9d52-found-by-environ"), Some(pgid));
+        assert!(group_of_execution(pgid, "3f0c9d52-found-by-environ"));
+        // A prefix of the id is another execution.
+        assert_eq!(find_group_of_execution("3f0c9d52-found-by"), None);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(find_group_of_execution("3f0c9d52-found-by-environ"), None);
+    }
 }

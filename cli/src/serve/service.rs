@@ -432,10 +432,15 @@ async fn housekeeping(app: Arc<App>) {
 }
 
 /// Ends, in the background, the process groups that the on-trigger programs of a dead server
-/// left (each only if it still holds a process of that execution).
-fn end_orphan_groups(groups: Vec<(String, i64)>, grace: Duration) {
+/// left (each only if it still holds a process of that execution; a group it had not recorded
+/// yet is looked for by the execution's environment).
+fn end_orphan_groups(groups: Vec<(String, Option<i64>)>, grace: Duration) {
     for (execution, pgid) in groups {
-        let Ok(pgid) = i32::try_from(pgid) else { continue };
+        let pgid = match pgid.map(i32::try_from) {
+            Some(Ok(pgid)) => Some(pgid),
+            Some(Err(_)) => continue,
+            None => None,
+        };
         tokio::spawn(async move {
             super::procgroup::end_orphan_group(pgid, &execution, grace).await;
         });

@@ -210,8 +210,9 @@ impl std::fmt::Debug for ClaimedJob {
 pub struct Orphans {
     /// Executions marked `Stopped`.
     pub stopped: u64,
-    /// The process groups their programs ran in (execution id, pgid), to end.
-    pub groups: Vec<(String, i64)>,
+    /// The process groups their programs ran in (execution id, pgid), to end: the pgid is
+    /// `None` when the server died before recording it.
+    pub groups: Vec<(String, Option<i64>)>,
 }
 
 /// What recording a trigger did.
@@ -1558,15 +1559,8 @@ where
     row.as_ref().map(webhook_row).transpose()
 }
 
-fn groups_of(rows: &[AnyRow]) -> Result<Vec<(String, i64)>, StoreError> {
-    let mut out = Vec::new();
-    for r in rows {
-        let pgid: Option<i64> = r.try_get(1)?;
-        if let Some(pgid) = pgid {
-            out.push((r.try_get(0)?, pgid));
-        }
-    }
-    Ok(out)
+fn groups_of(rows: &[AnyRow]) -> Result<Vec<(String, Option<i64>)>, StoreError> {
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
 }
 
 fn pipeline_row(r: &AnyRow) -> Result<PipelineRow, StoreError> {
