@@ -800,6 +800,80 @@ async fn item6_body_budget_bounds_buffered_deliveries() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The delivery log's bound while its writer is stalled (another process holds SQLite's write
+/// lock): each waiting entry holds at most `--deliveries-body-cap` bytes of its body, not the
+/// whole body it was cut from. 150 mismatching deliveries of 4 MiB, cap 64 KiB: the bodies the
+/// log waits to write are 9.4 MiB, the bodies received 600 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_delivery_log_holds_only_the_kept_bytes() {
+    use sqlx::Connection as _;
+    const DELIVERIES: usize = 150;
+    const CAP: usize = 64 * 1024;
+    let dir = temp_dir("stalled-log");
+    let data = dir.join("data");
+    let cap = CAP.to_string();
+    let server = Server::start(
+        &data,
+        &["--body-budget-mib", "16", "--deliveries-body-cap", &cap, "--deliveries-body-rate", "0"],
+    );
+    let (c, addr) = (server.client(), server.addr);
+    let hook = webhook("hook", "app", WebhookAuthenticationType::Unauthenticated, "$.ref", "refs/heads/never");
+    let token = setup_hook(&c, "app", hook).await;
+    let (rss_before, _) = server.rss_mib();
+    let mut lock = store_connection(&data, &[]).await;
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut lock).await.unwrap();
+    let started = Instant::now();
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    let mut max_rss: f64 = 0.0;
+    for n in 0..DELIVERIES {
+        let body = padded_push(4 * MIB, n);
+        let headers = [("Content-Type", "application/json".to_owned()), ("X-GitHub-Event", "push".to_owned())];
+        *statuses.entry(deliver(addr, &token, &body, &headers).await.status).or_default() += 1;
+        max_rss = max_rss.max(server.rss_mib().0);
+    }
+    let took = started.elapsed();
+    let (rss, hwm) = server.rss_mib();
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    lock.close().await.unwrap();
+    let kept_mib = (DELIVERIES * CAP) as f64 / MIB as f64;
+    println!(
+        "stalled log: {DELIVERIES} x 4 MiB mismatching deliveries in {:.1} s with the writer locked out: answers \
+         {statuses:?}; RSS {rss_before:.1} MiB before, {max_rss:.1} MiB max sampled, {rss:.1} after, VmHWM {hwm:.1} MiB \
+         (kept bodies {kept_mib:.1} MiB, budget 16 MiB; the received bodies were {} MiB)",
+        took.as_secs_f64(),
+        DELIVERIES * 4
+    );
+    assert_eq!(statuses.get(&200).copied(), Some(DELIVERIES), "{statuses:?}");
+    // Holding the received bodies would be 600 MiB; the kept bytes, the budget and the
+    // allocator's slack are well under 100 MiB over the start.
+    assert!(hwm < rss_before + 16.0 + kept_mib + 64.0, "VmHWM {hwm} MiB");
+    // The writer takes up again once the lock is gone; what it wrote was cut at the cap.
+    let body = padded_push(1024, 0);
+    let headers = [("X-GitHub-Event", "push".to_owned()), ("X-GitHub-Delivery", "after-the-lock".to_owned())];
+    let answer = deliver(addr, &token, &body, &headers).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let mut db = store_connection(&data, &[]).await;
+    let deadline = Instant::now() + WAIT;
+    while sqlx::query("SELECT id FROM delivery_log WHERE delivery = 'after-the-lock'")
+        .fetch_optional(&mut db)
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "the delivery log never written after the lock went");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (cut, longest): (i64, Option<i64>) =
+        sqlx::query_as("SELECT count(*), max(length(body)) FROM delivery_log WHERE body_truncated = 1")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+    assert!(cut > 0, "the stalled deliveries' entries are written once the lock goes");
+    assert_eq!(longest, Some(CAP as i64));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// An on-trigger program that starts background processes (one of them ignores SIGTERM) and
 /// writes its process group id to `OUT/<execution>.pgid`.
 fn spawning_script(dir: &Path) -> PathBuf {
