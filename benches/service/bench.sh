@@ -6,6 +6,7 @@
 #   cargo build --release -p codepipeline-webhooks-floor   # the floor (optional; a small crate of its own)
 #   apt-get install webhook wrk
 #   benches/service/bench.sh      # DURATION=8s CONNECTIONS="16 32" THREADS=2 BACKENDS="sqlite postgres" SERVE_ARGS=
+#                                 # DELIVERY_ID=fresh (a new X-GitHub-Delivery per request) or none
 #
 # Cases: (a) a signed delivery whose filters do not match (a tag push), (b) one that starts the
 # pipeline (a push to master): serve records an execution in its database (no --on-trigger);
@@ -141,6 +142,7 @@ ratio() { # a b: a / b to two places, or "-" when either is missing
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "X-GitHub-Delivery: ${DELIVERY_ID:-fresh}"
 echo "serve: $("$BIN" --version); webhook: $(webhook -version); wrk: $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
 
 if [ -x "$FLOOR" ]; then

@@ -1,11 +1,14 @@
 -- wrk script: POST one signed GitHub delivery, with a fresh X-GitHub-Delivery per request (so the
--- service's duplicate check never short-cuts a trigger).
--- Environment: BODY_FILE (the exact bytes signed), SIGNATURE ("sha256=<hex>"), EVENT (default push).
+-- service's duplicate check never short-cuts a trigger, and each trigger records its id), or with
+-- none (DELIVERY_ID=none: no duplicate check, the condition issue 17's figures were taken in).
+-- Environment: BODY_FILE (the exact bytes signed), SIGNATURE ("sha256=<hex>"), EVENT (default push),
+-- DELIVERY_ID (fresh, the default, or none).
 local f = assert(io.open(os.getenv("BODY_FILE"), "rb"))
 local body = f:read("*a")
 f:close()
 local signature = os.getenv("SIGNATURE")
 local event = os.getenv("EVENT") or "push"
+local fresh_ids = os.getenv("DELIVERY_ID") ~= "none"
 local counter = 0
 -- Set per thread by setup(): a global, so that each thread's Lua state sees its own.
 prefix = ""
@@ -18,13 +21,16 @@ end
 
 function request()
   counter = counter + 1
-  return wrk.format("POST", nil, {
+  local headers = {
     ["Content-Type"] = "application/json",
     ["X-GitHub-Event"] = event,
-    ["X-GitHub-Delivery"] = prefix .. "-" .. counter,
     ["X-Hub-Signature-256"] = signature,
     ["User-Agent"] = "GitHub-Hookshot/bench",
-  }, body)
+  }
+  if fresh_ids then
+    headers["X-GitHub-Delivery"] = prefix .. "-" .. counter
+  end
+  return wrk.format("POST", nil, headers, body)
 end
 
 function done(summary, latency, requests)
