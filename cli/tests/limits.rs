@@ -1012,7 +1012,7 @@ async fn store_connection(data: &Path, db: &[&str]) -> sqlx::AnyConnection {
     sqlx::any::install_default_drivers();
     let url = match db {
         [_, url] => (*url).to_owned(),
-        _ => format!("sqlite://{}", data.join("codepipeline-webhooks.sqlite3").display()),
+        _ => format!("sqlite://{}", data.join(codepipeline_webhooks_cli::serve::store::SQLITE_FILE).display()),
     };
     sqlx::AnyConnection::connect(&url).await.expect("the test server's database opens")
 }
