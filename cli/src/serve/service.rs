@@ -207,17 +207,14 @@ pub(crate) fn execution_id() -> String {
 fn uuid_text(mut b: [u8; 16], version: u8) -> String {
     b[6] = (b[6] & 0x0f) | (version << 4);
     b[8] = (b[8] & 0x3f) | 0x80;
-    // Written digit by digit into its 36 bytes (hex::encode and format! were four allocations
-    // and a formatter pass, on every answer).
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = Vec::with_capacity(36);
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            text.push(b'-');
-        }
-        text.extend([DIGITS[usize::from(byte >> 4)], DIGITS[usize::from(byte & 0x0f)]]);
+    // 8-4-4-4-12 hex digits encoded in place between the dashes (hex::encode and format! were
+    // four allocations and a formatter pass, on every answer).
+    let mut text = [b'-'; 36];
+    for (bytes, at) in [(0..4, 0), (4..6, 9), (6..8, 14), (8..10, 19), (10..16, 24)] {
+        let digits = &mut text[at..at + 2 * bytes.len()];
+        let _ = hex::encode_to_slice(&b[bytes], digits);
     }
-    String::from_utf8(text).unwrap_or_default()
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// Why the service did not start.
