@@ -31,22 +31,31 @@ pub fn group_alive(pgid: i32) -> bool {
     }
 }
 
+/// Every process id in `/proc` (Linux; none elsewhere).
+fn pids() -> impl Iterator<Item = i32> {
+    std::fs::read_dir("/proc").into_iter().flatten().flatten().filter_map(|e| e.file_name().to_str()?.parse().ok())
+}
+
+/// The process group of `pid` if it is live (not a zombie), from `/proc/PID/stat`.
+fn live_group_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid pgrp ...`; comm may hold anything, so read after the last ')'.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let (state, _ppid, pgrp) = (fields.next()?, fields.next()?, fields.next()?);
+    if state == "Z" { None } else { pgrp.parse().ok() }
+}
+
+/// Whether process `pid` runs for `execution_id`: its environment says
+/// `CODEPIPELINE_EXECUTION_ID=<id>`, exactly.
+fn runs_execution(pid: i32, execution_id: &str) -> bool {
+    let needle = format!("CODEPIPELINE_EXECUTION_ID={execution_id}");
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
+}
+
 /// The live (not zombie) processes of group `pgid`, from `/proc` (Linux).
 pub fn members(pgid: i32) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let mut out = Vec::new();
-    for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        // `pid (comm) state ppid pgrp ...`; comm may hold anything, so read after the last ')'.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
-        let mut fields = rest.split_whitespace();
-        let (Some(state), Some(_ppid), Some(pgrp)) = (fields.next(), fields.next(), fields.next()) else { continue };
-        if state != "Z" && pgrp.parse::<i32>().ok() == Some(pgid) {
-            out.push(pid);
-        }
-    }
-    out
+    pids().filter(|&pid| live_group_of(pid) == Some(pgid)).collect()
 }
 
 /// Ends group `pgid`: SIGTERM, then SIGKILL to whatever is left after `grace`.
@@ -67,35 +76,18 @@ pub async fn end_group(pgid: i32, grace: Duration) {
     }
 }
 
-/// Whether group `pgid` still holds a process of execution `execution_id` (its environment says
-/// `CODEPIPELINE_EXECUTION_ID=<id>`): a group id recorded by a server that died may since have
-/// been reused by an unrelated group, which must not be signalled.
+/// Whether group `pgid` still holds a process of execution `execution_id` (by its
+/// environment): a group id recorded by a server that died may since have been reused by an
+/// unrelated group, which must not be signalled.
 pub fn group_of_execution(pgid: i32, execution_id: &str) -> bool {
-    let needle = format!("CODEPIPELINE_EXECUTION_ID={execution_id}");
-    members(pgid).into_iter().any(|pid| {
-        std::fs::read(format!("/proc/{pid}/environ"))
-            .map(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
-            .unwrap_or(false)
-    })
+    members(pgid).into_iter().any(|pid| runs_execution(pid, execution_id))
 }
 
-/// The group of a live process whose environment says `CODEPIPELINE_EXECUTION_ID=<id>`: where
-/// a program ran when its server died between starting it and recording its group (Linux; one
-/// pass over `/proc`, only for such executions).
+/// The group of a live process of `execution_id` (by its environment): where a program ran
+/// when its server died between starting it and recording its group (Linux; one pass over
+/// `/proc`, only for such executions).
 pub fn find_group_of_execution(execution_id: &str) -> Option<i32> {
-    let needle = format!("CODEPIPELINE_EXECUTION_ID={execution_id}");
-    let dir = std::fs::read_dir("/proc").ok()?;
-    dir.flatten().find_map(|entry| {
-        let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
-        let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-        if !env.split(|b| *b == 0).any(|var| var == needle.as_bytes()) {
-            return None;
-        }
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-        let (state, _ppid, pgrp) = (fields.next()?, fields.next()?, fields.next()?);
-        if state == "Z" { None } else { pgrp.parse().ok() }
-    })
+    pids().filter(|&pid| runs_execution(pid, execution_id)).find_map(live_group_of)
 }
 
 /// Ends the group a dead server left for `execution_id`, if it is still that execution's: the

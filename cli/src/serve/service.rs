@@ -433,11 +433,7 @@ async fn housekeeping(app: Arc<App>) {
 /// yet is looked for by the execution's environment).
 fn end_orphan_groups(groups: Vec<(String, Option<i64>)>, grace: Duration) {
     for (execution, pgid) in groups {
-        let pgid = match pgid.map(i32::try_from) {
-            Some(Ok(pgid)) => Some(pgid),
-            Some(Err(_)) => continue,
-            None => None,
-        };
+        let Ok(pgid) = pgid.map(i32::try_from).transpose() else { continue };
         tokio::spawn(async move {
             super::procgroup::end_orphan_group(pgid, &execution, grace).await;
         });
