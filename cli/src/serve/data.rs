@@ -138,7 +138,9 @@ pub(crate) async fn deliver(
 ) -> Response {
     let deadline = tokio::time::Instant::now() + app.config.read_timeout;
     // Evaluated in this webhook's turn of the pool.
-    let slot = match tokio::time::timeout_at(deadline, app.pool.acquire(info.name())).await {
+    // Short when evaluated inline (below): it may then borrow a slot past the webhook's share.
+    let inline = bytes.len() <= INLINE_EVALUATION_MAX;
+    let slot = match tokio::time::timeout_at(deadline, app.pool.acquire(info.name(), inline)).await {
         Ok(slot) => slot,
         Err(_) => {
             app.metrics.delivery("busy", "none", started.elapsed());
@@ -155,7 +157,7 @@ pub(crate) async fn deliver(
     // and back. A larger one goes to a blocking thread, so that a flood of megabyte bodies
     // cannot hold up the async workers (and with them /healthz and the control plane). Either
     // way it holds its webhook's slot of the fair pool while it runs.
-    let (evaluated, headers, _held) = if bytes.len() <= INLINE_EVALUATION_MAX {
+    let (evaluated, headers, _held) = if inline {
         let request = Request::from_headers(&headers, &bytes).source_ip(peer);
         let verdict = app.registry.trigger_resolved(info, &request);
         drop(slot);

@@ -89,7 +89,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub eval_threads: usize,
     /// How many of those one webhook may use at once (0: half of them, at least 1); more wait
-    /// their turn, round-robin over the webhooks.
+    /// their turn, round-robin over the webhooks. A body of at most 64 KiB may borrow a slot past
+    /// this share that no waiting evaluation may use.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub eval_per_webhook: usize,
     /// The program a trigger runs, with its arguments: the rest of the command line. No shell;
