@@ -327,12 +327,9 @@ pub(crate) struct WriteTurn<'s> {
 }
 
 impl WriteTurn<'_> {
-    /// A write transaction in this turn: SQLite's `BEGIN IMMEDIATE` (the write lock at once, not
-    /// at the first write) on the writer connection; on Postgres, one from the pool. When it
-    /// cannot begin on the held connection, the connection may be broken (its thread gone, a
-    /// transaction left open): the next turn closes it and opens another one in its place.
-    pub(crate) async fn begin(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Any>, StoreError> {
-        use sqlx::Connection as _;
+    /// The held writer connection (SQLite), replaced first when the last turn found it broken;
+    /// `None` on Postgres, or when no connection could be opened in its place.
+    async fn held(&mut self) -> Option<&mut sqlx::pool::PoolConnection<sqlx::Any>> {
         let store = self.store;
         if store.writer_broken.swap(false, std::sync::atomic::Ordering::Relaxed)
             && let Some(slot) = self.held.as_deref_mut()
@@ -343,7 +340,18 @@ impl WriteTurn<'_> {
             // If that fails too, transactions begin on the writer pool until it works again.
             *slot = store.writer.acquire().await.ok();
         }
-        Ok(match (store.backend, self.held.as_deref_mut().and_then(Option::as_mut)) {
+        self.held.as_deref_mut().and_then(Option::as_mut)
+    }
+
+    /// A write transaction in this turn: SQLite's `BEGIN IMMEDIATE` (the write lock at once, not
+    /// at the first write) on the writer connection; on Postgres, one from the pool. When it
+    /// cannot begin on the held connection, the connection may be broken (its thread gone, a
+    /// transaction left open): the next turn closes it and opens another one in its place.
+    pub(crate) async fn begin(&mut self) -> Result<sqlx::Transaction<'_, sqlx::Any>, StoreError> {
+        use sqlx::Connection as _;
+        let store = self.store;
+        let backend = store.backend;
+        Ok(match (backend, self.held().await) {
             (Backend::Sqlite, Some(conn)) => match conn.begin_with("BEGIN IMMEDIATE").await {
                 Ok(tx) => tx,
                 Err(e) => {
@@ -354,6 +362,48 @@ impl WriteTurn<'_> {
             (Backend::Sqlite, None) => store.writer.begin_with("BEGIN IMMEDIATE").await?,
             (Backend::Postgres, _) => store.writer.begin().await?,
         })
+    }
+
+    /// SQLite: runs `script` (statements that open a transaction with `BEGIN IMMEDIATE`, or go on
+    /// with the one the last script opened, and may end it with `COMMIT`) on the writer
+    /// connection in one hand-off to sqlx's SQLite thread, and returns the rows its statements
+    /// return. When it fails, the transaction is rolled back; a connection on which that fails
+    /// too is replaced (the held one at the next turn; closing a connection rolls back).
+    async fn run_script<'q>(
+        &mut self,
+        script: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<Vec<AnyRow>, StoreError> {
+        use sqlx::Connection as _;
+        let store = self.store;
+        if let Some(conn) = self.held().await {
+            let conn: &mut sqlx::AnyConnection = conn;
+            let (rows, rolled_back) = run_or_roll_back(conn, script).await;
+            if !rolled_back {
+                store.writer_broken.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            return rows;
+        }
+        let mut conn = store.writer.acquire().await?;
+        let (rows, rolled_back) = run_or_roll_back(&mut conn, script).await;
+        if !rolled_back {
+            let _ = conn.detach().close().await;
+        }
+        rows
+    }
+}
+
+/// Runs `script` on `conn`; when it fails, rolls back. The second value: false when the
+/// rollback failed too (the connection should not be used again).
+async fn run_or_roll_back<'q>(
+    conn: &mut sqlx::AnyConnection,
+    script: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+) -> (Result<Vec<AnyRow>, StoreError>, bool) {
+    match script.fetch_all(&mut *conn).await {
+        Ok(rows) => (Ok(rows), true),
+        Err(e) => {
+            let rolled_back = sqlx::query("ROLLBACK").execute(&mut *conn).await.is_ok();
+            (Err(e.into()), rolled_back)
+        }
     }
 }
 
@@ -675,58 +725,10 @@ impl Store {
         {
             return self.record_triggers_postgres(batch, &order, out, window).await;
         }
-        let mut tx = turn.begin().await?;
         if let Some(window) = one_window(batch) {
-            // SQLite (Postgres took its one statement above), no on-trigger jobs (whose queue
-            // places are counted row by row) and one dedupe window: one statement per table and
-            // chunk, not two hand-offs to sqlx's SQLite thread per trigger.
-            let fresh: Vec<usize> = order
-                .iter()
-                .copied()
-                .filter(|&i| out[i] != Recorded::Duplicate && batch[i].delivery.is_some())
-                .collect();
-            for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "INSERT INTO deliveries (webhook, delivery, at) VALUES {}
-                     ON CONFLICT (webhook, delivery) DO UPDATE SET at = excluded.at
-                     WHERE deliveries.at <= excluded.at - {} RETURNING webhook, delivery",
-                    placeholders(self.backend, chunk.len(), 3),
-                    parameter(self.backend, chunk.len() * 3 + 1),
-                );
-                let mut query = sqlx::query(&sql);
-                for &i in chunk {
-                    let t = &batch[i];
-                    query = query.bind(&t.webhook).bind(t.delivery.as_deref()).bind(t.execution.start_time);
-                }
-                let written = query.bind(window).fetch_all(&mut *tx).await?;
-                let mut written: Vec<(String, String)> =
-                    written.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, sqlx::Error>>()?;
-                written.sort_unstable();
-                for &i in chunk {
-                    let key = (batch[i].webhook.clone(), batch[i].delivery.clone().unwrap_or_default());
-                    if written.binary_search(&key).is_err() {
-                        out[i] = Recorded::Duplicate;
-                    }
-                }
-            }
-            let started: Vec<&TriggerRecord> =
-                batch.iter().zip(&out).filter(|(_, r)| **r == Recorded::Started).map(|(t, _)| t).collect();
-            for chunk in started.chunks(ROWS_PER_STATEMENT) {
-                let sql = format!(
-                    "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time, instance, trigger_type, source_revisions)
-                     VALUES {}",
-                    placeholders(self.backend, chunk.len(), 11)
-                );
-                let mut query = sqlx::query(&sql);
-                for t in chunk {
-                    query = bind_execution(query, &t.execution, t.instance.as_deref());
-                }
-                query.execute(&mut *tx).await?;
-            }
-            self.stamp_last_triggered(&mut tx, batch, &out).await?;
-            tx.commit().await?;
-            return Ok(out);
+            return self.record_triggers_sqlite(&mut turn, batch, &order, out, window).await;
         }
+        let mut tx = turn.begin().await?;
         for &i in &order {
             let t = &batch[i];
             if out[i] == Recorded::Duplicate {
@@ -801,6 +803,89 @@ impl Store {
         }
         self.stamp_last_triggered(&mut tx, batch, &out).await?;
         tx.commit().await?;
+        Ok(out)
+    }
+
+    /// SQLite, a batch without on-trigger jobs and with one dedupe window: the transaction in
+    /// two hand-offs to sqlx's SQLite thread, one without delivery ids, where a transaction
+    /// begun with `begin()` takes five (begin, delivery ids, executions, lastTriggered, commit),
+    /// each a wake-up of that thread and one of the recorder (on the development VM the wake-ups
+    /// cost about what SQLite's own work does). First `BEGIN IMMEDIATE` and the delivery ids,
+    /// whose `RETURNING` says which are new (or taken over, older than the window); then the
+    /// executions of the new ones, `lastTriggered` and `COMMIT`. `order`: the batch in (webhook,
+    /// delivery) order; `out`: the repeats within the batch, already decided.
+    async fn record_triggers_sqlite(
+        &self,
+        turn: &mut WriteTurn<'_>,
+        batch: &[TriggerRecord],
+        order: &[usize],
+        mut out: Vec<Recorded>,
+        window: f64,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        let backend = self.backend;
+        let fresh: Vec<usize> =
+            order.iter().copied().filter(|&i| out[i] != Recorded::Duplicate && batch[i].delivery.is_some()).collect();
+        let mut began = false;
+        if !fresh.is_empty() {
+            let mut sql = String::from("BEGIN IMMEDIATE;");
+            for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+                let _ = write!(
+                    sql,
+                    "INSERT INTO deliveries (webhook, delivery, at) VALUES {}
+                     ON CONFLICT (webhook, delivery) DO UPDATE SET at = excluded.at
+                     WHERE deliveries.at <= excluded.at - ? RETURNING webhook, delivery;",
+                    placeholders(backend, chunk.len(), 3),
+                );
+            }
+            let mut script = sqlx::query(&sql);
+            for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+                for &i in chunk {
+                    let t = &batch[i];
+                    script = script.bind(&t.webhook).bind(t.delivery.as_deref()).bind(t.execution.start_time);
+                }
+                script = script.bind(window);
+            }
+            let rows = turn.run_script(script).await?;
+            began = true;
+            let mut written: Vec<(String, String)> =
+                rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, sqlx::Error>>()?;
+            written.sort_unstable();
+            for &i in &fresh {
+                let key = (batch[i].webhook.clone(), batch[i].delivery.clone().unwrap_or_default());
+                if written.binary_search(&key).is_err() {
+                    out[i] = Recorded::Duplicate;
+                }
+            }
+        }
+        let started: Vec<&TriggerRecord> =
+            batch.iter().zip(&out).filter(|(_, r)| **r == Recorded::Started).map(|(t, _)| t).collect();
+        if started.is_empty() && !began {
+            return Ok(out);
+        }
+        let mut sql = String::from(if began { "" } else { "BEGIN IMMEDIATE;" });
+        for chunk in started.chunks(ROWS_PER_STATEMENT) {
+            let _ = write!(
+                sql,
+                "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time, instance, trigger_type, source_revisions)
+                 VALUES {};",
+                placeholders(backend, chunk.len(), 11)
+            );
+        }
+        let last = last_triggered(batch, &out);
+        for _ in &last {
+            sql.push_str(
+                "UPDATE webhooks SET last_triggered = ? WHERE name = ? AND (last_triggered IS NULL OR last_triggered < ?);",
+            );
+        }
+        sql.push_str("COMMIT");
+        let mut script = sqlx::query(&sql);
+        for t in &started {
+            script = bind_execution(script, &t.execution, t.instance.as_deref());
+        }
+        for (webhook, at) in last {
+            script = script.bind(at).bind(webhook).bind(at);
+        }
+        turn.run_script(script).await?;
         Ok(out)
     }
 
@@ -890,17 +975,7 @@ impl Store {
         batch: &[TriggerRecord],
         out: &[Recorded],
     ) -> Result<(), StoreError> {
-        let mut last: Vec<(&str, f64)> = Vec::new();
-        for (t, r) in batch.iter().zip(out) {
-            if *r == Recorded::Started {
-                match last.iter_mut().find(|(w, _)| *w == t.webhook) {
-                    Some((_, at)) => *at = at.max(t.execution.start_time),
-                    None => last.push((&t.webhook, t.execution.start_time)),
-                }
-            }
-        }
-        last.sort_by(|a, b| a.0.cmp(b.0));
-        for (webhook, at) in last {
+        for (webhook, at) in last_triggered(batch, out) {
             sqlx::query(
                 "UPDATE webhooks SET last_triggered = $2 WHERE name = $1 AND (last_triggered IS NULL OR last_triggered < $2)",
             )
@@ -1794,6 +1869,22 @@ fn one_window(batch: &[TriggerRecord]) -> Option<f64> {
     same.then_some(window)
 }
 
+/// The latest start among the triggers of `batch` that started, per webhook, in webhook order
+/// (the order in which their rows are locked).
+fn last_triggered<'b>(batch: &'b [TriggerRecord], out: &[Recorded]) -> Vec<(&'b str, f64)> {
+    let mut last: Vec<(&str, f64)> = Vec::new();
+    for (t, r) in batch.iter().zip(out) {
+        if *r == Recorded::Started {
+            match last.iter_mut().find(|(w, _)| *w == t.webhook) {
+                Some((_, at)) => *at = at.max(t.execution.start_time),
+                None => last.push((&t.webhook, t.execution.start_time)),
+            }
+        }
+    }
+    last.sort_by(|a, b| a.0.cmp(b.0));
+    last
+}
+
 /// The options of a SQLite pool of `connections`: WAL, and the pragmas every connection needs.
 fn sqlite_pool_options(connections: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
@@ -2018,6 +2109,39 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A batch that fails part of the way (an execution id already taken, after its delivery
+    /// ids were written) leaves nothing behind: its delivery ids are free for the redelivery,
+    /// lastTriggered is not moved, and the next batch writes on the same connection.
+    async fn a_failed_batch_leaves_nothing(store: &Store) {
+        let mut tx = store.write("webhook:w").await.unwrap();
+        assert!(tx.take_webhook_slot(10).await.unwrap());
+        tx.put_webhook("w", "tok", "{}").await.unwrap();
+        tx.commit(1.0).await.unwrap();
+        assert_eq!(store.record_triggers(&[record(None, "taken", 1000.0)]).await.unwrap(), [Recorded::Started]);
+        for delivery in [Some("d1"), None] {
+            let failed =
+                store.record_triggers(&[record(delivery, "fresh", 1100.0), record(Some("d2"), "taken", 1101.0)]).await;
+            assert!(failed.is_err(), "an execution id is taken: {failed:?}");
+            assert_eq!(store.webhook("w").await.unwrap().unwrap().last_triggered, Some(1000.0));
+        }
+        let out =
+            store.record_triggers(&[record(Some("d1"), "e1", 1200.0), record(Some("d2"), "e2", 1201.0)]).await.unwrap();
+        assert_eq!(out, [Recorded::Started, Recorded::Started], "the failed batches' ids were rolled back");
+        let listed: Vec<String> = store.executions("p", None, 10).await.unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(listed, ["e2", "e1", "taken"]);
+        assert_eq!(store.webhook("w").await.unwrap().unwrap().last_triggered, Some(1201.0));
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_leaves_nothing_on_sqlite() {
+        let dir = std::env::temp_dir().join(format!("cpw-store-failed-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = Store::open(&Location::DataDir(dir.clone())).await.unwrap();
+        a_failed_batch_leaves_nothing(&store).await;
+        store.close().await;
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[tokio::test]
     async fn a_large_batch_on_sqlite() {
         let dir = std::env::temp_dir().join(format!("cpw-store-batch-{}", std::process::id()));
@@ -2028,24 +2152,42 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// With `TEST_DATABASE_URL` (postgres://USER@HOST:PORT/DB): the one-statement batch of
-    /// Postgres, in a database of its own.
-    #[tokio::test]
-    async fn a_large_batch_on_postgres() {
+    /// With `TEST_DATABASE_URL` (postgres://USER@HOST:PORT/DB): a store on a database of its own
+    /// (`tag`), and the connection that drops it ([`drop_postgres_store`]); `None` (skipped,
+    /// with a message) without it.
+    async fn postgres_store(tag: &str) -> Option<(Store, sqlx::AnyConnection, String)> {
         let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
             eprintln!("skipped: set TEST_DATABASE_URL=postgres://USER@HOST:PORT/DB to run it on Postgres");
-            return;
+            return None;
         };
         sqlx::any::install_default_drivers();
         let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
-        let name = format!("cpw_unit_batch_{}", std::process::id());
+        let name = format!("cpw_unit_{tag}_{}", std::process::id());
         sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut admin).await.unwrap();
         sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
         let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
         let store = Store::open(&Location::Url(format!("{base}/{name}"))).await.unwrap();
-        a_large_batch(&store).await;
+        Some((store, admin, name))
+    }
+
+    async fn drop_postgres_store((store, mut admin, name): (Store, sqlx::AnyConnection, String)) {
         store.close().await;
         sqlx::query(&format!("DROP DATABASE {name}")).execute(&mut admin).await.unwrap();
+    }
+
+    /// The one-statement batch of Postgres.
+    #[tokio::test]
+    async fn a_large_batch_on_postgres() {
+        let Some(pg) = postgres_store("batch").await else { return };
+        a_large_batch(&pg.0).await;
+        drop_postgres_store(pg).await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_leaves_nothing_on_postgres() {
+        let Some(pg) = postgres_store("failed").await else { return };
+        a_failed_batch_leaves_nothing(&pg.0).await;
+        drop_postgres_store(pg).await;
     }
 
     #[tokio::test]
