@@ -83,7 +83,10 @@ impl Inner {
                 continue;
             }
             let mut handed = false;
-            while let Some((tx, _)) = queue.pop_front() {
+            // Past its share, only a short evaluation borrows: a long one behind a waiter that
+            // went away waits for a slot within the share.
+            while queue.front().is_some_and(|(_, short)| !over || *short) {
+                let Some((tx, _)) = queue.pop_front() else { break };
                 match tx.send(Slot { pool: pool.clone(), key: key.clone(), armed: true }) {
                     Ok(()) => {
                         handed = true;
