@@ -256,4 +256,26 @@ mod tests {
         let inner = pool.inner.lock().unwrap();
         assert_eq!((inner.free, inner.running.len(), inner.waiting.len()), (2, 0, 0));
     }
+
+    /// A long evaluation never borrows, not even the slot a short waiter ahead of it gave up.
+    #[tokio::test]
+    async fn a_long_waiter_behind_a_gone_borrower_waits_for_its_share() {
+        let pool = FairPool::new(2, 1);
+        let a1 = pool.acquire("a", false).await;
+        let a2 = tokio::time::timeout(Duration::from_secs(1), pool.acquire("a", true)).await.expect("borrowed");
+        let mut short = Box::pin(pool.acquire("a", true));
+        assert!(tokio::time::timeout(Duration::from_millis(10), &mut short).await.is_err(), "queued");
+        let long = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.acquire("a", false).await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        drop(short); // goes away while it waits
+        drop(a2); // frees the borrowed slot: not for the long one, past the share
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!long.is_finished(), "the long evaluation waits for a slot within the share");
+        drop(a1);
+        let got = tokio::time::timeout(Duration::from_secs(1), long).await.unwrap().unwrap();
+        assert_eq!(got.key, "a");
+    }
 }
