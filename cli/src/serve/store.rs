@@ -327,20 +327,22 @@ pub(crate) struct WriteTurn<'s> {
 }
 
 impl WriteTurn<'_> {
-    /// The held writer connection (SQLite), replaced first when the last turn found it broken;
-    /// `None` on Postgres, or when no connection could be opened in its place.
+    /// The held writer connection (SQLite), replaced first when the last turn found it broken,
+    /// and opened again when a turn before could not open it; `None` on Postgres, or when no
+    /// connection can be opened now.
     async fn held(&mut self) -> Option<&mut sqlx::pool::PoolConnection<sqlx::Any>> {
         let store = self.store;
+        let slot = self.held.as_deref_mut()?;
         if store.writer_broken.swap(false, std::sync::atomic::Ordering::Relaxed)
-            && let Some(slot) = self.held.as_deref_mut()
+            && let Some(conn) = slot.take()
         {
-            if let Some(conn) = slot.take() {
-                let _ = conn.close().await;
-            }
-            // If that fails too, transactions begin on the writer pool until it works again.
+            let _ = conn.close().await;
+        }
+        if slot.is_none() {
+            // If that fails, transactions begin on the writer pool until it works again.
             *slot = store.writer.acquire().await.ok();
         }
-        self.held.as_deref_mut().and_then(Option::as_mut)
+        slot.as_mut()
     }
 
     /// A write transaction in this turn: SQLite's `BEGIN IMMEDIATE` (the write lock at once, not
@@ -365,30 +367,45 @@ impl WriteTurn<'_> {
     }
 
     /// SQLite: runs `script` (statements that open a transaction with `BEGIN IMMEDIATE`, or go on
-    /// with the one the last script opened, and may end it with `COMMIT`) on the writer
+    /// with the one the last script opened, and may end it with `COMMIT`) on the held writer
     /// connection in one hand-off to sqlx's SQLite thread, and returns the rows its statements
     /// return. When it fails, the transaction is rolled back; a connection on which that fails
-    /// too is replaced (the held one at the next turn; closing a connection rolls back).
+    /// too is replaced at the next turn (closing it rolls back). Only on the held connection: a
+    /// transaction spread over two scripts must not go back to the pool between them.
     async fn run_script<'q>(
         &mut self,
         script: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     ) -> Result<Vec<AnyRow>, StoreError> {
-        use sqlx::Connection as _;
         let store = self.store;
-        if let Some(conn) = self.held().await {
-            let conn: &mut sqlx::AnyConnection = conn;
-            let (rows, rolled_back) = run_or_roll_back(conn, script).await;
-            if !rolled_back {
-                store.writer_broken.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-            return rows;
-        }
-        let mut conn = store.writer.acquire().await?;
-        let (rows, rolled_back) = run_or_roll_back(&mut conn, script).await;
+        let Some(conn) = self.held().await else {
+            return Err(StoreError::new("no connection to the database to write on"));
+        };
+        let conn: &mut sqlx::AnyConnection = conn;
+        let (rows, rolled_back) = run_or_roll_back(conn, script).await;
         if !rolled_back {
-            let _ = conn.detach().close().await;
+            store.writer_broken.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         rows
+    }
+}
+
+/// A transaction that a script began on the held writer connection, until it is ended: dropped
+/// before [`finish`](Self::finish) (an early return, or the future dropped between two scripts),
+/// it marks the connection broken, so that the next turn closes it (which rolls back) instead of
+/// writing inside the transaction left open, holding SQLite's write lock meanwhile.
+struct OpenScript<'a>(Option<&'a std::sync::atomic::AtomicBool>);
+
+impl OpenScript<'_> {
+    fn finish(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for OpenScript<'_> {
+    fn drop(&mut self) {
+        if let Some(broken) = self.0 {
+            broken.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
@@ -825,7 +842,8 @@ impl Store {
         let backend = self.backend;
         let fresh: Vec<usize> =
             order.iter().copied().filter(|&i| out[i] != Recorded::Duplicate && batch[i].delivery.is_some()).collect();
-        let mut began = false;
+        // Set while the first script's transaction is open.
+        let mut open = None;
         if !fresh.is_empty() {
             let mut sql = String::from("BEGIN IMMEDIATE;");
             for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
@@ -846,7 +864,7 @@ impl Store {
                 script = script.bind(window);
             }
             let rows = turn.run_script(script).await?;
-            began = true;
+            open = Some(OpenScript(Some(&self.writer_broken)));
             let mut written: Vec<(String, String)> =
                 rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, sqlx::Error>>()?;
             written.sort_unstable();
@@ -859,10 +877,10 @@ impl Store {
         }
         let started: Vec<&TriggerRecord> =
             batch.iter().zip(&out).filter(|(_, r)| **r == Recorded::Started).map(|(t, _)| t).collect();
-        if started.is_empty() && !began {
+        if started.is_empty() && open.is_none() {
             return Ok(out);
         }
-        let mut sql = String::from(if began { "" } else { "BEGIN IMMEDIATE;" });
+        let mut sql = String::from(if open.is_some() { "" } else { "BEGIN IMMEDIATE;" });
         for chunk in started.chunks(ROWS_PER_STATEMENT) {
             let _ = write!(
                 sql,
@@ -885,7 +903,12 @@ impl Store {
         for (webhook, at) in last {
             script = script.bind(at).bind(webhook).bind(at);
         }
-        turn.run_script(script).await?;
+        let done = turn.run_script(script).await;
+        // Committed, or rolled back by run_script (which marks the connection when it cannot).
+        if let Some(open) = open {
+            open.finish();
+        }
+        done?;
         Ok(out)
     }
 
@@ -2138,6 +2161,31 @@ mod tests {
         let _ = fs::remove_dir_all(&dir);
         let store = Store::open(&Location::DataDir(dir.clone())).await.unwrap();
         a_failed_batch_leaves_nothing(&store).await;
+        store.close().await;
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A transaction a script left open (what an early return or a dropped future between the
+    /// two scripts of a batch leaves): the next turn does not write inside it, on a connection
+    /// that holds SQLite's write lock, but on a new one: the next batch is written the first
+    /// time. And a writer connection that could not be held is opened again at the next turn.
+    #[tokio::test]
+    async fn a_script_left_open_is_not_written_into() {
+        let dir = std::env::temp_dir().join(format!("cpw-store-open-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = Store::open(&Location::DataDir(dir.clone())).await.unwrap();
+        {
+            let mut turn = store.write_turn().await;
+            turn.run_script(sqlx::query("BEGIN IMMEDIATE")).await.unwrap();
+            drop(OpenScript(Some(&store.writer_broken)));
+        }
+        let out = store.record_triggers(&[record(Some("d1"), "e1", 1000.0)]).await.unwrap();
+        assert_eq!(out, [Recorded::Started]);
+        drop(store.write_gate.lock().await.take());
+        let out = store.record_triggers(&[record(Some("d2"), "e2", 1001.0)]).await.unwrap();
+        assert_eq!(out, [Recorded::Started]);
+        assert!(store.write_gate.lock().await.is_some(), "the writer connection is held again");
+        assert_eq!(store.executions("p", None, 10).await.unwrap().len(), 2);
         store.close().await;
         fs::remove_dir_all(&dir).unwrap();
     }
