@@ -78,6 +78,15 @@ impl Inner {
             passes -= 1;
             let over = self.running.get(&key).copied().unwrap_or(0) >= self.per_key;
             let Some(queue) = self.waiting.get_mut(&key) else { continue };
+            // Waiters that went away are not judged: a long one that left must not hold up the
+            // short ones behind it.
+            while queue.front().is_some_and(|(tx, _)| tx.is_closed()) {
+                queue.pop_front();
+            }
+            if queue.is_empty() {
+                self.waiting.remove(&key);
+                continue;
+            }
             if over && !(borrowing && queue.front().is_some_and(|(_, short)| *short)) {
                 self.ring.push_back(key);
                 continue;
@@ -134,6 +143,16 @@ impl FairPool {
         let rx = {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             let busy = inner.running.get(key).copied().unwrap_or(0);
+            // This webhook's waiters that went away hold no place in its queue.
+            if let Some(queue) = inner.waiting.get_mut(key) {
+                while queue.front().is_some_and(|(tx, _)| tx.is_closed()) {
+                    queue.pop_front();
+                }
+                if queue.is_empty() {
+                    inner.waiting.remove(key);
+                    inner.ring.retain(|k| k != key);
+                }
+            }
             // Every release hands free slots to whoever waits and may use them (`dispatch`), so
             // a slot free now is one no waiter may use: a short evaluation may borrow it. Behind
             // its own webhook's waiters, it waits its turn.
@@ -277,5 +296,21 @@ mod tests {
         drop(a1);
         let got = tokio::time::timeout(Duration::from_secs(1), long).await.unwrap().unwrap();
         assert_eq!(got.key, "a");
+    }
+
+    /// A waiter that went away holds no place: a short evaluation that comes after it borrows
+    /// the free slot at once instead of queueing behind it.
+    #[tokio::test]
+    async fn a_gone_waiter_holds_no_place_in_its_webhooks_queue() {
+        let pool = FairPool::new(2, 1);
+        let a1 = pool.acquire("a", false).await;
+        let mut long = Box::pin(pool.acquire("a", false));
+        assert!(tokio::time::timeout(Duration::from_millis(10), &mut long).await.is_err(), "past its share");
+        drop(long);
+        let short = tokio::time::timeout(Duration::from_secs(1), pool.acquire("a", true)).await;
+        assert!(short.is_ok(), "the gone waiter did not hold the short one up");
+        drop((a1, short));
+        let inner = pool.inner.lock().unwrap();
+        assert_eq!((inner.free, inner.running.len(), inner.waiting.len(), inner.ring.len()), (2, 0, 0, 0));
     }
 }
