@@ -869,8 +869,9 @@ impl Store {
                 rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, sqlx::Error>>()?;
             written.sort_unstable();
             for &i in &fresh {
-                let key = (batch[i].webhook.clone(), batch[i].delivery.clone().unwrap_or_default());
-                if written.binary_search(&key).is_err() {
+                // Looked up by reference: no copy of the webhook and the id per trigger.
+                let key = (batch[i].webhook.as_str(), batch[i].delivery.as_deref().unwrap_or_default());
+                if written.binary_search_by(|(w, d)| (w.as_str(), d.as_str()).cmp(&key)).is_err() {
                     out[i] = Recorded::Duplicate;
                 }
             }
@@ -2116,9 +2117,7 @@ mod tests {
     /// new connection.
     #[tokio::test]
     async fn a_broken_writer_connection_is_replaced() {
-        let dir = std::env::temp_dir().join(format!("cpw-store-broken-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let store = Store::open(&Location::DataDir(dir.clone())).await.unwrap();
+        let (store, dir) = sqlite_store("broken").await;
         {
             let mut turn = store.write_turn().await;
             std::mem::forget(turn.begin().await.unwrap());
@@ -2128,6 +2127,18 @@ mod tests {
         let second = store.record_triggers(&[record(Some("d1"), "e1", 1000.0)]).await.unwrap();
         assert_eq!(second, [Recorded::Started]);
         assert_eq!(store.executions("p", None, 10).await.unwrap().len(), 1);
+        drop_sqlite_store((store, dir)).await;
+    }
+
+    /// A SQLite store in a directory of its own (`tag`), for a test; [`drop_sqlite_store`]
+    /// closes it and removes the directory.
+    async fn sqlite_store(tag: &str) -> (Store, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("cpw-store-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        (Store::open(&Location::DataDir(dir.clone())).await.unwrap(), dir)
+    }
+
+    async fn drop_sqlite_store((store, dir): (Store, PathBuf)) {
         store.close().await;
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -2157,12 +2168,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_batch_leaves_nothing_on_sqlite() {
-        let dir = std::env::temp_dir().join(format!("cpw-store-failed-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let store = Store::open(&Location::DataDir(dir.clone())).await.unwrap();
+        let (store, dir) = sqlite_store("failed").await;
         a_failed_batch_leaves_nothing(&store).await;
-        store.close().await;
-        fs::remove_dir_all(&dir).unwrap();
+        drop_sqlite_store((store, dir)).await;
     }
 
     /// A transaction a script left open (what an early return or a dropped future between the
@@ -2171,9 +2179,7 @@ mod tests {
     /// time. And a writer connection that could not be held is opened again at the next turn.
     #[tokio::test]
     async fn a_script_left_open_is_not_written_into() {
-        let dir = std::env::temp_dir().join(format!("cpw-store-open-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let store = Store::open(&Location::DataDir(dir.clone())).await.unwrap();
+        let (store, dir) = sqlite_store("open").await;
         {
             let mut turn = store.write_turn().await;
             turn.run_script(sqlx::query("BEGIN IMMEDIATE")).await.unwrap();
@@ -2186,18 +2192,14 @@ mod tests {
         assert_eq!(out, [Recorded::Started]);
         assert!(store.write_gate.lock().await.is_some(), "the writer connection is held again");
         assert_eq!(store.executions("p", None, 10).await.unwrap().len(), 2);
-        store.close().await;
-        fs::remove_dir_all(&dir).unwrap();
+        drop_sqlite_store((store, dir)).await;
     }
 
     #[tokio::test]
     async fn a_large_batch_on_sqlite() {
-        let dir = std::env::temp_dir().join(format!("cpw-store-batch-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let store = Store::open(&Location::DataDir(dir.clone())).await.unwrap();
+        let (store, dir) = sqlite_store("batch").await;
         a_large_batch(&store).await;
-        store.close().await;
-        fs::remove_dir_all(&dir).unwrap();
+        drop_sqlite_store((store, dir)).await;
     }
 
     /// With `TEST_DATABASE_URL` (postgres://USER@HOST:PORT/DB): a store on a database of its own
