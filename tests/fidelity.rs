@@ -347,6 +347,24 @@ fn tags_of_pipelines_and_webhooks_in_one_store_with_one_checker() {
     r.tag_resource(TagResourceInput { resource_arn: webhook.into(), tags: vec![tag("team", "b"), tag("env", "prod")] })
         .unwrap();
     assert_eq!(list(webhook).unwrap().tags, vec![tag("team", "b"), tag("env", "prod")]);
+    // Paged with maxResults: a token resumes this resource's listing and no other.
+    let page = |arn: &str, next_token: Option<String>| {
+        r.list_tags_for_resource(ListTagsForResourceInput {
+            resource_arn: arn.into(),
+            next_token,
+            max_results: Some(1),
+        })
+    };
+    let first = page(webhook, None).unwrap();
+    assert_eq!(first.tags, vec![tag("team", "b")]);
+    let token = first.next_token.expect("more follow");
+    let second = page(webhook, Some(token.clone())).unwrap();
+    assert_eq!((second.tags, second.next_token), (vec![tag("env", "prod")], None));
+    let elsewhere = page("arn:aws:codepipeline:us-east-1:123456789012:app", Some(token)).unwrap_err();
+    assert_eq!(elsewhere.code(), "InvalidNextTokenException");
+    let other_call = r.issue_next_token("ListWebhooks", "0\narn:aws:codepipeline:us-east-1:123456789012:webhook:hook");
+    assert_eq!(page(webhook, Some(other_call)).unwrap_err().code(), "InvalidNextTokenException");
+    assert_eq!(page(webhook, Some(String::new())).unwrap_err().code(), "ValidationException");
     assert_eq!(r.list_webhooks(Default::default()).unwrap().webhooks[0].tags.as_ref().unwrap().len(), 2);
     r.untag_resource(UntagResourceInput {
         resource_arn: webhook.into(),

@@ -287,6 +287,34 @@ async fn tag_resource_untag_resource_and_list_tags_for_resource() {
         .send()
         .await
         .unwrap();
+    // maxResults pages them, in the order they were set, with a token bound to the resource.
+    c.create_pipeline().pipeline(pipeline("other").build().unwrap()).send().await.unwrap();
+    let mut pages = Vec::new();
+    let mut next = None;
+    loop {
+        let out =
+            c.list_tags_for_resource().resource_arn(arn).max_results(1).set_next_token(next).send().await.unwrap();
+        next = out.next_token().map(str::to_owned);
+        pages.push(tags(out));
+        if next.is_none() {
+            break;
+        }
+        let elsewhere = c
+            .list_tags_for_resource()
+            .resource_arn("arn:aws:codepipeline:us-east-1:123456789012:other")
+            .next_token(next.clone().unwrap())
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(code(&elsewhere), "InvalidNextTokenException");
+    }
+    assert_eq!(
+        pages,
+        vec![vec![("team".to_owned(), "ci".to_owned())], vec![("env".to_owned(), "prod".to_owned())]],
+        "one tag a page, then no nextToken"
+    );
+    let forged = c.list_tags_for_resource().resource_arn(arn).next_token("bm90LWEtdG9rZW4").send().await.unwrap_err();
+    assert_eq!(code(&forged), "InvalidNextTokenException");
     c.untag_resource().resource_arn(arn).tag_keys("team").send().await.unwrap();
     assert_eq!(
         tags(c.list_tags_for_resource().resource_arn(arn).send().await.unwrap()),

@@ -39,10 +39,10 @@ pub struct UntagResourceInput {
 pub struct ListTagsForResourceInput {
     /// A pipeline's or a webhook's ARN.
     pub resource_arn: String,
-    /// Accepted; every tag of a resource (at most 50) comes in one page.
+    /// The `nextToken` of the page before: the listing resumes after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
-    /// 1 to 100; a resource has at most 50 tags, so one page holds them all.
+    /// 1 to 100: the most tags in a page (without it, every tag: a resource has at most 50).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_results: Option<i64>,
 }
@@ -53,7 +53,7 @@ pub struct ListTagsForResourceInput {
 pub struct ListTagsForResourceOutput {
     /// The resource's tags, in the order they were set.
     pub tags: Vec<Tag>,
-    /// Never set: one page holds every tag.
+    /// Set when more tags follow: the next call's `nextToken`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }
@@ -198,33 +198,56 @@ impl Registry {
         Ok(())
     }
 
-    /// `ListTagsForResource`: a pipeline's or a webhook's tags, in one page. Errors:
-    /// `ValidationException` (model), `InvalidArnException`, `ResourceNotFoundException`.
+    /// `ListTagsForResource`: a pipeline's or a webhook's tags, in the order they were set, at
+    /// most `maxResults` a page (every tag without it). Errors: `ValidationException` (model),
+    /// `InvalidArnException`, `ResourceNotFoundException`, `InvalidNextTokenException` (a token
+    /// this registry did not issue for this call on this resource).
     pub fn list_tags_for_resource(&self, input: ListTagsForResourceInput) -> Result<ListTagsForResourceOutput, Error> {
         if let Some(max) = input.max_results {
             crate::model::validate_member("MaxResults", &serde_json::Value::from(max), "maxResults")?;
         }
-        if let Some(token) = &input.next_token {
-            crate::model::validate_member("NextToken", &serde_json::Value::String(token.clone()), "nextToken")?;
-            return Err(Error::new(
-                ErrorCode::InvalidNextTokenException,
-                Some("nextToken".to_owned()),
-                "The next token was not issued by this service: every tag of a resource comes in one page",
-            ));
-        }
         let resource = self.resource(&input.resource_arn)?;
         let state = self.read();
+        // A token is bound to the call and to the resource: "{tags listed before}\n{ARN}".
+        let skip = match &input.next_token {
+            None => 0,
+            Some(token) => {
+                let position = super::next_token::verify_for(&state.next_token_key, OPERATION, token)?;
+                position
+                    .split_once('\n')
+                    .filter(|(_, arn)| *arn == input.resource_arn)
+                    .and_then(|(n, _)| n.parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        Error::new(
+                            ErrorCode::InvalidNextTokenException,
+                            Some("nextToken".to_owned()),
+                            "The next token was issued for another resource",
+                        )
+                    })?
+            }
+        };
         let tags = match &resource {
             Resource::Pipeline(name) => {
                 if !state.pipelines.contains_key(name) {
                     return Err(not_found(&input.resource_arn));
                 }
-                state.pipeline_tags.get(name).cloned().unwrap_or_default()
+                state.pipeline_tags.get(name).map_or(&[][..], Vec::as_slice)
             }
             Resource::Webhook(name) => {
-                state.webhooks.get(name).ok_or_else(|| not_found(&input.resource_arn))?.tags.clone()
+                state.webhooks.get(name).ok_or_else(|| not_found(&input.resource_arn))?.tags.as_slice()
             }
         };
-        Ok(ListTagsForResourceOutput { tags, next_token: None })
+        // The model bounds maxResults to 1..=100, checked above.
+        let max = input.max_results.map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(1));
+        let rest = tags.get(skip..).unwrap_or_default();
+        let page: Vec<Tag> = rest.iter().take(max).cloned().collect();
+        let next_token = (rest.len() > page.len()).then(|| {
+            let position = format!("{}\n{}", skip + page.len(), input.resource_arn);
+            super::next_token::issue_for(&state.next_token_key, OPERATION, &position)
+        });
+        Ok(ListTagsForResourceOutput { tags: page, next_token })
     }
 }
+
+/// The operation a `ListTagsForResource` token is bound to.
+const OPERATION: &str = "ListTagsForResource";
