@@ -516,6 +516,23 @@ async fn start_pipeline_execution_runs_the_latest_revision_once_per_token_in(db:
     assert!(env.contains("CODEPIPELINE_REVISION_ID=0123456789abcdef\n"), "{env}");
 
     assert_eq!(code(&c.start_pipeline_execution().name("nope").send().await.unwrap_err()), "PipelineNotFoundException");
+    // A revision for an action that is not a source action: the operation's modelled error.
+    let wrong_action = c
+        .start_pipeline_execution()
+        .name("app")
+        .source_revisions(
+            SourceRevisionOverride::builder()
+                .action_name("NoSuchAction")
+                .revision_type(SourceRevisionType::CommitId)
+                .revision_value("0123456789abcdef")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&wrong_action), "ValidationException");
+    assert!(wrong_action.message().unwrap_or_default().contains("NoSuchAction"), "{wrong_action:?}");
     let bad = c.start_pipeline_execution().name("app").client_request_token("no spaces").send().await.unwrap_err();
     assert_eq!(code(&bad), "ValidationException");
 }

@@ -162,8 +162,10 @@ pub(crate) async fn start(app: &std::sync::Arc<App>, input: StartPipelineExecuti
             let mut out = Vec::with_capacity(overrides.len());
             for o in overrides {
                 if !sources.iter().any(|a| name_of(a) == o.action_name) {
+                    // ValidationException: the operation's modelled error for a bad parameter
+                    // (InvalidParameterException is not a CodePipeline error).
                     return Err(ApiError::client(
-                        "InvalidParameterException",
+                        "ValidationException",
                         format!("The action '{}' is not a source action of pipeline '{}'", o.action_name, input.name),
                     ));
                 }
@@ -204,7 +206,10 @@ pub(crate) async fn start(app: &std::sync::Arc<App>, input: StartPipelineExecuti
     else {
         return Err(ApiError::client(
             "ConcurrentPipelineExecutionsLimitExceededException",
-            format!("The queue of executions waiting for the on-trigger program is full ({queue_max:?})"),
+            format!(
+                "The queue of executions waiting for the on-trigger program is full ({} waiting)",
+                app.config.queue_max
+            ),
         ));
     };
     if started && let Some(runner) = &app.runner {
