@@ -55,8 +55,10 @@ impl Server {
         let log = data_dir.with_extension(format!("log{}", COUNTER.fetch_add(1, Ordering::Relaxed)));
         let mut child = Command::new(env!("CARGO_BIN_EXE_codepipeline-webhooks"))
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--public-url", PUBLIC_URL, "--data-dir"])
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            // PUBLIC_URL unless the test gives its own.
+            .args(if extra.contains(&"--public-url") { &[][..] } else { &["--public-url", PUBLIC_URL][..] })
             .args(extra)
             .env("AWS_ACCESS_KEY_ID", KEY_ID)
             .env("AWS_SECRET_ACCESS_KEY", KEY_SECRET)
@@ -635,11 +637,23 @@ async fn deliveries_over_real_http() {
     let e = c.get_pipeline_execution().pipeline_name("app").pipeline_execution_id("nope").send().await.unwrap_err();
     assert_eq!(code(&e), "ValidationException");
     let hooks = c.list_webhooks().send().await.unwrap();
-    assert!(hooks.webhooks()[0].last_triggered().is_some(), "lastTriggered kept");
+    let stamped = hooks.webhooks()[0].last_triggered().copied().expect("lastTriggered kept");
+    assert!(
+        stamped.secs() >= summary.start_time().unwrap().secs(),
+        "lastTriggered is the execution's start: {stamped:?} vs {:?}",
+        summary.start_time()
+    );
 
-    // The same delivery id again: nothing starts.
+    // The same delivery id again: nothing starts, and lastTriggered stays (it is set by a
+    // delivery that starts the pipeline, not by one that passes the filters and starts nothing).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let a = deliver(addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", "d-1")).await;
     assert_eq!((a.status, a.json()["ignored"].as_str()), (200, Some("duplicate delivery")));
+    // A signed ping of the push's body (its filters pass; a ping starts nothing).
+    let a = deliver(addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "ping", "d-ping-push")).await;
+    assert_eq!((a.status, a.json()["ignored"].as_str()), (200, Some("ping")));
+    let hooks = c.list_webhooks().send().await.unwrap();
+    assert_eq!(hooks.webhooks()[0].last_triggered(), Some(&stamped), "no execution started: lastTriggered unchanged");
 
     // GitHub's form encoding: payload=<urlencoded JSON>, signed over the form bytes.
     let form = format!("payload={}", percent_encode(&body));
@@ -752,7 +766,7 @@ async fn deliveries_over_real_http() {
         "codepipeline_webhooks_deliveries_total{outcome=\"rejected\",step=\"signature\"} 2",
         "codepipeline_webhooks_deliveries_total{outcome=\"rejected\",step=\"source_ip\"} 1",
         "codepipeline_webhooks_deliveries_total{outcome=\"unknown_token\",step=\"none\"} 2",
-        "codepipeline_webhooks_deliveries_total{outcome=\"ping\",step=\"none\"} 1",
+        "codepipeline_webhooks_deliveries_total{outcome=\"ping\",step=\"none\"} 2",
         "codepipeline_webhooks_delivery_seconds_count",
     ] {
         assert!(text.contains(line), "{line} not in\n{text}");
@@ -1214,4 +1228,74 @@ async fn slow_senders_are_cut_off() {
             .pipeline_execution_summaries()
             .is_empty()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_url_with_a_path_is_answered_there_and_at_trigger() {
+    let dir = temp_dir("public-path");
+    let server = Server::start(&dir.join("data"), &["--public-url", "https://hooks.example.test/cp/"]);
+    let c = server.client();
+    c.create_pipeline().pipeline(pipeline("app", "master")).send().await.unwrap();
+    let out =
+        c.put_webhook().webhook(webhook("hook", "app", WebhookAuthenticationType::GithubHmac)).send().await.unwrap();
+    let url = out.webhook().unwrap().url().to_owned();
+    let query = url.strip_prefix("https://hooks.example.test/cp/trigger?").expect(&url).to_owned();
+    let body = push();
+    // The advertised URL's path (no proxy in front), and /trigger (a proxy that strips /cp).
+    for (path, delivery) in [("/cp/trigger", "d-1"), ("/trigger", "d-2")] {
+        let a = http(
+            server.addr,
+            "POST",
+            &format!("{path}?{query}"),
+            &signed_headers(HOOK_SECRET, &body, "push", delivery),
+            &body,
+        )
+        .await;
+        assert_eq!(a.status, 202, "{path}: {}", String::from_utf8_lossy(&a.body));
+    }
+    let a = http(
+        server.addr,
+        "POST",
+        &format!("/other/trigger?{query}"),
+        &signed_headers(HOOK_SECRET, &body, "push", "d-3"),
+        &body,
+    )
+    .await;
+    assert_eq!(a.status, 404);
+    // The query read as the engine's Registry::trigger reads it: percent-encoded, `v` 1 or absent.
+    let token = query.strip_prefix("t=").and_then(|q| q.strip_suffix("&v=1")).expect(&query).to_owned();
+    for (query, delivery, want) in [
+        (format!("v=%31&%74={token}"), "d-4", 202),
+        (format!("t={token}"), "d-5", 202),
+        (format!("t={token}&v=2"), "d-6", 404),
+        (format!("t={token}&t={token}"), "d-7", 404),
+    ] {
+        let a = http(
+            server.addr,
+            "POST",
+            &format!("/cp/trigger?{query}"),
+            &signed_headers(HOOK_SECRET, &body, "push", delivery),
+            &body,
+        )
+        .await;
+        assert_eq!(a.status, want, "{query}: {}", String::from_utf8_lossy(&a.body));
+    }
+    drop(server);
+
+    // A query or a fragment in --public-url would land inside every webhook URL: refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_codepipeline-webhooks"))
+        .args([
+            "serve",
+            "--no-auth",
+            "--listen",
+            "127.0.0.1:0",
+            "--public-url",
+            "https://h.example/cp?x=1",
+            "--data-dir",
+        ])
+        .arg(dir.join("data2"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--public-url"), "{}", String::from_utf8_lossy(&out.stderr));
 }

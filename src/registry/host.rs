@@ -236,6 +236,14 @@ impl Registry {
         })
     }
 
+    /// As [`resolve_token`](Self::resolve_token), for the URL a delivery arrived at (or its
+    /// path and query, as an HTTP server sees it), read as [`trigger`](Self::trigger) reads it:
+    /// the `t` of its query, parameters in any order and percent-encoded or not, `v` absent or
+    /// `1`. `None` when it names no webhook.
+    pub fn resolve_url(&self, url: &str) -> Option<Resolved> {
+        self.resolve_token(&self.base_url.token_in(url)?)
+    }
+
     /// Evaluates a delivery to a webhook found by [`resolve_token`](Self::resolve_token), as
     /// [`trigger_token`](Self::trigger_token) does: the webhook's error when it cannot trigger;
     /// a trigger stamps `lastTriggered`.
@@ -319,6 +327,15 @@ mod tests {
         let resolved = b.resolve_token("tok0").unwrap();
         assert_eq!(resolved.name(), "w");
         assert_eq!(resolved.error().map(Error::kind), Some(ErrorCode::ValidationException));
+        // By URL, as `trigger` reads one: any path, any order, percent-encoded, `v` absent or 1.
+        for url in
+            ["/trigger?t=tok0&v=1", "https://other.example/cp/trigger?v=1&t=tok0", "/trigger?%74=tok%30", "/x?t=tok0"]
+        {
+            assert_eq!(b.resolve_url(url).map(|r| r.name().to_owned()).as_deref(), Some("w"), "{url}");
+        }
+        for url in ["/trigger?t=tok0&v=2", "/trigger?t=tok0&t=tok0", "/trigger?t=", "/trigger", "/trigger?t=tok9"] {
+            assert!(b.resolve_url(url).is_none(), "{url}");
+        }
         assert!(b.trigger_resolved(&resolved, &Request::new(r#"{"ref":"refs/heads/main"}"#)).is_err());
         // The pipeline fixed: compiled again, it triggers, and stamps lastTriggered.
         b.put_pipeline(pipeline("Source")).unwrap();

@@ -65,13 +65,14 @@ pub(crate) async fn execute(app: &std::sync::Arc<App>, op: Operation) -> Result<
         }
         Operation::ListWebhooks(input) => {
             let mut out = app.registry.list_webhooks(input)?;
-            // lastTriggered: the latest over every instance.
+            // lastTriggered: the database's, the latest start over every instance, written with
+            // the execution. Not the registry's own stamp, which its evaluation sets on any
+            // verdict that passes, before the service knows whether an execution starts (a
+            // repeated delivery id, a ping, a full queue start none).
             let stamps: std::collections::HashMap<String, f64> =
                 app.store.last_triggered().await?.into_iter().collect();
             for item in &mut out.webhooks {
-                if let Some(at) = stamps.get(&item.definition.name) {
-                    item.last_triggered = Some(item.last_triggered.map_or(*at, |mine| mine.max(*at)));
-                }
+                item.last_triggered = stamps.get(&item.definition.name).copied();
             }
             Ok(serde_json::to_value(out).map_err(|_| ApiError::internal())?)
         }

@@ -21,14 +21,6 @@ use codepipeline_webhooks::{Request, Step, Verdict};
 /// How long a repeated `X-GitHub-Delivery` is remembered.
 pub const DEDUPE_WINDOW_SECS: f64 = 3600.0;
 
-/// The `t` parameter of a query string; none when it is empty or given twice (which of two
-/// tokens is meant is not guessed).
-pub fn token_of(query: Option<&str>) -> Option<&str> {
-    let mut tokens = query?.split('&').filter_map(|pair| pair.strip_prefix("t="));
-    let token = tokens.next().filter(|t| !t.is_empty())?;
-    tokens.next().is_none().then_some(token)
-}
-
 /// 503 with `Retry-After`: a bound of the service is reached; the sender may try again.
 fn busy() -> Response {
     let mut response = empty(StatusCode::SERVICE_UNAVAILABLE);
@@ -60,12 +52,11 @@ where
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
-    let Some(token) = token_of(parts.uri.query()) else {
-        app.metrics.delivery("unknown_token", "none", started.elapsed());
-        return empty(StatusCode::NOT_FOUND);
-    };
-    // Found before a byte of the body is read, once: the compiled webhook comes with it.
-    let Some(info) = app.registry.resolve_token(token) else {
+    // Found before a byte of the body is read, once: the compiled webhook comes with it. The
+    // query is read by the registry's rules (the `t` parameter, any order, percent-encoded or
+    // not, `v` absent or 1), as the engine's own `Registry::trigger` reads a URL.
+    let url = parts.uri.path_and_query().map_or("", http::uri::PathAndQuery::as_str);
+    let Some(info) = app.registry.resolve_url(url) else {
         app.metrics.delivery("unknown_token", "none", started.elapsed());
         tracing::info!(outcome = "unknown_token", peer = %peer.ip(), "delivery to an unknown URL");
         return empty(StatusCode::NOT_FOUND);
@@ -340,19 +331,3 @@ async fn answer(
 
 /// The default read timeout of a delivery's body.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-#[cfg(test)]
-mod tests {
-    use super::token_of;
-
-    #[test]
-    fn token_from_query() {
-        assert_eq!(token_of(Some("t=abc&v=1")), Some("abc"));
-        assert_eq!(token_of(Some("v=1&t=abc")), Some("abc"));
-        assert_eq!(token_of(Some("v=1")), None);
-        assert_eq!(token_of(Some("t=")), None);
-        assert_eq!(token_of(None), None);
-        assert_eq!(token_of(Some("t=abc&t=other&v=1")), None, "two tokens: neither");
-        assert_eq!(token_of(Some("t=abc&v=1&t=abc")), None);
-    }
-}

@@ -122,6 +122,9 @@ pub struct ServeConfig {
     pub account_id: String,
     /// The base of webhook URLs.
     pub public_url: String,
+    /// The data plane's path under `public_url`: `{its path}/trigger`, answered beside
+    /// `/trigger` (what a proxy that strips the path forwards).
+    pub trigger_path: String,
     /// Where the database is.
     pub database: Location,
     /// Accepted access keys; empty with `--no-auth`.
@@ -474,6 +477,9 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
             "--public-url must start with http:// or https://, not '{public_url}'"
         )));
     }
+    // The rest of the URL's rules (a host, no query or fragment) are the registry's, checked
+    // when it is built with this base.
+    let trigger_path = trigger_path(&public_url);
     if args.on_trigger.first().is_some_and(|p| p.is_empty()) {
         return Err(ServeError::Config("--on-trigger needs a program".into()));
     }
@@ -494,6 +500,7 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
         aws_exact: args.aws_exact,
         account_id: args.account_id.clone(),
         public_url,
+        trigger_path,
         database,
         auth: !args.no_auth,
         keys,
@@ -541,10 +548,13 @@ async fn build_app(config: ServeConfig) -> Result<Arc<App>, ServeError> {
         .region(config.region.clone())
         .account_id(config.account_id.clone())
         .base_url(config.public_url.clone())
-        .webhook_options(codepipeline_webhooks::Webhook::options().aws_exact(config.aws_exact))
+        .webhook_options(webhook_options(&config))
         .state(RegistryState { next_token_key: Some(key), ..RegistryState::default() })
         .build()
-        .map_err(|e| ServeError::Config(format!("{}: {}", e.code(), e.message())))?;
+        .map_err(|e| match e.field() {
+            Some("baseUrl") => ServeError::Config(format!("--public-url: {}", e.message())),
+            _ => ServeError::Config(format!("{}: {}", e.code(), e.message())),
+        })?;
     let runner = config.on_trigger.first().map(|_| {
         Runner::new(
             config.on_trigger.clone(),
@@ -574,6 +584,19 @@ async fn build_app(config: ServeConfig) -> Result<Arc<App>, ServeError> {
     };
     app.load_all().await?;
     Ok(Arc::new(app))
+}
+
+/// The path a webhook URL under `public_url` posts to: `https://h.example/cp` → `/cp/trigger`.
+fn trigger_path(public_url: &str) -> String {
+    let rest = public_url.split_once("://").map_or(public_url, |(_, rest)| rest);
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    format!("{path}/trigger")
+}
+
+/// How every webhook of this service is compiled: the registry's copies and the console's
+/// test against the current definition alike, so that a dry run gives the data plane's verdict.
+pub(crate) fn webhook_options(config: &ServeConfig) -> codepipeline_webhooks::WebhookOptions {
+    codepipeline_webhooks::Webhook::options().aws_exact(config.aws_exact)
 }
 
 fn router(app: Arc<App>) -> Router {
@@ -810,7 +833,10 @@ pub(crate) async fn serve_connections(
                 let _ = stream.set_nodelay(true);
                 let (router, data_plane) = (router.clone(), data_plane.clone());
                 let service = hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
-                    let data_plane = data_plane.clone().filter(|_| request.method() == Method::POST && request.uri().path() == "/trigger");
+                    let data_plane = data_plane.clone().filter(|app| {
+                        let path = request.uri().path();
+                        request.method() == Method::POST && (path == "/trigger" || path == app.config.trigger_path)
+                    });
                     let router = router.clone();
                     async move {
                         if let Some(app) = data_plane {
@@ -906,6 +932,15 @@ pub fn main(args: ServeArgs) -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_trigger_path_is_under_the_public_urls_path() {
+        use super::trigger_path;
+        assert_eq!(trigger_path("https://hooks.example.com"), "/trigger");
+        assert_eq!(trigger_path("http://127.0.0.1:8080"), "/trigger");
+        assert_eq!(trigger_path("https://example.com/cp"), "/cp/trigger");
+        assert_eq!(trigger_path("https://example.com/a/b"), "/a/b/trigger");
+    }
+
     #[test]
     fn uuid_text_is_rfc_9562s_form() {
         let b: [u8; 16] = std::array::from_fn(|i| (i as u8) * 0x11);
