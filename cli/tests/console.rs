@@ -391,13 +391,17 @@ async fn retention_keeps_the_last_n_under_a_flood() {
     let console = server.console();
     let mut cursor = String::new();
     let mut seen = Vec::new();
-    for expected in [4, 4, 2] {
+    for (expected, more) in [(4, true), (4, true), (2, false)] {
         let page = get(console, &format!("/api/webhooks/hmac/deliveries?limit=4&cursor={cursor}")).await.json();
         let rows = page["deliveries"].as_array().unwrap();
         assert_eq!(rows.len(), expected, "{page}");
+        assert_eq!(page["nextCursor"].is_string(), more, "a cursor only while there is more: {page}");
         seen.extend(rows.iter().map(|d| d["id"].as_i64().unwrap()));
         cursor = page["nextCursor"].as_str().unwrap_or_default().to_owned();
     }
+    // A page that holds exactly the rest offers no next page either.
+    let page = get(console, "/api/webhooks/hmac/deliveries?limit=10").await.json();
+    assert_eq!((page["deliveries"].as_array().unwrap().len(), &page["nextCursor"]), (10, &Value::Null), "{page}");
     let mut sorted = seen.clone();
     sorted.sort_unstable_by(|a, b| b.cmp(a));
     sorted.dedup();
@@ -624,4 +628,42 @@ async fn no_log_with_keep_0() {
     // The log would have written it within this (the other tests wait for far less).
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(deliveries(server.console(), "hmac", 0).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dry_run_compiles_as_the_data_plane_does_under_aws_exact() {
+    use aws_sdk_codepipeline::types::{WebhookAuthConfiguration, WebhookDefinition, WebhookFilterRule};
+    let dir = temp_dir("dry-exact");
+    let server = Server::start(&dir.join("data"), &["--aws-exact"]);
+    let c = server.client();
+    c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
+    let body = push();
+    let id: String = serde_json::from_slice::<Value>(&body).unwrap()["commits"][0]["id"].as_str().unwrap().to_owned();
+    // An indefinite path naming the push's commit: it passes as a member of the list, but never
+    // under --aws-exact (AWS compares the list it selects).
+    let hook = WebhookDefinition::builder()
+        .name("mono")
+        .target_pipeline("app")
+        .target_action("Source")
+        .filters(WebhookFilterRule::builder().json_path("$.commits[*].id").match_equals(&id).build().unwrap())
+        .authentication(WebhookAuthenticationType::Unauthenticated)
+        .authentication_configuration(WebhookAuthConfiguration::builder().build())
+        .build()
+        .unwrap();
+    let token = put(&c, hook).await;
+    let headers = [("Content-Type", "application/json".to_owned()), ("X-GitHub-Event", "push".to_owned())];
+    let answer = deliver(server.addr, &token, &body, &headers).await;
+    assert_eq!(answer.status, 200, "--aws-exact: ignored: {}", answer.text());
+    let console = server.console();
+    let logged = deliveries(console, "mono", 1).await;
+    let delivery = logged[0]["id"].as_i64().unwrap();
+    let api = [("X-Console-Request", "1".to_owned())];
+    let dry = http(console, "POST", &format!("/api/deliveries/{delivery}/redeliver?dryRun=true"), &api, b"").await;
+    assert_eq!(dry.status, 200, "{}", dry.text());
+    assert_eq!(
+        dry.json()["verdict"]["decision"],
+        "reject",
+        "the dry run gives the data plane's verdict: {}",
+        dry.text()
+    );
 }

@@ -679,22 +679,26 @@ fn stored(r: &AnyRow) -> Result<Stored, StoreError> {
     })
 }
 
-/// A page of a webhook's deliveries, newest first, with ids below `before`.
+/// A page of a webhook's deliveries, newest first, with ids below `before`, at most `limit`;
+/// and whether older ones follow (one more row is read to know, so that a page that ends the
+/// log offers no next page).
 pub(crate) async fn page(
     store: &Store,
     webhook: &str,
     before: Option<i64>,
     limit: usize,
-) -> Result<Vec<Stored>, StoreError> {
+) -> Result<(Vec<Stored>, bool), StoreError> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM delivery_log WHERE webhook = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
     ))
     .bind(webhook)
     .bind(before.unwrap_or(i64::MAX))
-    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .bind(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX))
     .fetch_all(store.pool())
     .await?;
-    rows.iter().map(stored).collect()
+    let more = rows.len() > limit;
+    let rows = rows.iter().take(limit).map(stored).collect::<Result<_, _>>()?;
+    Ok((rows, more))
 }
 
 /// The newest redelivery of `original`.

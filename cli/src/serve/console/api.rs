@@ -88,11 +88,11 @@ pub(crate) async fn deliveries(
     };
     let limit = query.limit();
     match deliveries::page(&console.app.store, &name, before, limit).await {
-        Ok(rows) => {
+        Ok((rows, more)) => {
             if rows.is_empty() && before.is_none() && console.app.registry.export_webhook(&name).is_none() {
                 return refused(Refusal::new(StatusCode::NOT_FOUND, "no such webhook"));
             }
-            let next = (rows.len() == limit).then(|| rows.last().map(|r| r.id.to_string())).flatten();
+            let next = more.then(|| rows.last().map(|r| r.id.to_string())).flatten();
             let list: Vec<Value> = rows.iter().map(deliveries::Stored::summary_json).collect();
             json_ok(json!({"webhook": name, "deliveries": list, "nextCursor": next}))
         }

@@ -38,7 +38,7 @@ use super::App;
 use super::deliveries::{self, Stored};
 use super::service::ServeError;
 use codepipeline_webhooks::registry::WebhookState;
-use codepipeline_webhooks::{Request as Delivery, Verdict, Webhook};
+use codepipeline_webhooks::{Request as Delivery, Verdict};
 
 /// The console's options (of `serve`).
 #[derive(Clone, Debug, clap::Args)]
@@ -328,7 +328,7 @@ fn test(
     let config = pipeline
         .first_stage_configuration(&definition.target_action)
         .map_err(|e| Refusal::new(StatusCode::CONFLICT, format!("the webhook cannot trigger: {}", e.message())))?;
-    let mut options = Webhook::options();
+    let mut options = super::service::webhook_options(&console.app.config);
     if let (Some(previous), Some(until)) = (&state.previous_secret_token, state.previous_secret_valid_until)
         && until > super::now()
     {

@@ -134,11 +134,11 @@ pub(crate) async fn deliveries(
         Err(r) => return problem(&r),
     };
     let limit = query.limit();
-    let rows = match deliveries::page(&console.app.store, &name, before, limit).await {
-        Ok(rows) => rows,
+    let (rows, more) = match deliveries::page(&console.app.store, &name, before, limit).await {
+        Ok(page) => page,
         Err(e) => return problem(&e.into()),
     };
-    let next = (rows.len() == limit).then(|| rows.last().map(|r| r.id)).flatten();
+    let next = more.then(|| rows.last().map(|r| r.id)).flatten();
     page(
         &format!("Deliveries of {name}"),
         html! {
