@@ -359,6 +359,11 @@ async fn pipelines_over_the_sdk() {
         }
     }
     assert_eq!(names, ["app", "b-app", "c-app", "d-app"]);
+    // Declared without a type or a mode: the summaries say AWS's defaults.
+    for summary in c.list_pipelines().send().await.unwrap().pipelines() {
+        assert_eq!(summary.pipeline_type(), Some(&aws_sdk_codepipeline::types::PipelineType::V1), "{summary:?}");
+        assert_eq!(summary.execution_mode(), Some(&aws_sdk_codepipeline::types::ExecutionMode::Superseded));
+    }
     assert_eq!(code(&c.list_pipelines().max_results(0).send().await.unwrap_err()), "ValidationException");
     assert_eq!(code(&c.list_pipelines().next_token("!!").send().await.unwrap_err()), "InvalidNextTokenException");
 
@@ -629,6 +634,11 @@ async fn deliveries_over_real_http() {
     let got = c.get_pipeline_execution().pipeline_name("app").pipeline_execution_id(&id).send().await.unwrap();
     let execution = got.pipeline_execution().unwrap();
     assert_eq!(execution.pipeline_version(), Some(1));
+    assert_eq!(
+        execution.execution_mode(),
+        Some(&aws_sdk_codepipeline::types::ExecutionMode::Superseded),
+        "AWS's default"
+    );
     assert_eq!(execution.status(), Some(&PipelineExecutionStatus::Succeeded));
     let unknown = "00000000-0000-0000-0000-000000000000";
     let e = c.get_pipeline_execution().pipeline_name("app").pipeline_execution_id(unknown).send().await.unwrap_err();

@@ -186,14 +186,15 @@ pub(crate) async fn execute(app: &std::sync::Arc<App>, op: Operation) -> Result<
             let mut pipelines = Vec::with_capacity(rows.len());
             for row in &rows {
                 let declaration: Value = serde_json::from_str(&row.declaration).map_err(|_| ApiError::internal())?;
-                let mut summary =
-                    json!({"name": row.name, "version": row.version, "created": row.created, "updated": row.updated});
-                for key in ["pipelineType", "executionMode"] {
-                    if let Some(v) = declaration.get(key) {
-                        summary[key] = v.clone();
-                    }
-                }
-                pipelines.push(summary);
+                // The type and mode always, with AWS's defaults for a declaration that names none.
+                pipelines.push(json!({
+                    "name": row.name,
+                    "version": row.version,
+                    "pipelineType": super::modes::ExecutionMode::pipeline_type_of(&declaration),
+                    "executionMode": super::modes::ExecutionMode::of_declaration(&declaration).as_str(),
+                    "created": row.created,
+                    "updated": row.updated,
+                }));
             }
             let mut out = json!({"pipelines": pipelines});
             if let (true, Some(last)) = (more, rows.last()) {

@@ -34,6 +34,11 @@ impl ExecutionMode {
         }
     }
 
+    /// The `pipelineType` a declaration names; absent: `V1`, what CreatePipeline makes without one.
+    pub fn pipeline_type_of(pipeline: &serde_json::Value) -> &str {
+        pipeline.get("pipelineType").and_then(serde_json::Value::as_str).unwrap_or("V1")
+    }
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -55,5 +60,7 @@ mod tests {
         assert_eq!(ExecutionMode::of_declaration(&json!({"executionMode": "QUEUED"})), ExecutionMode::Queued);
         assert_eq!(ExecutionMode::of_declaration(&json!({"executionMode": "PARALLEL"})), ExecutionMode::Parallel);
         assert_eq!(ExecutionMode::of_declaration(&json!({"executionMode": "SUPERSEDED"})).as_str(), "SUPERSEDED");
+        assert_eq!(ExecutionMode::pipeline_type_of(&json!({})), "V1");
+        assert_eq!(ExecutionMode::pipeline_type_of(&json!({"pipelineType": "V2"})), "V2");
     }
 }

@@ -143,9 +143,8 @@ pub(crate) async fn pipeline_execution(app: &App, row: &ExecutionRow) -> Result<
     if let Some(s) = &row.status_summary {
         execution["statusSummary"] = Value::String(s.clone());
     }
-    if let Some(mode) = declaration.get("executionMode") {
-        execution["executionMode"] = mode.clone();
-    }
+    // Always, with AWS's default for a declaration that names none.
+    execution["executionMode"] = json!(super::modes::ExecutionMode::of_declaration(&declaration).as_str());
     Ok(execution)
 }
 
