@@ -75,7 +75,7 @@ Exit codes: 0 signed, 2 no secret or unreadable payload.")]
     Sign(SignArgs),
     /// Run the service: the PutWebhook API (AWS JSON 1.1, SigV4), the /trigger receiver, SQLite.
     #[cfg(feature = "serve")]
-    Serve(codepipeline_webhooks_cli::serve::ServeArgs),
+    Serve(Box<codepipeline_webhooks_cli::serve::ServeArgs>),
     /// List a webhook's recent deliveries, with why each did or did not start the pipeline (asks
     /// a running `serve`'s console).
     #[cfg(feature = "serve")]
@@ -240,7 +240,7 @@ fn main() -> ExitCode {
         }),
         Command::Sign(args) => sign(args),
         #[cfg(feature = "serve")]
-        Command::Serve(args) => Ok(codepipeline_webhooks_cli::serve::main(args)),
+        Command::Serve(args) => Ok(codepipeline_webhooks_cli::serve::main(*args)),
         #[cfg(feature = "serve")]
         Command::Deliveries(args) => Ok(codepipeline_webhooks_cli::serve::console::client::deliveries(args)),
         #[cfg(feature = "serve")]

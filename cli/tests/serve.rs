@@ -542,6 +542,51 @@ async fn webhook_quota_is_300() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_quota_and_the_body_limit_are_options() {
+    let dir = temp_dir("options");
+    let body = push();
+    let limit = body.len().to_string();
+    let server = Server::start(&dir.join("data"), &["--webhook-quota", "2", "--max-body-bytes", &limit]);
+    let c = server.client();
+    let token = setup(&c, "app", "h1", WebhookAuthenticationType::GithubHmac).await;
+    c.put_webhook().webhook(webhook("h2", "app", WebhookAuthenticationType::Unauthenticated)).send().await.unwrap();
+    let e = c
+        .put_webhook()
+        .webhook(webhook("h3", "app", WebhookAuthenticationType::Unauthenticated))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "LimitExceededException");
+    // A body at the limit is read; one byte more is 413.
+    let a = deliver(server.addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", "d-1")).await;
+    assert_eq!(a.status, 202, "{}", String::from_utf8_lossy(&a.body));
+    let mut over = body.clone();
+    over.push(b' ');
+    let a = deliver(server.addr, &token, &over, &signed_headers(HOOK_SECRET, &over, "push", "d-2")).await;
+    assert_eq!(a.status, 413);
+    drop(server);
+    // A limit the body budget could never hold is refused at start.
+    let out = Command::new(env!("CARGO_BIN_EXE_codepipeline-webhooks"))
+        .args([
+            "serve",
+            "--no-auth",
+            "--listen",
+            "127.0.0.1:0",
+            "--body-budget-mib",
+            "1",
+            "--max-body-bytes",
+            "2000000",
+        ])
+        .arg("--data-dir")
+        .arg(dir.join("data2"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--max-body-bytes"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_and_health() {
     let dir = temp_dir("jsonlogs");
     let server = Server::start(&dir.join("data"), &["--log-format", "json"]);

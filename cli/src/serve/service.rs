@@ -104,6 +104,13 @@ pub struct ServeArgs {
     /// The delivery log's retention and body cap.
     #[command(flatten)]
     pub deliveries: super::deliveries::DeliveryArgs,
+    /// The most webhooks the service holds (PutWebhook past it: LimitExceededException). The
+    /// database counts over every instance; give each instance the same quota.
+    #[arg(long, default_value_t = codepipeline_webhooks::registry::DEFAULT_WEBHOOK_QUOTA, value_name = "N")]
+    pub webhook_quota: usize,
+    /// The largest delivery body, in bytes (past it: 413). At most `--body-budget-mib`.
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES, value_name = "BYTES")]
+    pub max_body_bytes: usize,
     /// Webhooks compare what an indefinite JsonPath selects as AWS does (a list never equals a
     /// matchEquals string, so such a filter never passes); without it, any selected element
     /// that equals passes. PutWebhook logs the compile warning either way.
@@ -141,6 +148,8 @@ pub struct ServeConfig {
     pub read_timeout: Duration,
     /// The body limit of a delivery.
     pub max_body_bytes: usize,
+    /// `--webhook-quota`.
+    pub webhook_quota: usize,
     /// The largest control-plane request body.
     pub max_api_body_bytes: usize,
     /// Between SIGTERM and SIGKILL for a program's process group.
@@ -483,6 +492,14 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
     if args.on_trigger.first().is_some_and(|p| p.is_empty()) {
         return Err(ServeError::Config("--on-trigger needs a program".into()));
     }
+    let body_budget_bytes = args.body_budget_mib.max(1).saturating_mul(1024 * 1024);
+    let max_body_bytes = args.max_body_bytes;
+    if max_body_bytes == 0 || max_body_bytes > body_budget_bytes {
+        return Err(ServeError::Config(format!(
+            "--max-body-bytes must be between 1 and the body budget ({body_budget_bytes} bytes, --body-budget-mib), \
+             not {max_body_bytes}: a body at the limit must fit in the budget"
+        )));
+    }
     let eval_threads = match args.eval_threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
@@ -508,11 +525,12 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
         on_trigger_timeout: Duration::from_secs(args.on_trigger_timeout.max(1)),
         on_trigger_concurrency: args.on_trigger_concurrency.max(1),
         read_timeout: Duration::from_secs(args.request_timeout.max(1)),
-        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        max_body_bytes,
+        webhook_quota: args.webhook_quota,
         max_api_body_bytes: 1024 * 1024,
         on_trigger_grace: Duration::from_secs(args.on_trigger_grace),
         queue_max: args.queue_max.max(1),
-        body_budget_bytes: args.body_budget_mib.max(1).saturating_mul(1024 * 1024),
+        body_budget_bytes,
         eval_threads,
         eval_per_webhook,
         deliveries: args.deliveries.clone(),
@@ -549,6 +567,7 @@ async fn build_app(config: ServeConfig) -> Result<Arc<App>, ServeError> {
         .account_id(config.account_id.clone())
         .base_url(config.public_url.clone())
         .webhook_options(webhook_options(&config))
+        .webhook_quota(config.webhook_quota)
         .state(RegistryState { next_token_key: Some(key), ..RegistryState::default() })
         .build()
         .map_err(|e| match e.field() {
@@ -596,7 +615,7 @@ fn trigger_path(public_url: &str) -> String {
 /// How every webhook of this service is compiled: the registry's copies and the console's
 /// test against the current definition alike, so that a dry run gives the data plane's verdict.
 pub(crate) fn webhook_options(config: &ServeConfig) -> codepipeline_webhooks::WebhookOptions {
-    codepipeline_webhooks::Webhook::options().aws_exact(config.aws_exact)
+    codepipeline_webhooks::Webhook::options().aws_exact(config.aws_exact).max_body_bytes(config.max_body_bytes)
 }
 
 fn router(app: Arc<App>) -> Router {
