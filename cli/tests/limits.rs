@@ -1356,3 +1356,32 @@ async fn triggers_start_again_after_postgres_cuts_the_connections() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A control-plane call that cannot finish (another process holds SQLite's write lock past
+/// twice --request-timeout) is answered with AWS's JSON error for a timeout, not a bare 408.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_plane_call_past_its_time_gets_a_json_408() {
+    use sqlx::Connection as _;
+    let dir = temp_dir("api-timeout");
+    let data = dir.join("data");
+    let server = Server::start(&data, &["--request-timeout", "1"]);
+    let c = server.client();
+    c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
+    let mut lock = store_connection(&data, &[]).await;
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut lock).await.unwrap();
+    let target = "CodePipeline_20150709.DeletePipeline";
+    let body = br#"{"name": "app"}"#;
+    let started = Instant::now();
+    let answer = http(server.addr, "POST", "/", &sign_at(server.addr, target, body, SystemTime::now()), body).await;
+    let took = started.elapsed();
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    lock.close().await.unwrap();
+    assert_eq!(answer.status, 408, "{}", answer.text());
+    assert_eq!(answer.json()["__type"], "RequestTimeoutException", "{}", answer.text());
+    assert!(answer.json()["message"].as_str().unwrap().contains("2 s"), "{}", answer.text());
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(5), "{took:?}");
+    // The lock gone, the same call succeeds.
+    c.delete_pipeline().name("app").send().await.unwrap();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -619,13 +619,8 @@ pub(crate) fn webhook_options(config: &ServeConfig) -> codepipeline_webhooks::We
 }
 
 fn router(app: Arc<App>) -> Router {
-    let timeout = app.config.read_timeout;
-    // The control plane's calls are bounded as a whole; a delivery bounds each of its waits
-    // itself (its body, its evaluation slot, its database write), which costs no timer when
-    // nothing waits (a timer per delivery was about a tenth of its CPU).
-    let bounded = tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout * 2);
     Router::new()
-        .route("/", post(control_plane).layer(bounded))
+        .route("/", post(control_plane))
         // `serve_connections` sends POST /trigger to the data plane before the router, so in the
         // binary this route answers only the other methods (405 with `Allow: POST`); its POST
         // handler serves the router called on its own (with `ConnectInfo` set, as
@@ -692,8 +687,36 @@ fn api_error(e: &ApiError) -> Response {
     response
 }
 
+/// A control-plane call, bounded as a whole (twice `--request-timeout`: its body, then its
+/// database work); past it, AWS's JSON error for a timeout. A delivery bounds each of its waits
+/// itself (its body, its evaluation slot, its database write), which costs no timer when nothing
+/// waits (a timer per delivery was about a tenth of its CPU).
 async fn control_plane(
     State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let limit = app.config.read_timeout * 2;
+    let op_name =
+        control::operation_name(headers.get("x-amz-target").and_then(|v| v.to_str().ok())).unwrap_or("unknown");
+    match tokio::time::timeout(limit, control_plane_call(app.clone(), method, uri, headers, body)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(operation = op_name, "control-plane call not done in time");
+            app.metrics.api_call(op_name, 408);
+            api_error(&ApiError {
+                status: 408,
+                code: control::ApiCode::Service("RequestTimeoutException"),
+                message: format!("the call did not complete within {} s", limit.as_secs_f64()),
+            })
+        }
+    }
+}
+
+async fn control_plane_call(
+    app: Arc<App>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
