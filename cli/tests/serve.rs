@@ -709,6 +709,9 @@ async fn deliveries_over_real_http() {
     assert_eq!((a.status, a.json()["ignored"].as_str()), (200, Some("ping")));
     let hooks = c.list_webhooks().send().await.unwrap();
     assert_eq!(hooks.webhooks()[0].last_triggered(), Some(&stamped), "no execution started: lastTriggered unchanged");
+    // An upsert keeps it, and answers it as ListWebhooks does.
+    let again = c.put_webhook().webhook(webhook("hook", "app", WebhookAuthenticationType::GithubHmac)).send().await;
+    assert_eq!(again.unwrap().webhook().unwrap().last_triggered(), Some(&stamped));
 
     // GitHub's form encoding: payload=<urlencoded JSON>, signed over the form bytes.
     let form = format!("payload={}", percent_encode(&body));

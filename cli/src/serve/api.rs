@@ -35,7 +35,9 @@ pub(crate) async fn execute(app: &std::sync::Arc<App>, op: Operation) -> Result<
             let pipeline = tx.pipeline(&target, None).await?;
             app.load_pipeline(&target, pipeline.as_ref())?;
             app.load_webhook(&name, row.as_ref())?;
-            let out = app.registry.put_webhook(input)?;
+            let mut out = app.registry.put_webhook(input)?;
+            // lastTriggered as ListWebhooks answers it: the database's (kept by an upsert).
+            out.webhook.last_triggered = row.as_ref().and_then(|r| r.last_triggered);
             let written = async {
                 if row.is_none() && !tx.take_webhook_slot(app.registry.webhook_quota()).await? {
                     return Ok(Err(app.registry.quota_exceeded()));
