@@ -108,7 +108,8 @@ pub struct ServeArgs {
     /// database counts over every instance; give each instance the same quota.
     #[arg(long, default_value_t = codepipeline_webhooks::registry::DEFAULT_WEBHOOK_QUOTA, value_name = "N")]
     pub webhook_quota: usize,
-    /// The largest delivery body, in bytes (past it: 413). At most `--body-budget-mib`.
+    /// The largest delivery body, in bytes (past it: 413). A body also needs room in
+    /// `--body-budget-mib` (one larger than the whole budget gets 503).
     #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES, value_name = "BYTES")]
     pub max_body_bytes: usize,
     /// Webhooks compare what an indefinite JsonPath selects as AWS does (a list never equals a
@@ -493,13 +494,7 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
         return Err(ServeError::Config("--on-trigger needs a program".into()));
     }
     let body_budget_bytes = args.body_budget_mib.max(1).saturating_mul(1024 * 1024);
-    let max_body_bytes = args.max_body_bytes;
-    if max_body_bytes == 0 || max_body_bytes > body_budget_bytes {
-        return Err(ServeError::Config(format!(
-            "--max-body-bytes must be between 1 and the body budget ({body_budget_bytes} bytes, --body-budget-mib), \
-             not {max_body_bytes}: a body at the limit must fit in the budget"
-        )));
-    }
+    let max_body_bytes = args.max_body_bytes.max(1);
     let eval_threads = match args.eval_threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
