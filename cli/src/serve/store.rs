@@ -2277,8 +2277,17 @@ mod tests {
         assert_eq!(store.record_trigger(&record(Some("d1"), "e9", 1500.0)).await.unwrap(), Recorded::Duplicate);
         // An hour later the id is free again; pruning forgets it.
         assert_eq!(store.record_trigger(&record(Some("d1"), "e4", 5000.0)).await.unwrap(), Recorded::Started);
+        // A batch of a repeat and a new id: only the new one is written, and only it stamps.
+        let out =
+            store.record_triggers(&[record(Some("d1"), "e5", 5002.0), record(Some("d2"), "e6", 5001.0)]).await.unwrap();
+        assert_eq!(out, [Recorded::Duplicate, Recorded::Started]);
+        assert_eq!(store.webhook("w").await.unwrap().unwrap().last_triggered, Some(5001.0));
+        let ids: Vec<String> = store.executions("p", None, 10).await.unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, ["e6", "e4", "e0", "e3", "e1"]);
+        assert_eq!(store.record_trigger(&record(Some("d2"), "e7", 5003.0)).await.unwrap(), Recorded::Duplicate);
+        assert_eq!(store.webhook("w").await.unwrap().unwrap().last_triggered, Some(5001.0));
         assert_eq!(store.prune_deliveries(4000.0).await.unwrap(), 0);
-        assert_eq!(store.prune_deliveries(6000.0).await.unwrap(), 1);
+        assert_eq!(store.prune_deliveries(6000.0).await.unwrap(), 2);
         store.close().await;
         drop(store);
         // The lock is released with the store.
