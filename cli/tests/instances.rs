@@ -452,6 +452,16 @@ async fn a_second_sqlite_server_on_one_data_dir_is_refused() {
     let stderr = std::fs::read_to_string(&log).unwrap();
     assert!(stderr.contains(&format!("locked by process {}", first.child.id())), "{stderr}");
     assert!(stderr.contains("serve.lock"), "{stderr}");
+    // The same port too (a second start with the same options): the lock is what it reports,
+    // not only that the address is in use.
+    let same_port = Command::new(env!("CARGO_BIN_EXE_codepipeline-webhooks"))
+        .args(["serve", "--no-auth", "--listen", &first.addr.to_string(), "--data-dir", &data_arg])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&same_port.stderr);
+    assert_eq!(same_port.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("locked by process {}", first.child.id())), "{stderr}");
     // The first still serves; once it is gone, the directory can be served again.
     let hooks = first.client().list_webhooks().send().await.unwrap();
     assert!(hooks.webhooks().is_empty());

@@ -564,6 +564,17 @@ async fn the_webhook_quota_and_the_body_limit_are_options() {
     over.push(b' ');
     let a = deliver(server.addr, &token, &over, &signed_headers(HOOK_SECRET, &over, "push", "d-2")).await;
     assert_eq!(a.status, 413);
+    drop(server);
+    // An --on-trigger program that does not exist is refused at start, not at the first trigger.
+    let out = Command::new(env!("CARGO_BIN_EXE_codepipeline-webhooks"))
+        .args(["serve", "--no-auth", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data2"))
+        .args(["--on-trigger", "/no/such/deploy.sh"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--on-trigger: '/no/such/deploy.sh' is not an executable file"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -493,6 +493,24 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
     if args.on_trigger.first().is_some_and(|p| p.is_empty()) {
         return Err(ServeError::Config("--on-trigger needs a program".into()));
     }
+    if let Some(program) = args.on_trigger.first()
+        && !runnable(program)
+    {
+        // Refused now, not at the first trigger (whose execution would fail).
+        return Err(ServeError::Config(format!(
+            "--on-trigger: '{program}' is not an executable file{}",
+            if program.contains('/') { "" } else { " on PATH" }
+        )));
+    }
+    for arg in args.on_trigger.iter().skip(1) {
+        if let Some(option) = serve_option(arg) {
+            tracing::warn!(
+                argument = %arg,
+                "--on-trigger takes the rest of the command line: '--{option}' goes to the program, not to serve \
+                 (put --on-trigger last)"
+            );
+        }
+    }
     let body_budget_bytes = args.body_budget_mib.max(1).saturating_mul(1024 * 1024);
     let max_body_bytes = args.max_body_bytes.max(1);
     let eval_threads = match args.eval_threads {
@@ -503,10 +521,7 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
         0 => (eval_threads / 2).max(1),
         n => n.min(eval_threads),
     };
-    let database = match args.database_url.as_deref().filter(|u| !u.is_empty()) {
-        Some(url) => Location::Url(url.to_owned()),
-        None => Location::DataDir(args.data_dir.clone()),
-    };
+    let database = database_of(args);
     Ok(ServeConfig {
         region: args.region.clone(),
         aws_exact: args.aws_exact,
@@ -598,6 +613,34 @@ async fn build_app(config: ServeConfig) -> Result<Arc<App>, ServeError> {
     };
     app.load_all().await?;
     Ok(Arc::new(app))
+}
+
+/// Whether `program` names an executable file: a path as given, a bare name on `PATH`.
+fn runnable(program: &str) -> bool {
+    let executable = |path: &std::path::Path| {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        }
+        #[cfg(not(unix))]
+        {
+            path.is_file()
+        }
+    };
+    if program.contains('/') {
+        return executable(std::path::Path::new(program));
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| executable(&dir.join(program))))
+}
+
+/// The `serve` option (its long name) that `arg` is, if any: a sign that it was meant for
+/// serve but came after `--on-trigger`, which takes the rest of the line.
+fn serve_option(arg: &str) -> Option<String> {
+    let name = arg.strip_prefix("--")?.split('=').next()?;
+    let command = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
+    command.get_arguments().filter_map(clap::Arg::get_long).find(|long| *long == name).map(str::to_owned)
 }
 
 /// The path a webhook URL under `public_url` posts to: `https://h.example/cp` → `/cp/trigger`.
@@ -901,10 +944,29 @@ pub(crate) async fn serve_connections(
     }
 }
 
+/// Where `args` put the database: `--database-url` (or `DATABASE_URL`), else `--data-dir`.
+fn database_of(args: &ServeArgs) -> Location {
+    match args.database_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => Location::Url(url.to_owned()),
+        None => Location::DataDir(args.data_dir.clone()),
+    }
+}
+
 /// Runs the service until SIGTERM or SIGINT: binds, prints `listening on http://ADDR` on stdout,
 /// serves, and shuts down gracefully.
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(listener) => listener,
+        // The port is taken: when the data dir is locked too, another serve holds both, and
+        // the lock says which process it is.
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            return Err(match super::store::held_elsewhere(&database_of(&args)) {
+                Some(held) => ServeError::Config(format!("{}: {held}", args.listen)),
+                None => e.into(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     let bound = listener.local_addr()?;
     let config = config(&args, bound)?;
     let console = super::console::bind(&args.console).await?;
@@ -969,6 +1031,19 @@ pub fn main(args: ServeArgs) -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn on_trigger_programs_and_swallowed_options() {
+        assert!(super::runnable("sh"), "on PATH");
+        assert!(super::runnable("/bin/sh"));
+        assert!(!super::runnable("/no/such/program"));
+        assert!(!super::runnable("no-such-program-on-path"));
+        assert!(!super::runnable("/etc/passwd"), "a file, not executable");
+        assert_eq!(super::serve_option("--listen").as_deref(), Some("listen"));
+        assert_eq!(super::serve_option("--data-dir=/x").as_deref(), Some("data-dir"));
+        assert_eq!(super::serve_option("--verbose"), None);
+        assert_eq!(super::serve_option("-v"), None);
+    }
+
     #[test]
     fn the_trigger_path_is_under_the_public_urls_path() {
         use super::trigger_path;

@@ -467,7 +467,7 @@ impl Store {
             Location::DataDir(dir) => {
                 fs::create_dir_all(dir)?;
                 restrict(dir, 0o700)?;
-                let lock = lock_file(&dir.join(LOCK_FILE))?;
+                let lock = lock_file(&lock_path(location).unwrap_or_else(|| dir.join(LOCK_FILE)))?;
                 Self::open_sqlite(&dir.join(SQLITE_FILE), lock).await
             }
             Location::Url(url) if url.starts_with("sqlite:") => {
@@ -477,9 +477,7 @@ impl Store {
                 if path.as_os_str().is_empty() {
                     return Err(StoreError::new("--database-url sqlite:PATH needs a path"));
                 }
-                let mut lock_path = path.clone().into_os_string();
-                lock_path.push(".lock");
-                let lock = lock_file(Path::new(&lock_path))?;
+                let lock = lock_file(&lock_path(location).unwrap_or_else(|| path.with_extension("lock")))?;
                 Self::open_sqlite(&path, lock).await
             }
             Location::Url(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -1696,6 +1694,33 @@ fn execution_row(r: &AnyRow) -> Result<ExecutionRow, StoreError> {
 
 /// Opens (creating, 0600) and exclusively locks `path`, then writes this process's id into it.
 /// Refused, naming the holder's process id, when another process holds it.
+/// The lock file of a SQLite database: `DIR/serve.lock`, or `PATH.lock` for `sqlite:PATH`;
+/// none on Postgres.
+fn lock_path(location: &Location) -> Option<PathBuf> {
+    match location {
+        Location::DataDir(dir) => Some(dir.join(LOCK_FILE)),
+        Location::Url(url) if url.starts_with("sqlite:") => {
+            let rest = url.trim_start_matches("sqlite:");
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
+            let path = rest.split('?').next().unwrap_or_default();
+            (!path.is_empty()).then(|| PathBuf::from(format!("{path}.lock")))
+        }
+        Location::Url(_) => None,
+    }
+}
+
+/// Whether another process holds the lock of the SQLite database at `location`: its refusal
+/// (which names that process), for a start that failed before the database was opened (the
+/// port already taken, most likely by that same process). A probe: a free lock is let go at
+/// once, and a missing directory is not made.
+pub fn held_elsewhere(location: &Location) -> Option<StoreError> {
+    let path = lock_path(location)?;
+    if !path.parent().is_some_and(Path::is_dir) {
+        return None;
+    }
+    lock_file(&path).err()
+}
+
 fn lock_file(path: &Path) -> Result<fs::File, StoreError> {
     use std::io::{Read, Seek, Write};
     let mut options = fs::OpenOptions::new();
