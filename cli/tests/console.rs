@@ -214,6 +214,10 @@ async fn each_outcome(db: &[&str]) {
     assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"), "{csp}");
     assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
     assert!(page.text().contains("refs/heads/feature"), "the reason in words");
+    // A misspelt webhook's page says so, as the API does.
+    let missing = get(console, "/webhooks/hmca").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.text().contains("no such webhook"), "{}", missing.text());
     // The data plane's listener has no console.
     assert_eq!(get(addr, "/api/webhooks").await.status, 404);
     assert_eq!(get(addr, "/").await.status, 405);
@@ -557,6 +561,11 @@ async fn redeliver_after_fixing_the_filter_starts_the_pipeline() {
     let (code, _, err) = cli(&["deliveries", "--console-url", &url, "--webhook", "nope"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("404"), "{err}");
+    // serve's main listener instead of the console: said so, with where to look.
+    let main = format!("http://{}", server.addr);
+    let (code, _, err) = cli(&["deliveries", "--console-url", &main, "--webhook", "hmac"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("is it the console?") && err.contains("console on http://"), "{err}");
 
     // The page's forms: CSRF checked.
     let form = http(

@@ -77,7 +77,15 @@ async fn call(args: &ConsoleClientArgs, post: bool, path: &str) -> Result<Value,
     let response = request.send().await.map_err(|e| format!("cannot reach the console at {base}: {e}"))?;
     let status = response.status();
     let text = response.text().await.map_err(|e| format!("the console's answer was cut off: {e}"))?;
-    let value: Value = serde_json::from_str(&text).map_err(|_| format!("the console answered {status}: {text}"))?;
+    let value: Value = serde_json::from_str(&text).map_err(|_| {
+        // Not the console's JSON: most likely serve's main listener (the data plane and the
+        // control plane), which answers other paths with an empty 404.
+        let shown = if text.trim().is_empty() { "(an empty body)" } else { text.trim() };
+        format!(
+            "{base} answered {status}: {shown}; is it the console? Give the URL of the 'console on http://…' \
+             line that serve printed, not its 'listening on' one"
+        )
+    })?;
     if !status.is_success() {
         let message = value.get("error").and_then(Value::as_str).unwrap_or("no message");
         return Err(format!("the console answered {}: {message}", status.as_u16()));

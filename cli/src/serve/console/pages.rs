@@ -138,6 +138,9 @@ pub(crate) async fn deliveries(
         Ok(page) => page,
         Err(e) => return problem(&e.into()),
     };
+    if rows.is_empty() && before.is_none() && console.app.registry.export_webhook(&name).is_none() {
+        return problem(&Refusal::new(StatusCode::NOT_FOUND, "no such webhook"));
+    }
     let next = more.then(|| rows.last().map(|r| r.id)).flatten();
     page(
         &format!("Deliveries of {name}"),
