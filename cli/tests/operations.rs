@@ -497,40 +497,24 @@ async fn start_pipeline_execution_runs_the_latest_revision_once_per_token_in(db:
     assert!(summaries[2].source_revisions().is_empty());
 
     // A revision given: it runs instead.
-    let given = c
-        .start_pipeline_execution()
-        .name("app")
-        .source_revisions(
+    let revision_of = |action: &str| {
+        c.start_pipeline_execution().name("app").source_revisions(
             SourceRevisionOverride::builder()
-                .action_name("Source")
+                .action_name(action)
                 .revision_type(SourceRevisionType::CommitId)
                 .revision_value("0123456789abcdef")
                 .build()
                 .unwrap(),
         )
-        .send()
-        .await
-        .unwrap();
+    };
+    let given = revision_of("Source").send().await.unwrap();
     let given = given.pipeline_execution_id().unwrap().to_owned();
     let env = wait_file(&out.join(format!("{given}.env"))).await;
     assert!(env.contains("CODEPIPELINE_REVISION_ID=0123456789abcdef\n"), "{env}");
 
     assert_eq!(code(&c.start_pipeline_execution().name("nope").send().await.unwrap_err()), "PipelineNotFoundException");
     // A revision for an action that is not a source action: the operation's modelled error.
-    let wrong_action = c
-        .start_pipeline_execution()
-        .name("app")
-        .source_revisions(
-            SourceRevisionOverride::builder()
-                .action_name("NoSuchAction")
-                .revision_type(SourceRevisionType::CommitId)
-                .revision_value("0123456789abcdef")
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap_err();
+    let wrong_action = revision_of("NoSuchAction").send().await.unwrap_err();
     assert_eq!(code(&wrong_action), "ValidationException");
     assert!(wrong_action.message().unwrap_or_default().contains("NoSuchAction"), "{wrong_action:?}");
     let bad = c.start_pipeline_execution().name("app").client_request_token("no spaces").send().await.unwrap_err();

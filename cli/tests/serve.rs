@@ -1290,27 +1290,17 @@ async fn a_public_url_with_a_path_is_answered_there_and_at_trigger() {
     let url = out.webhook().unwrap().url().to_owned();
     let query = url.strip_prefix("https://hooks.example.test/cp/trigger?").expect(&url).to_owned();
     let body = push();
+    let post = |path: String, delivery: &'static str| {
+        let headers = signed_headers(HOOK_SECRET, &body, "push", delivery);
+        let (addr, body) = (server.addr, body.clone());
+        async move { http(addr, "POST", &path, &headers, &body).await }
+    };
     // The advertised URL's path (no proxy in front), and /trigger (a proxy that strips /cp).
     for (path, delivery) in [("/cp/trigger", "d-1"), ("/trigger", "d-2")] {
-        let a = http(
-            server.addr,
-            "POST",
-            &format!("{path}?{query}"),
-            &signed_headers(HOOK_SECRET, &body, "push", delivery),
-            &body,
-        )
-        .await;
+        let a = post(format!("{path}?{query}"), delivery).await;
         assert_eq!(a.status, 202, "{path}: {}", String::from_utf8_lossy(&a.body));
     }
-    let a = http(
-        server.addr,
-        "POST",
-        &format!("/other/trigger?{query}"),
-        &signed_headers(HOOK_SECRET, &body, "push", "d-3"),
-        &body,
-    )
-    .await;
-    assert_eq!(a.status, 404);
+    assert_eq!(post(format!("/other/trigger?{query}"), "d-3").await.status, 404);
     // The query read as the engine's Registry::trigger reads it: percent-encoded, `v` 1 or absent.
     let token = query.strip_prefix("t=").and_then(|q| q.strip_suffix("&v=1")).expect(&query).to_owned();
     for (query, delivery, want) in [
@@ -1319,14 +1309,7 @@ async fn a_public_url_with_a_path_is_answered_there_and_at_trigger() {
         (format!("t={token}&v=2"), "d-6", 404),
         (format!("t={token}&t={token}"), "d-7", 404),
     ] {
-        let a = http(
-            server.addr,
-            "POST",
-            &format!("/cp/trigger?{query}"),
-            &signed_headers(HOOK_SECRET, &body, "push", delivery),
-            &body,
-        )
-        .await;
+        let a = post(format!("/cp/trigger?{query}"), delivery).await;
         assert_eq!(a.status, want, "{query}: {}", String::from_utf8_lossy(&a.body));
     }
     drop(server);
