@@ -545,9 +545,16 @@ async fn redeliver_after_fixing_the_filter_starts_the_pipeline() {
     let executions = c.list_pipeline_executions().pipeline_name("app").send().await.unwrap();
     assert_eq!(executions.pipeline_execution_summaries()[0].pipeline_execution_id(), Some(execution));
     // Again: the same X-GitHub-Delivery within the hour is a duplicate, as on the data plane.
+    let stamp = |hooks: Value| hooks["webhooks"][0]["lastTriggered"].as_f64().expect("stamped by the start");
+    let started_at = stamp(get(console, "/api/webhooks").await.json());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let twice = http(console, "POST", &format!("/api/deliveries/{id}/redeliver"), &api, b"").await.json();
     assert_eq!(twice["status"], 200);
     assert_eq!(twice["recorded"]["outcome"], "duplicate");
+    // It started nothing: lastTriggered stays, in the console as in ListWebhooks.
+    assert_eq!(stamp(get(console, "/api/webhooks").await.json()), started_at);
+    let listed = c.list_webhooks().send().await.unwrap().webhooks()[0].last_triggered().unwrap().as_secs_f64();
+    assert!((listed - started_at).abs() < 1e-3, "{listed} vs {started_at}");
 
     // The CLI's list.
     let (code, out, err) = cli(&["deliveries", "--console-url", &url, "--webhook", "hmac"]);

@@ -248,14 +248,22 @@ impl Registry {
     /// [`trigger_token`](Self::trigger_token) does: the webhook's error when it cannot trigger;
     /// a trigger stamps `lastTriggered`.
     pub fn trigger_resolved(&self, resolved: &Resolved, request: &Request<'_>) -> Result<Verdict, Error> {
-        let webhook = resolved.webhook.clone()?;
-        // The registry's clock decides the grace period: a previous secret past its deadline is
-        // not tried, so a delivery signed with it is a signature reject and never parsed.
-        let verdict = webhook.evaluate(&request.now((self.clock)()));
+        let verdict = self.evaluate_resolved(resolved, request)?;
         if verdict.is_trigger() {
             *resolved.last_triggered.lock().unwrap_or_else(PoisonError::into_inner) = Some((self.clock)());
         }
         Ok(verdict)
+    }
+
+    /// As [`trigger_resolved`](Self::trigger_resolved), without stamping `lastTriggered`: for a
+    /// host that decides after the verdict whether a trigger starts anything (a repeated
+    /// delivery id, a full queue) and keeps `lastTriggered` itself (a database shared by many
+    /// instances).
+    pub fn evaluate_resolved(&self, resolved: &Resolved, request: &Request<'_>) -> Result<Verdict, Error> {
+        let webhook = resolved.webhook.as_ref().map_err(Error::clone)?;
+        // The registry's clock decides the grace period: a previous secret past its deadline is
+        // not tried, so a delivery signed with it is a signature reject and never parsed.
+        Ok(webhook.evaluate(&request.now((self.clock)())))
     }
 
     /// As [`trigger_token`](Self::trigger_token), through one lookup.
@@ -341,6 +349,9 @@ mod tests {
         b.put_pipeline(pipeline("Source")).unwrap();
         let resolved = b.resolve_token("tok0").unwrap();
         assert_eq!(resolved.max_body_bytes(), Some(crate::DEFAULT_MAX_BODY_BYTES));
+        let evaluated = b.evaluate_resolved(&resolved, &Request::new(r#"{"ref":"refs/heads/main"}"#)).unwrap();
+        assert!(evaluated.is_trigger());
+        assert!(b.export_webhook("w").unwrap().last_triggered.is_none(), "evaluate_resolved stamps nothing");
         let verdict = b.trigger_resolved(&resolved, &Request::new(r#"{"ref":"refs/heads/main"}"#)).unwrap();
         assert!(verdict.is_trigger());
         assert!(b.export_webhook("w").unwrap().last_triggered.is_some());

@@ -36,7 +36,8 @@ pub(crate) async fn execute(app: &std::sync::Arc<App>, op: Operation) -> Result<
             app.load_pipeline(&target, pipeline.as_ref())?;
             app.load_webhook(&name, row.as_ref())?;
             let mut out = app.registry.put_webhook(input)?;
-            // lastTriggered as ListWebhooks answers it: the database's (kept by an upsert).
+            // lastTriggered as ListWebhooks answers it: the database's (kept by an upsert; the
+            // cache keeps what it had when the webhook was loaded).
             out.webhook.last_triggered = row.as_ref().and_then(|r| r.last_triggered);
             let written = async {
                 if row.is_none() && !tx.take_webhook_slot(app.registry.webhook_quota()).await? {
@@ -68,11 +69,8 @@ pub(crate) async fn execute(app: &std::sync::Arc<App>, op: Operation) -> Result<
         Operation::ListWebhooks(input) => {
             let mut out = app.registry.list_webhooks(input)?;
             // lastTriggered: the database's, the latest start over every instance, written with
-            // the execution. Not the registry's own stamp, which its evaluation sets on any
-            // verdict that passes, before the service knows whether an execution starts (a
-            // repeated delivery id, a ping, a full queue start none).
-            let stamps: std::collections::HashMap<String, f64> =
-                app.store.last_triggered().await?.into_iter().collect();
+            // the execution (the cache holds what it was when the webhook was loaded).
+            let stamps = app.last_triggered().await?;
             for item in &mut out.webhooks {
                 item.last_triggered = stamps.get(&item.definition.name).copied();
             }

@@ -150,7 +150,7 @@ pub(crate) async fn deliver(
     // way it holds its webhook's slot of the fair pool while it runs.
     let (evaluated, headers, _held) = if inline {
         let request = Request::from_headers(&headers, &bytes).source_ip(peer);
-        let verdict = app.registry.trigger_resolved(info, &request);
+        let verdict = app.registry.evaluate_resolved(info, &request);
         drop(slot);
         (verdict, headers, held)
     } else {
@@ -161,7 +161,7 @@ pub(crate) async fn deliver(
             let (app, info, bytes) = (app.clone(), info.clone(), bytes.clone());
             tokio::task::spawn_blocking(move || {
                 let request = Request::from_headers(&headers, &bytes).source_ip(peer);
-                let verdict = app.registry.trigger_resolved(&info, &request);
+                let verdict = app.registry.evaluate_resolved(&info, &request);
                 drop(slot);
                 (verdict, headers, held)
             })

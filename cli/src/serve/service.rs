@@ -318,6 +318,14 @@ impl App {
         Ok(())
     }
 
+    /// Every webhook's `lastTriggered`, from the database (the latest start over every
+    /// instance): what ListWebhooks and the console show. The cache is not stamped by the data
+    /// plane, which evaluates with `evaluate_resolved`: a repeated delivery id, a ping or a full
+    /// queue passes the filters and starts nothing.
+    pub(crate) async fn last_triggered(&self) -> Result<std::collections::HashMap<String, f64>, StoreError> {
+        Ok(self.store.last_triggered().await?.into_iter().collect())
+    }
+
     /// After a write that failed: the cache reloads the row from the database, so that it shows
     /// only what was committed.
     pub(crate) async fn reload(&self, kind: ChangeKind, name: &str) {

@@ -1,6 +1,7 @@
 //! The console's JSON API: webhooks, a webhook's deliveries (newest first, paged by a cursor),
 //! one delivery, and redeliver (or its dry run).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -23,8 +24,9 @@ fn refused(r: Refusal) -> Response {
     error(true, r.status, &r.message)
 }
 
-/// A webhook as the console shows it: never its secret, never its URL token.
-pub(crate) fn webhook_json(console: &Console, name: &str) -> Option<Value> {
+/// A webhook as the console shows it: never its secret, never its URL token; `stamps`: every
+/// webhook's `lastTriggered` (`App::last_triggered`).
+pub(crate) fn webhook_json(console: &Console, name: &str, stamps: &HashMap<String, f64>) -> Option<Value> {
     let state = console.app.registry.export_webhook(name)?;
     let d = &state.definition;
     let filters: Vec<Value> =
@@ -37,7 +39,7 @@ pub(crate) fn webhook_json(console: &Console, name: &str) -> Option<Value> {
         "allowedIpRange": d.authentication_configuration.allowed_ip_range,
         "filters": filters,
         "url": hidden_url(console),
-        "lastTriggered": state.last_triggered,
+        "lastTriggered": stamps.get(name),
         "errorCode": state.error_code,
         "errorMessage": state.error_message,
     }))
@@ -45,8 +47,12 @@ pub(crate) fn webhook_json(console: &Console, name: &str) -> Option<Value> {
 
 /// `GET /api/webhooks`.
 pub(crate) async fn webhooks(State(console): State<Arc<Console>>) -> Response {
+    let stamps = match console.app.last_triggered().await {
+        Ok(stamps) => stamps,
+        Err(e) => return refused(e.into()),
+    };
     let list: Vec<Value> =
-        console.app.registry.webhook_names().iter().filter_map(|name| webhook_json(&console, name)).collect();
+        console.app.registry.webhook_names().iter().filter_map(|name| webhook_json(&console, name, &stamps)).collect();
     json_ok(json!({
         "webhooks": list,
         "deliveriesDropped": console.app.deliveries.dropped(),

@@ -52,8 +52,12 @@ fn text(v: &Value) -> String {
 
 /// `GET /`: the webhooks.
 pub(crate) async fn webhooks(State(console): State<Arc<Console>>) -> Response {
+    let stamps = match console.app.last_triggered().await {
+        Ok(stamps) => stamps,
+        Err(e) => return problem(&e.into()),
+    };
     let hooks: Vec<Value> =
-        console.app.registry.webhook_names().iter().filter_map(|n| webhook_json(&console, n)).collect();
+        console.app.registry.webhook_names().iter().filter_map(|n| webhook_json(&console, n, &stamps)).collect();
     page(
         "Webhooks",
         html! {
