@@ -467,17 +467,15 @@ impl Store {
             Location::DataDir(dir) => {
                 fs::create_dir_all(dir)?;
                 restrict(dir, 0o700)?;
-                let lock = lock_file(&lock_path(location).unwrap_or_else(|| dir.join(LOCK_FILE)))?;
+                let lock = lock_file(&dir.join(LOCK_FILE))?;
                 Self::open_sqlite(&dir.join(SQLITE_FILE), lock).await
             }
             Location::Url(url) if url.starts_with("sqlite:") => {
-                let rest = url.trim_start_matches("sqlite:");
-                let rest = rest.strip_prefix("//").unwrap_or(rest);
-                let path = PathBuf::from(rest.split('?').next().unwrap_or_default());
+                let path = sqlite_url_path(url);
                 if path.as_os_str().is_empty() {
                     return Err(StoreError::new("--database-url sqlite:PATH needs a path"));
                 }
-                let lock = lock_file(&lock_path(location).unwrap_or_else(|| path.with_extension("lock")))?;
+                let lock = lock_file(&lock_of(&path))?;
                 Self::open_sqlite(&path, lock).await
             }
             Location::Url(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -1692,18 +1690,27 @@ fn execution_row(r: &AnyRow) -> Result<ExecutionRow, StoreError> {
     })
 }
 
-/// Opens (creating, 0600) and exclusively locks `path`, then writes this process's id into it.
-/// Refused, naming the holder's process id, when another process holds it.
-/// The lock file of a SQLite database: `DIR/serve.lock`, or `PATH.lock` for `sqlite:PATH`;
-/// none on Postgres.
+/// The file of `sqlite:PATH` (or `sqlite://PATH`; a `?query` is not part of it).
+fn sqlite_url_path(url: &str) -> PathBuf {
+    let rest = url.trim_start_matches("sqlite:");
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    PathBuf::from(rest.split('?').next().unwrap_or_default())
+}
+
+/// The lock file beside a SQLite file: `PATH.lock`.
+fn lock_of(path: &Path) -> PathBuf {
+    let mut lock = path.as_os_str().to_owned();
+    lock.push(".lock");
+    lock.into()
+}
+
+/// The lock file of a SQLite database, as `Store::open` takes it: `DIR/serve.lock`, or
+/// `PATH.lock` for `sqlite:PATH`; none on Postgres.
 fn lock_path(location: &Location) -> Option<PathBuf> {
     match location {
         Location::DataDir(dir) => Some(dir.join(LOCK_FILE)),
         Location::Url(url) if url.starts_with("sqlite:") => {
-            let rest = url.trim_start_matches("sqlite:");
-            let rest = rest.strip_prefix("//").unwrap_or(rest);
-            let path = rest.split('?').next().unwrap_or_default();
-            (!path.is_empty()).then(|| PathBuf::from(format!("{path}.lock")))
+            Some(sqlite_url_path(url)).filter(|p| !p.as_os_str().is_empty()).map(|p| lock_of(&p))
         }
         Location::Url(_) => None,
     }
@@ -1721,6 +1728,8 @@ pub fn held_elsewhere(location: &Location) -> Option<StoreError> {
     lock_file(&path).err()
 }
 
+/// Opens (creating, 0600) and exclusively locks `path`, then writes this process's id into it.
+/// Refused, naming the holder's process id, when another process holds it.
 fn lock_file(path: &Path) -> Result<fs::File, StoreError> {
     use std::io::{Read, Seek, Write};
     let mut options = fs::OpenOptions::new();
