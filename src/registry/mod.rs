@@ -188,6 +188,14 @@ impl Registry {
         self.base_url.url(token)
     }
 
+    /// The path every webhook URL of this registry posts to, as an HTTP server sees it:
+    /// `/trigger`, or `/cp/trigger` under a [`base_url`](RegistryBuilder::base_url) of
+    /// `https://hooks.example.com/cp`. A host routes it (and `/trigger`, what a proxy that
+    /// strips the base's path forwards) to [`resolve_url`](Self::resolve_url).
+    pub fn trigger_path(&self) -> &str {
+        self.base_url.trigger_path()
+    }
+
     fn arn(&self, name: &str) -> String {
         urls::arn(&self.partition, &self.region, &self.account_id, name)
     }

@@ -7,11 +7,16 @@ use percent_encoding::percent_decode_str;
 
 use crate::error::Error;
 
+/// The path a webhook URL adds to its base.
+const TRIGGER: &str = "/trigger";
+
 /// Where the registry's webhook URLs live: `{base}/trigger?t={token}&v=1`.
 #[derive(Clone, Debug)]
 pub(super) struct BaseUrl {
     /// The base as given, without trailing slashes: `https://hooks.example.com:8443/cp`.
     base: String,
+    /// The path its URLs post to: `/cp/trigger`.
+    trigger_path: String,
 }
 
 impl BaseUrl {
@@ -43,12 +48,18 @@ impl BaseUrl {
         if authority.is_empty() || authority.contains('@') || base.contains(bad_char) {
             return Err(invalid());
         }
-        Ok(Self { base: base.to_owned() })
+        let path = &rest[authority.len()..];
+        Ok(Self { base: base.to_owned(), trigger_path: format!("{path}{TRIGGER}") })
+    }
+
+    /// The path of every URL under this base, as an HTTP server sees it: `{base's path}/trigger`.
+    pub(super) fn trigger_path(&self) -> &str {
+        &self.trigger_path
     }
 
     /// The URL of a token. Tokens are URL-safe (`[A-Za-z0-9_-]`), so nothing needs encoding.
     pub(super) fn url(&self, token: &str) -> String {
-        format!("{}/trigger?t={token}&v=1", self.base)
+        format!("{}{TRIGGER}?t={token}&v=1", self.base)
     }
 
     /// The token of a delivery URL: the `t` parameter of its query, whatever comes before the
@@ -125,6 +136,11 @@ mod tests {
     fn base_urls_with_paths_and_ports() {
         let base = BaseUrl::parse("http://127.0.0.1:3000/hooks/cp/").unwrap();
         assert_eq!(base.url("x"), "http://127.0.0.1:3000/hooks/cp/trigger?t=x&v=1");
+        assert_eq!(base.trigger_path(), "/hooks/cp/trigger");
+        assert_eq!(BaseUrl::aws("us-east-1").trigger_path(), "/trigger");
+        assert_eq!(BaseUrl::parse("http://127.0.0.1:8080").unwrap().trigger_path(), "/trigger");
+        assert_eq!(BaseUrl::parse("https://example.com/cp").unwrap().trigger_path(), "/cp/trigger");
+        assert_eq!(BaseUrl::parse("https://example.com/a/b").unwrap().trigger_path(), "/a/b/trigger");
         assert_eq!(base.token_in("/hooks/cp/trigger?v=1&t=x").as_deref(), Some("x"));
         assert_eq!(base.token_in("http://127.0.0.1:3000/hooks/cp/trigger?t=x").as_deref(), Some("x"));
         // Behind a proxy that strips the prefix, or under another origin: the token decides.

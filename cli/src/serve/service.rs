@@ -130,9 +130,6 @@ pub struct ServeConfig {
     pub account_id: String,
     /// The base of webhook URLs.
     pub public_url: String,
-    /// The data plane's path under `public_url`: `{its path}/trigger`, answered beside
-    /// `/trigger` (what a proxy that strips the path forwards).
-    pub trigger_path: String,
     /// Where the database is.
     pub database: Location,
     /// Accepted access keys; empty with `--no-auth`.
@@ -490,14 +487,13 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
     };
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{bound}"));
     let public_url = public_url.trim_end_matches('/').to_owned();
+    // The rest of the URL's rules (a host, no query or fragment) are the registry's, checked
+    // when it is built with this base.
     if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
         return Err(ServeError::Config(format!(
             "--public-url must start with http:// or https://, not '{public_url}'"
         )));
     }
-    // The rest of the URL's rules (a host, no query or fragment) are the registry's, checked
-    // when it is built with this base.
-    let trigger_path = trigger_path(&public_url);
     if args.on_trigger.first().is_some_and(|p| p.is_empty()) {
         return Err(ServeError::Config("--on-trigger needs a program".into()));
     }
@@ -535,7 +531,6 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
         aws_exact: args.aws_exact,
         account_id: args.account_id.clone(),
         public_url,
-        trigger_path,
         database,
         auth: !args.no_auth,
         keys,
@@ -649,13 +644,6 @@ fn serve_option(arg: &str) -> Option<String> {
     let name = arg.strip_prefix("--")?.split('=').next()?;
     let command = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
     command.get_arguments().filter_map(clap::Arg::get_long).find(|long| *long == name).map(str::to_owned)
-}
-
-/// The path a webhook URL under `public_url` posts to: `https://h.example/cp` → `/cp/trigger`.
-fn trigger_path(public_url: &str) -> String {
-    let rest = public_url.split_once("://").map_or(public_url, |(_, rest)| rest);
-    let path = rest.find('/').map_or("", |i| &rest[i..]);
-    format!("{path}/trigger")
 }
 
 /// How every webhook of this service is compiled: the registry's copies and the console's
@@ -923,7 +911,7 @@ pub(crate) async fn serve_connections(
                 let service = hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
                     let data_plane = data_plane.clone().filter(|app| {
                         let path = request.uri().path();
-                        request.method() == Method::POST && (path == "/trigger" || path == app.config.trigger_path)
+                        request.method() == Method::POST && (path == "/trigger" || path == app.registry.trigger_path())
                     });
                     let router = router.clone();
                     async move {
@@ -1050,15 +1038,6 @@ mod tests {
         assert_eq!(super::serve_option("--data-dir=/x").as_deref(), Some("data-dir"));
         assert_eq!(super::serve_option("--verbose"), None);
         assert_eq!(super::serve_option("-v"), None);
-    }
-
-    #[test]
-    fn the_trigger_path_is_under_the_public_urls_path() {
-        use super::trigger_path;
-        assert_eq!(trigger_path("https://hooks.example.com"), "/trigger");
-        assert_eq!(trigger_path("http://127.0.0.1:8080"), "/trigger");
-        assert_eq!(trigger_path("https://example.com/cp"), "/cp/trigger");
-        assert_eq!(trigger_path("https://example.com/a/b"), "/a/b/trigger");
     }
 
     #[test]
