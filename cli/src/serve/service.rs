@@ -506,8 +506,9 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
             if program.contains('/') { "" } else { " on PATH" }
         )));
     }
+    let options = serve_options();
     for arg in args.on_trigger.iter().skip(1) {
-        if let Some(option) = serve_option(arg) {
+        if let Some(option) = serve_option(arg, &options) {
             tracing::warn!(
                 argument = %arg,
                 "--on-trigger takes the rest of the command line: '--{option}' goes to the program, not to serve \
@@ -515,8 +516,6 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
             );
         }
     }
-    let body_budget_bytes = args.body_budget_mib.max(1).saturating_mul(1024 * 1024);
-    let max_body_bytes = args.max_body_bytes.max(1);
     let eval_threads = match args.eval_threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
@@ -538,12 +537,12 @@ pub fn config(args: &ServeArgs, bound: SocketAddr) -> Result<ServeConfig, ServeE
         on_trigger_timeout: Duration::from_secs(args.on_trigger_timeout.max(1)),
         on_trigger_concurrency: args.on_trigger_concurrency.max(1),
         read_timeout: Duration::from_secs(args.request_timeout.max(1)),
-        max_body_bytes,
+        max_body_bytes: args.max_body_bytes.max(1),
         webhook_quota: args.webhook_quota,
         max_api_body_bytes: 1024 * 1024,
         on_trigger_grace: Duration::from_secs(args.on_trigger_grace),
         queue_max: args.queue_max.max(1),
-        body_budget_bytes,
+        body_budget_bytes: args.body_budget_mib.max(1).saturating_mul(1024 * 1024),
         eval_threads,
         eval_per_webhook,
         deliveries: args.deliveries.clone(),
@@ -638,12 +637,18 @@ fn runnable(program: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| executable(&dir.join(program))))
 }
 
-/// The `serve` option (its long name) that `arg` is, if any: a sign that it was meant for
-/// serve but came after `--on-trigger`, which takes the rest of the line.
-fn serve_option(arg: &str) -> Option<String> {
-    let name = arg.strip_prefix("--")?.split('=').next()?;
+/// The long names of `serve`'s options: an argument after `--on-trigger` (which takes the rest
+/// of the line) that is one of them was most likely meant for serve.
+fn serve_options() -> Vec<String> {
     let command = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
-    command.get_arguments().filter_map(clap::Arg::get_long).find(|long| *long == name).map(str::to_owned)
+    command.get_arguments().filter_map(clap::Arg::get_long).map(str::to_owned).collect()
+}
+
+/// The serve option (of `options`, its long name) that `arg` is, if any: `--listen`,
+/// `--data-dir=/x`.
+fn serve_option<'a>(arg: &'a str, options: &[String]) -> Option<&'a str> {
+    let name = arg.strip_prefix("--")?.split('=').next()?;
+    options.iter().any(|o| o == name).then_some(name)
 }
 
 /// How every webhook of this service is compiled: the registry's copies and the console's
@@ -735,7 +740,7 @@ async fn control_plane(
     let limit = app.config.read_timeout * 2;
     let op_name =
         control::operation_name(headers.get("x-amz-target").and_then(|v| v.to_str().ok())).unwrap_or("unknown");
-    match tokio::time::timeout(limit, control_plane_call(app.clone(), method, uri, headers, body)).await {
+    match tokio::time::timeout(limit, control_plane_call(app.clone(), op_name, method, uri, headers, body)).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(operation = op_name, "control-plane call not done in time");
@@ -749,8 +754,11 @@ async fn control_plane(
     }
 }
 
+/// `op_name`: the operation `X-Amz-Target` names (`unknown` when it names none), for metrics
+/// and logs.
 async fn control_plane_call(
     app: Arc<App>,
+    op_name: &'static str,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -758,7 +766,6 @@ async fn control_plane_call(
 ) -> Response {
     use super::limits::BodyError;
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
-    let op_name = control::operation_name(target).unwrap_or("unknown");
     // Before a byte of the body is read: the credentials (present, well formed, a known key, the
     // date within the skew), then the declared length. A stranger's body is never buffered.
     if app.config.auth
@@ -1034,10 +1041,11 @@ mod tests {
         assert!(!super::runnable("/no/such/program"));
         assert!(!super::runnable("no-such-program-on-path"));
         assert!(!super::runnable("/etc/passwd"), "a file, not executable");
-        assert_eq!(super::serve_option("--listen").as_deref(), Some("listen"));
-        assert_eq!(super::serve_option("--data-dir=/x").as_deref(), Some("data-dir"));
-        assert_eq!(super::serve_option("--verbose"), None);
-        assert_eq!(super::serve_option("-v"), None);
+        let options = super::serve_options();
+        assert_eq!(super::serve_option("--listen", &options), Some("listen"));
+        assert_eq!(super::serve_option("--data-dir=/x", &options), Some("data-dir"));
+        assert_eq!(super::serve_option("--verbose", &options), None);
+        assert_eq!(super::serve_option("-v", &options), None);
     }
 
     #[test]
