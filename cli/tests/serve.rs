@@ -750,6 +750,12 @@ async fn deliveries_over_real_http() {
     }
     assert_eq!(corpus_starts, 3, "with-new-branch, with-no-username-committer, go-playground");
 
+    // A signed body that is not JSON: 400, the reason told to the sender that proved the secret.
+    let broken = b"{\"ref\": ".to_vec();
+    let a = deliver(addr, &token, &broken, &signed_headers(HOOK_SECRET, &broken, "push", "d-broken")).await;
+    assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body));
+    assert!(a.json()["error"].as_str().unwrap().contains("malformed"), "{}", a.json());
+
     // Rejects: wrong secret, no signature (403, no reason); unknown token (404); too large (413).
     let a = deliver(addr, &token, &body, &signed_headers("wrong", &body, "push", "d-bad")).await;
     assert_eq!((a.status, a.body.len()), (403, 0));
