@@ -378,3 +378,58 @@ fn nested_reverse_slices_keep_memory_bounded() {
         assert!(v.rejection().is_some(), "{path}: {v}");
     }
 }
+
+/// A delivery's URL is read (`Registry::resolve_url`, the `t` of its query, percent-decoded)
+/// before its body: every query shape an HTTP server lets through (hyper's request head is at
+/// most about 400 KB) costs time linear in its length (bounded against the skip of a JSON array
+/// of as many bytes of short strings) and memory at most its length, however
+/// its pairs are made: many percent-encoded `v`s (each decoded), empty pairs, one long
+/// percent-encoded token, a name that decodes to `t` over and over.
+#[test]
+fn reading_a_delivery_url_is_linear_in_its_length() {
+    let registry = codepipeline_webhooks::registry::Registry::builder()
+        .region("us-east-1")
+        .account_id("123456789012")
+        .build()
+        .unwrap();
+    const LEN: usize = 400 * 1024;
+    let fill = |unit: &str, tail: &str| {
+        let mut query = String::from("/trigger?");
+        while query.len() < LEN {
+            query.push_str(unit);
+        }
+        query.push_str(tail);
+        query
+    };
+    let cases = [
+        fill("v=%31&", "t=tok0"),
+        fill("&", "t=tok0"),
+        fill("x=%41%42%43&", "t=tok0"),
+        format!("/trigger?t={}", "%41".repeat(LEN / 3)),
+        format!("/trigger?v=1&{}", "a=b&".repeat(LEN / 4)),
+        fill("%76=%31&", "%74=tok0"),
+    ];
+    for url in &cases {
+        // The floor: the skip of a JSON array of as many bytes of short strings (an item a
+        // pair, as a query is read pair by pair).
+        let floor = meter::skip_time(&format!("[{}\"ab\"]", "\"ab\",".repeat(url.len() / 5)));
+        let (found, peak, mut elapsed) = meter::measure(|| registry.resolve_url(url).is_some());
+        for _ in 0..2 {
+            elapsed = elapsed.min(meter::measure(|| registry.resolve_url(url)).2);
+        }
+        eprintln!(
+            "{:>7} bytes of URL ({}…): {:>6.1}x the skip of as many bytes of short strings, {:>5.2}x the URL in memory",
+            url.len(),
+            &url[..24],
+            elapsed.as_secs_f64() / floor.as_secs_f64(),
+            peak as f64 / url.len() as f64
+        );
+        assert!(!found, "no webhook in this registry");
+        assert!(peak <= url.len() + 64 * 1024, "{peak} bytes for a {}-byte URL", url.len());
+        assert!(
+            elapsed <= floor * TIME_FACTOR + Duration::from_millis(10),
+            "{elapsed:?}, over {TIME_FACTOR} x the skip ({floor:?}), for a {}-byte URL",
+            url.len()
+        );
+    }
+}
