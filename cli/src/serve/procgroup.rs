@@ -117,6 +117,12 @@ mod tests {
             .spawn()
             .unwrap();
         let pgid = i32::try_from(child.id()).unwrap();
+        // Until the child has called execve, /proc shows the environment it was forked
+        // with (this test's, without the id): wait for the exec, not a fixed time.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while find_group_of_execution("3f0c9d52-found-by-environ").is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert_eq!(find_group_of_execution("3f0c9d52-found-by-environ"), Some(pgid));
         assert!(group_of_execution(pgid, "3f0c9d52-found-by-environ"));
         // A prefix of the id is another execution.
