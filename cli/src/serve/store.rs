@@ -901,13 +901,7 @@ impl Store {
         }
         sql.push_str("COMMIT");
         let mut script = sqlx::query(&sql);
-        for chunk in with_id.chunks(ROWS_PER_STATEMENT) {
-            for &i in chunk {
-                let t = &batch[i];
-                script = script.bind(&t.webhook).bind(t.delivery.as_deref()).bind(t.execution.start_time);
-            }
-            script = script.bind(window);
-        }
+        script = bind_delivery_ids(script, batch, &with_id, window);
         for chunk in candidates.chunks(ROWS_PER_STATEMENT) {
             for &i in chunk {
                 let t = &batch[i];
@@ -918,13 +912,7 @@ impl Store {
             }
             script = script.bind(window);
         }
-        for chunk in with_id.chunks(ROWS_PER_STATEMENT) {
-            for &i in chunk {
-                let t = &batch[i];
-                script = script.bind(&t.webhook).bind(t.delivery.as_deref()).bind(t.execution.start_time);
-            }
-            script = script.bind(window);
-        }
+        script = bind_delivery_ids(script, batch, &with_id, window);
         for (webhook, members) in &webhooks {
             for &i in members {
                 script = script.bind(&batch[i].execution.id);
@@ -1945,6 +1933,25 @@ fn bind_execution<'q>(
         .bind(instance)
         .bind(&e.trigger_type)
         .bind(&e.source_revisions)
+}
+
+/// Binds the (webhook, delivery id, start) rows of `with_id`, then the dedupe window, per
+/// statement of `ROWS_PER_STATEMENT` rows: the SQLite batch's SELECT of repeats and its upsert
+/// of the ids take the same parameters.
+fn bind_delivery_ids<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    batch: &'q [TriggerRecord],
+    with_id: &[usize],
+    window: f64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for chunk in with_id.chunks(ROWS_PER_STATEMENT) {
+        for &i in chunk {
+            let t = &batch[i];
+            query = query.bind(&t.webhook).bind(t.delivery.as_deref()).bind(t.execution.start_time);
+        }
+        query = query.bind(window);
+    }
+    query
 }
 
 /// The most rows one multi-row statement carries.
