@@ -124,6 +124,9 @@ async fn each_outcome(db: &[&str]) {
     assert_eq!(dup["outcome"], "duplicate");
     assert_eq!(dup["decision"], "trigger");
     assert!(dup["executionId"].is_null());
+    // The engine let it through; the service says why nothing started.
+    let why = dup["reason"].as_str().unwrap();
+    assert!(why.contains("repeat of X-GitHub-Delivery d-trigger"), "{dup}");
 
     let miss = by_delivery(&list, "d-miss");
     assert_eq!(miss["status"], 200);
@@ -153,6 +156,9 @@ async fn each_outcome(db: &[&str]) {
         (ping["status"].as_u64(), ping["outcome"].as_str(), ping["event"].as_str()),
         (Some(200), Some("ping"), Some("ping"))
     );
+    // A ping misses the filters, but that is not why it was answered 200.
+    assert!(ping["reason"].as_str().unwrap().starts_with("a ping"), "{ping}");
+    assert!(ping.get("step").is_none() && ping.get("jsonPath").is_none(), "{ping}");
 
     let large = by_delivery(&list, "d-large");
     assert_eq!(

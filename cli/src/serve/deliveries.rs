@@ -783,7 +783,30 @@ impl Stored {
                 out[to] = v.clone();
             }
         }
+        if let Some(why) = self.service_reason() {
+            // Decided by the service after the engine: the engine's filter miss of a ping, or
+            // its trigger of a repeat, is not why the sender got 200.
+            if let Some(fields) = out.as_object_mut() {
+                for k in ["step", "filterIndex", "jsonPath", "expected", "found"] {
+                    fields.remove(k);
+                }
+            }
+            out["reason"] = why.into();
+        }
         out
+    }
+
+    /// Why a delivery the engine let through, or whose miss does not matter, started nothing:
+    /// a ping (answered 200 whatever the filters say) or a repeated delivery id.
+    pub(crate) fn service_reason(&self) -> Option<String> {
+        match self.outcome() {
+            "ping" => Some("a ping, GitHub's test of the hook: answered 200, no pipeline starts".to_owned()),
+            "duplicate" => Some(format!(
+                "a repeat of X-GitHub-Delivery {}: a delivery with this id started the pipeline within the last hour",
+                self.delivery.as_deref().unwrap_or("-")
+            )),
+            _ => None,
+        }
     }
 
     /// The whole entry: the summary, the verdict as the engine gave it, the headers (signature

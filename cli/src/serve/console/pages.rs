@@ -110,6 +110,15 @@ pub(crate) fn path_segment(s: &str) -> String {
     out
 }
 
+/// Why, for a delivery of the log: the service's reason when it decided (a ping, a repeat),
+/// otherwise the engine's.
+fn delivery_why(d: &Stored) -> Markup {
+    match d.service_reason() {
+        Some(why) => html! { span.reason { (why) } },
+        None => reason_words(&d.verdict),
+    }
+}
+
 fn reason_words(verdict: &Value) -> Markup {
     html! {
         @if let Some(reason) = verdict.get("reason").and_then(Value::as_str) {
@@ -171,7 +180,7 @@ pub(crate) async fn deliveries(
                                     @if let Some(e) = &d.execution_id { br; "execution " code { (e) } }
                                     @if let Some(o) = d.redelivery_of { br; "redelivery of " a href={ "/deliveries/" (o) } { "#" (o) } }
                                 }
-                                td data-label="Why" { (reason_words(&d.verdict)) }
+                                td data-label="Why" { (delivery_why(d)) }
                             }
                         }
                     }
@@ -215,7 +224,7 @@ fn delivery_page(console: &Console, d: &Stored, result: Option<Markup>) -> Respo
                 dt { "Outcome" } dd class=(d.outcome()) { (d.outcome()) }
                 @if let Some(e) = &d.execution_id { dt { "Execution" } dd { code { (e) } } }
                 @if let Some(o) = d.redelivery_of { dt { "Redelivery of" } dd { a href={ "/deliveries/" (o) } { "#" (o) } } }
-                dt { "Why" } dd { (reason_words(&d.verdict)) }
+                dt { "Why" } dd { (delivery_why(d)) }
             }
             form method="post" action={ "/deliveries/" (d.id) "/test" } {
                 input type="hidden" name="csrf" value=(csrf);
