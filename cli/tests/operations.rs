@@ -289,6 +289,8 @@ async fn revisions_from_the_corpus_push_and_pull_request_in(db: &[String]) {
     let summaries = listed.pipeline_execution_summaries();
     assert_eq!(summaries.len(), 2);
     assert_eq!(summaries[0].pipeline_execution_id(), Some(pr.as_str()));
+    // The mode of the pipeline version each ran, as GetPipelineExecution gives it.
+    assert!(summaries.iter().all(|s| s.execution_mode() == Some(&ExecutionMode::Parallel)), "{summaries:?}");
     let revision = &summaries[0].source_revisions()[0];
     assert_eq!(revision.action_name(), "Source");
     assert_eq!(revision.revision_id(), Some(PR_SHA));

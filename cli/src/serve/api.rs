@@ -229,7 +229,7 @@ pub(crate) async fn execute(app: &std::sync::Arc<App>, op: Operation) -> Result<
             let mut rows = app.store.executions_with(&input.pipeline_name, before, max + 1, status).await?;
             let more = rows.len() > max;
             rows.truncate(max);
-            let summaries: Vec<Value> = rows.iter().map(super::runs::summary).collect();
+            let summaries = super::runs::summaries(app, &rows).await?;
             let mut out = json!({"pipelineExecutionSummaries": summaries});
             if let (true, Some(last)) = (more, rows.last()) {
                 out["nextToken"] =

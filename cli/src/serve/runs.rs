@@ -58,8 +58,8 @@ fn trigger(row: &ExecutionRow) -> Value {
     t
 }
 
-/// One `PipelineExecutionSummary`.
-pub(crate) fn summary(row: &ExecutionRow) -> Value {
+/// One `PipelineExecutionSummary`, without the pipeline's `executionMode` (`summaries`).
+fn summary(row: &ExecutionRow) -> Value {
     let mut v = json!({
         "pipelineExecutionId": row.id,
         "status": row.status,
@@ -75,6 +75,31 @@ pub(crate) fn summary(row: &ExecutionRow) -> Value {
         v["stopTrigger"] = json!({"reason": reason});
     }
     v
+}
+
+/// ListPipelineExecutions' summaries, each with the `executionMode` of the pipeline version it
+/// ran (read once per version: a page holds at most 100 executions, usually of one version).
+pub(crate) async fn summaries(app: &App, rows: &[ExecutionRow]) -> Result<Vec<Value>, ApiError> {
+    let mut modes: Vec<(i64, &'static str)> = Vec::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mode = match modes.iter().find(|(version, _)| *version == row.pipeline_version) {
+            Some(&(_, mode)) => mode,
+            None => {
+                let declaration = match app.store.pipeline(&row.pipeline, Some(row.pipeline_version)).await? {
+                    Some(p) => declaration(&p)?,
+                    None => Value::Null,
+                };
+                let mode = super::modes::ExecutionMode::of_declaration(&declaration).as_str();
+                modes.push((row.pipeline_version, mode));
+                mode
+            }
+        };
+        let mut v = summary(row);
+        v["executionMode"] = json!(mode);
+        out.push(v);
+    }
+    Ok(out)
 }
 
 /// ListPipelineExecutions' `succeededInStage` filter as a status: `Ok(None)` lists every
