@@ -770,28 +770,25 @@ impl Stored {
             "executionId": self.execution_id,
             "redeliveryOf": self.redelivery_of,
         });
-        // For a reject: the step, the reason in words and the typed filter fields.
-        for (from, to) in [
-            ("step", "step"),
-            ("reason", "reason"),
-            ("filter_index", "filterIndex"),
-            ("json_path", "jsonPath"),
-            ("expected", "expected"),
-            ("found", "found"),
-        ] {
-            if let Some(v) = self.verdict.get(from) {
-                out[to] = v.clone();
-            }
-        }
-        if let Some(why) = self.service_reason() {
+        match self.service_reason() {
             // Decided by the service after the engine: the engine's filter miss of a ping, or
             // its trigger of a repeat, is not why the sender got 200.
-            if let Some(fields) = out.as_object_mut() {
-                for k in ["step", "filterIndex", "jsonPath", "expected", "found"] {
-                    fields.remove(k);
+            Some(why) => out["reason"] = why.into(),
+            // For a reject: the step, the reason in words and the typed filter fields.
+            None => {
+                for (from, to) in [
+                    ("step", "step"),
+                    ("reason", "reason"),
+                    ("filter_index", "filterIndex"),
+                    ("json_path", "jsonPath"),
+                    ("expected", "expected"),
+                    ("found", "found"),
+                ] {
+                    if let Some(v) = self.verdict.get(from) {
+                        out[to] = v.clone();
+                    }
                 }
             }
-            out["reason"] = why.into();
         }
         out
     }

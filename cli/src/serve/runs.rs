@@ -77,6 +77,14 @@ fn summary(row: &ExecutionRow) -> Value {
     v
 }
 
+/// The declaration of the pipeline version an execution ran; `Null` when that version is gone.
+async fn declaration_ran(app: &App, row: &ExecutionRow) -> Result<Value, ApiError> {
+    match app.store.pipeline(&row.pipeline, Some(row.pipeline_version)).await? {
+        Some(p) => declaration(&p),
+        None => Ok(Value::Null),
+    }
+}
+
 /// ListPipelineExecutions' summaries, each with the `executionMode` of the pipeline version it
 /// ran (read once per version: a page holds at most 100 executions, usually of one version).
 pub(crate) async fn summaries(app: &App, rows: &[ExecutionRow]) -> Result<Vec<Value>, ApiError> {
@@ -86,10 +94,7 @@ pub(crate) async fn summaries(app: &App, rows: &[ExecutionRow]) -> Result<Vec<Va
         let mode = match modes.iter().find(|(version, _)| *version == row.pipeline_version) {
             Some(&(_, mode)) => mode,
             None => {
-                let declaration = match app.store.pipeline(&row.pipeline, Some(row.pipeline_version)).await? {
-                    Some(p) => declaration(&p)?,
-                    None => Value::Null,
-                };
+                let declaration = declaration_ran(app, row).await?;
                 let mode = super::modes::ExecutionMode::of_declaration(&declaration).as_str();
                 modes.push((row.pipeline_version, mode));
                 mode
@@ -133,10 +138,7 @@ fn output_artifact(declaration: &Value, action: &str) -> Option<String> {
 
 /// GetPipelineExecution's `pipelineExecution`.
 pub(crate) async fn pipeline_execution(app: &App, row: &ExecutionRow) -> Result<Value, ApiError> {
-    let declaration = match app.store.pipeline(&row.pipeline, Some(row.pipeline_version)).await? {
-        Some(p) => declaration(&p)?,
-        None => Value::Null,
-    };
+    let declaration = declaration_ran(app, row).await?;
     let artifact_revisions: Vec<Value> = revisions(row)
         .into_iter()
         .map(|r| {
@@ -458,10 +460,7 @@ pub(crate) async fn list_actions(app: &App, input: ListActionExecutionsInput) ->
     let mut declarations: Vec<(i64, Value)> = Vec::new();
     for row in &rows {
         if !declarations.iter().any(|(v, _)| *v == row.pipeline_version) {
-            let d = match app.store.pipeline(&row.pipeline, Some(row.pipeline_version)).await? {
-                Some(p) => declaration(&p)?,
-                None => Value::Null,
-            };
+            let d = declaration_ran(app, row).await?;
             declarations.push((row.pipeline_version, d));
         }
         let Some((_, d)) = declarations.iter().find(|(v, _)| *v == row.pipeline_version) else { continue };
