@@ -5,7 +5,8 @@
 //! Modules, one job each: [`control`] (the AWS JSON 1.1 decoder and error shape; pure, so it is
 //! also built alone, without the default feature `serve`, for fuzzing), and with feature `serve`: `api`
 //! (operations against the state), `sigv4` (request verification), `data` (the `/trigger`
-//! receiver), `store` (the database, SQLite or Postgres, through sqlx), `executions`
+//! receiver), `store` (the database, SQLite or Postgres, through sqlx), `dedupe` (SQLite's
+//! duplicate window, in memory), `executions`
 //! (the on-trigger runner and its durable queue), `limits` (the budget of buffered bodies), `pool`
 //! (the fair evaluation pool), `procgroup` (the programs' process groups), `metrics`,
 //! `deliveries` (the delivery log), `console` (its API and pages, on a listener of its own), and
@@ -19,6 +20,8 @@ mod api;
 pub mod console;
 #[cfg(feature = "serve")]
 pub mod data;
+#[cfg(feature = "serve")]
+mod dedupe;
 #[cfg(feature = "serve")]
 pub mod deliveries;
 #[cfg(feature = "serve")]

@@ -14,11 +14,13 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+use super::dedupe::{SEEN_MAX, SeenIds};
 use super::modes::ExecutionMode;
 
 /// The SQLite database's file name under `--data-dir`.
@@ -317,6 +319,10 @@ pub struct Store {
     /// SQLite: a transaction could not begin on the held writer connection; the next turn
     /// replaces it.
     writer_broken: std::sync::atomic::AtomicBool,
+    /// SQLite: the duplicate window ([`SeenIds`]), the whole truth of it (one process holds
+    /// the database). Held by a trigger batch from its check to its commit, so that what is
+    /// in it is what committed; `None` on Postgres, whose `deliveries` table decides.
+    seen: Option<Arc<tokio::sync::Mutex<SeenIds>>>,
 }
 
 /// The turn of this process's batch writers ([`Store::write_turn`]): on SQLite the writer
@@ -499,6 +505,7 @@ impl Store {
                     write_gate: Default::default(),
                     trigger_conn: Default::default(),
                     writer_broken: Default::default(),
+                    seen: None,
                 })
             }
             Location::Url(url) => Err(StoreError(format!(
@@ -556,6 +563,7 @@ impl Store {
             .await
             .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
         let held = writer.acquire().await.map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
+        let seen = load_seen_ids(&pool).await?;
         Ok(Store {
             pool,
             writer,
@@ -566,6 +574,7 @@ impl Store {
             write_gate: tokio::sync::Mutex::new(Some(held)),
             trigger_conn: Default::default(),
             writer_broken: Default::default(),
+            seen: Some(Arc::new(tokio::sync::Mutex::new(seen))),
         })
     }
 
@@ -666,7 +675,13 @@ impl Store {
                 tx
             }
         };
-        Ok(WriteTx { tx, changes: Vec::new(), health: self.health.clone() })
+        Ok(WriteTx {
+            tx,
+            changes: Vec::new(),
+            health: self.health.clone(),
+            seen: self.seen.clone(),
+            forgotten: Vec::new(),
+        })
     }
 
     /// The change feed after `seq`, in commit order (at most `limit`). The feed has no gaps
@@ -713,8 +728,8 @@ impl Store {
 
     /// Records several triggers in one transaction (one commit: group commit), in order; a
     /// delivery id repeated within the batch is a duplicate too, and so is one that another
-    /// instance recorded within the window (the delivery's row decides, under the database's
-    /// row lock). All or nothing.
+    /// instance recorded within the window (on Postgres the delivery's row decides, under the
+    /// database's row lock; on SQLite, one process, the window in memory). All or nothing.
     pub async fn record_triggers(&self, batch: &[TriggerRecord]) -> Result<Vec<Recorded>, StoreError> {
         let result = self.record_triggers_tx(batch).await;
         self.health.note(&result);
@@ -741,8 +756,25 @@ impl Store {
         {
             return self.record_triggers_postgres(batch, &order, out, window).await;
         }
-        if let Some(window) = one_window(batch) {
-            return self.record_triggers_sqlite(&mut turn, batch, &order, out, window).await;
+        // SQLite: the window in memory decides the repeats, and is held until the commit.
+        let mut seen = match &self.seen {
+            Some(seen) => Some(seen.lock().await),
+            None => None,
+        };
+        if let Some(seen) = seen.as_deref() {
+            for (t, r) in batch.iter().zip(out.iter_mut()) {
+                if let Some(delivery) = &t.delivery
+                    && *r == Recorded::Started
+                    && seen.seen(&t.webhook, delivery, t.dedupe_after)
+                {
+                    *r = Recorded::Duplicate;
+                }
+            }
+        }
+        if let Some(seen) = seen.as_deref_mut()
+            && one_window(batch).is_some()
+        {
+            return self.record_triggers_sqlite(&mut turn, seen, batch, out).await;
         }
         let mut tx = turn.begin().await?;
         for &i in &order {
@@ -750,9 +782,11 @@ impl Store {
             if out[i] == Recorded::Duplicate {
                 continue;
             }
-            if let Some(delivery) = &t.delivery {
-                // Inserted, or taken over when the id is older than the window; otherwise
-                // nothing changes and the delivery is a duplicate.
+            if let Some(delivery) = &t.delivery
+                && seen.is_none()
+            {
+                // Postgres: inserted, or taken over when the id is older than the window;
+                // otherwise nothing changes and the delivery is a duplicate.
                 let done = sqlx::query(
                     "INSERT INTO deliveries (webhook, delivery, at) VALUES ($1, $2, $3)
                      ON CONFLICT (webhook, delivery) DO UPDATE SET at = excluded.at WHERE deliveries.at <= $4",
@@ -776,7 +810,9 @@ impl Store {
                     .await?;
                 if taken.rows_affected() == 0 {
                     out[i] = Recorded::QueueFull;
-                    if let Some(delivery) = &t.delivery {
+                    if let Some(delivery) = &t.delivery
+                        && seen.is_none()
+                    {
                         // Not acknowledged: a redelivery of this id must be able to start.
                         sqlx::query("DELETE FROM deliveries WHERE webhook = $1 AND delivery = $2")
                             .bind(&t.webhook)
@@ -804,6 +840,16 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             );
             bind_execution(insert, &t.execution, t.instance.as_deref()).execute(&mut *tx).await?;
+            if let Some(delivery) = &t.delivery
+                && seen.is_some()
+            {
+                sqlx::query("INSERT INTO delivery_ids (webhook, delivery, at) VALUES ($1, $2, $3)")
+                    .bind(&t.webhook)
+                    .bind(delivery)
+                    .bind(e.start_time)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if let Some(job) = &t.job {
                 let waiting = Waiting {
                     execution_id: &e.id,
@@ -819,117 +865,74 @@ impl Store {
         }
         self.stamp_last_triggered(&mut tx, batch, &out).await?;
         tx.commit().await?;
+        if let Some(seen) = seen.as_deref_mut() {
+            take_started(seen, batch, &out);
+        }
         Ok(out)
     }
 
-    /// SQLite, a batch without on-trigger jobs and with one dedupe window: the whole transaction
-    /// as one script, one hand-off to sqlx's SQLite thread (a transaction begun with `begin()`
-    /// takes five: begin, delivery ids, executions, lastTriggered, commit). Each hand-off is a
-    /// wake-up of that thread and of the recorder, and under load the woken thread waits for a
-    /// core the request handlers hold: on the development VM a script that only began the
-    /// transaction and read no row took 170 µs, what the rest of the batch's work took. So the
-    /// repeats are decided inside the script, where the database sees them:
-    ///
-    /// 1. the delivery ids seen within the window are selected (the answer's repeats; usually
-    ///    no row);
-    /// 2. each execution is inserted unless its delivery id is such a repeat (the same
-    ///    predicate, read before 3 writes), in arrival order;
-    /// 3. the delivery ids are inserted, or taken over when older than the window;
-    /// 4. each webhook's `lastTriggered` becomes the latest start of this batch's executions
-    ///    that now exist, never earlier than it was.
-    ///
-    /// `order`: the batch in (webhook, delivery) order; `out`: the repeats within the batch,
-    /// already decided.
+    /// SQLite, a batch without on-trigger jobs and with one dedupe window, its repeats decided
+    /// (by the window in memory, `seen`, held by the caller): the whole transaction as one
+    /// script, one hand-off to sqlx's SQLite thread (a transaction begun with `begin()` takes
+    /// five: begin, executions, delivery ids, lastTriggered, commit). Each hand-off is a wake-up
+    /// of that thread and of the recorder, and under load the woken thread waits for a core
+    /// the request handlers hold: on the development VM a script that only began the
+    /// transaction and read no row took 170 µs, what the rest of the batch's work took. The
+    /// script inserts the executions in arrival order, appends their delivery ids to the log
+    /// the window is filled from at start, and moves each webhook's `lastTriggered` to the
+    /// latest start of its executions, never earlier than it was; once it committed, the ids
+    /// join the window.
     async fn record_triggers_sqlite(
         &self,
         turn: &mut WriteTurn<'_>,
+        seen: &mut SeenIds,
         batch: &[TriggerRecord],
-        order: &[usize],
-        mut out: Vec<Recorded>,
-        window: f64,
+        out: Vec<Recorded>,
     ) -> Result<Vec<Recorded>, StoreError> {
         let backend = self.backend;
-        // In arrival order (the executions' order), repeats within the batch left out.
-        let candidates: Vec<usize> = (0..batch.len()).filter(|&i| out[i] != Recorded::Duplicate).collect();
-        if candidates.is_empty() {
+        // In arrival order (the executions' order).
+        let started: Vec<usize> = (0..batch.len()).filter(|&i| out[i] == Recorded::Started).collect();
+        if started.is_empty() {
             return Ok(out);
         }
-        let with_id: Vec<usize> =
-            order.iter().copied().filter(|&i| out[i] != Recorded::Duplicate && batch[i].delivery.is_some()).collect();
+        let with_id: Vec<usize> = started.iter().copied().filter(|&i| batch[i].delivery.is_some()).collect();
+        let stamps = last_triggered(batch, &out);
         let mut sql = String::from("BEGIN IMMEDIATE;");
-        for chunk in with_id.chunks(ROWS_PER_STATEMENT) {
-            let _ = write!(
-                sql,
-                "SELECT d.webhook, d.delivery FROM deliveries AS d JOIN (VALUES {}) AS v
-                 ON d.webhook = v.column1 AND d.delivery = v.column2 WHERE d.at > v.column3 - ?;",
-                placeholders(backend, chunk.len(), 3),
-            );
-        }
-        for chunk in candidates.chunks(ROWS_PER_STATEMENT) {
-            // Columns 1-11 the execution (7: its start), 12-13 its webhook and delivery id, 14
-            // its place in the batch.
+        for chunk in started.chunks(ROWS_PER_STATEMENT) {
             let _ = write!(
                 sql,
                 "INSERT INTO executions (id, pipeline, pipeline_version, status, status_summary, webhook_arn, start_time, last_update_time, instance, trigger_type, source_revisions)
-                 SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10, column11
-                 FROM (VALUES {}) AS v
-                 WHERE v.column13 IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries AS d
-                     WHERE d.webhook = v.column12 AND d.delivery = v.column13 AND d.at > v.column7 - ?)
-                 ORDER BY v.column14;",
-                placeholders(backend, chunk.len(), 14),
+                 VALUES {};",
+                placeholders(backend, chunk.len(), 11),
             );
         }
         for chunk in with_id.chunks(ROWS_PER_STATEMENT) {
             let _ = write!(
                 sql,
-                "INSERT INTO deliveries (webhook, delivery, at) VALUES {}
-                 ON CONFLICT (webhook, delivery) DO UPDATE SET at = excluded.at
-                 WHERE deliveries.at <= excluded.at - ?;",
+                "INSERT INTO delivery_ids (webhook, delivery, at) VALUES {};",
                 placeholders(backend, chunk.len(), 3),
             );
         }
-        let webhooks = batch_webhooks(batch, &candidates);
-        for (_, members) in &webhooks {
-            let _ = write!(
-                sql,
-                "UPDATE webhooks SET last_triggered = x.at
-                 FROM (SELECT max(start_time) AS at FROM executions WHERE id IN ({})) AS x
-                 WHERE webhooks.name = ? AND x.at IS NOT NULL
-                 AND (webhooks.last_triggered IS NULL OR webhooks.last_triggered < x.at);",
-                vec!["?"; members.len()].join(", "),
+        for _ in &stamps {
+            sql.push_str(
+                "UPDATE webhooks SET last_triggered = ? WHERE name = ? AND (last_triggered IS NULL OR last_triggered < ?);",
             );
         }
         sql.push_str("COMMIT");
         let mut script = sqlx::query(&sql);
-        script = bind_delivery_ids(script, batch, &with_id, window);
-        for chunk in candidates.chunks(ROWS_PER_STATEMENT) {
-            for &i in chunk {
-                let t = &batch[i];
-                script = bind_execution(script, &t.execution, t.instance.as_deref())
-                    .bind(&t.webhook)
-                    .bind(t.delivery.as_deref())
-                    .bind(i64::try_from(i).unwrap_or(i64::MAX));
-            }
-            script = script.bind(window);
+        for &i in &started {
+            let t = &batch[i];
+            script = bind_execution(script, &t.execution, t.instance.as_deref());
         }
-        script = bind_delivery_ids(script, batch, &with_id, window);
-        for (webhook, members) in &webhooks {
-            for &i in members {
-                script = script.bind(&batch[i].execution.id);
-            }
-            script = script.bind(*webhook);
-        }
-        let rows = turn.run_script(script).await?;
-        let mut seen: Vec<(String, String)> =
-            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, sqlx::Error>>()?;
-        seen.sort_unstable();
         for &i in &with_id {
-            // Looked up by reference: no copy of the webhook and the id per trigger.
-            let key = (batch[i].webhook.as_str(), batch[i].delivery.as_deref().unwrap_or_default());
-            if seen.binary_search_by(|(w, d)| (w.as_str(), d.as_str()).cmp(&key)).is_ok() {
-                out[i] = Recorded::Duplicate;
-            }
+            let t = &batch[i];
+            script = script.bind(&t.webhook).bind(t.delivery.as_deref()).bind(t.execution.start_time);
         }
+        for &(webhook, at) in &stamps {
+            script = script.bind(at).bind(webhook).bind(at);
+        }
+        turn.run_script(script).await?;
+        take_started(seen, batch, &out);
         Ok(out)
     }
 
@@ -1031,9 +1034,25 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets delivery ids older than `before`.
+    /// Forgets delivery ids taken at or before `before`; how many ids the window forgot.
     pub async fn prune_deliveries(&self, before: f64) -> Result<u64, StoreError> {
-        Ok(sqlx::query("DELETE FROM deliveries WHERE at <= $1").bind(before).execute(&self.pool).await?.rows_affected())
+        let Some(seen) = &self.seen else {
+            let pruned = sqlx::query("DELETE FROM deliveries WHERE at <= $1").bind(before).execute(&self.pool).await?;
+            return Ok(pruned.rows_affected());
+        };
+        let forgotten = seen.lock().await.forget_before(before);
+        // The log is in the order ids were taken, so what is old is its head, up to the first
+        // young row: no index on the time, and no scan past what goes. (An id written after a
+        // younger one, should the clock step back, waits for a later pruning.)
+        sqlx::query(
+            "DELETE FROM delivery_ids WHERE seq < coalesce(
+                 (SELECT seq FROM delivery_ids WHERE at > $1 ORDER BY seq LIMIT 1),
+                 (SELECT max(seq) + 1 FROM delivery_ids))",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?;
+        Ok(forgotten)
     }
 
     /// Sets an execution's status at its end: an execution `Stopping` (StopPipelineExecution) ends
@@ -1514,6 +1533,9 @@ pub struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     changes: Vec<(ChangeKind, String)>,
     health: Health,
+    /// SQLite: the duplicate window, and the webhooks whose ids it forgets at the commit.
+    seen: Option<Arc<tokio::sync::Mutex<SeenIds>>>,
+    forgotten: Vec<String>,
 }
 
 impl std::fmt::Debug for WriteTx {
@@ -1601,7 +1623,10 @@ impl WriteTx {
     /// existed.
     pub async fn delete_webhook(&mut self, name: &str) -> Result<bool, StoreError> {
         let n = sqlx::query("DELETE FROM webhooks WHERE name = $1").bind(name).execute(&mut *self.tx).await?;
-        sqlx::query("DELETE FROM deliveries WHERE webhook = $1").bind(name).execute(&mut *self.tx).await?;
+        let ids = if self.seen.is_some() { "delivery_ids" } else { "deliveries" };
+        sqlx::query(&format!("DELETE FROM {ids} WHERE webhook = $1")).bind(name).execute(&mut *self.tx).await?;
+        // SQLite: the window in memory forgets them once this commits.
+        self.forgotten.push(name.to_owned());
         // Its delivery log goes with it: a webhook put later under the same name starts with none.
         sqlx::query("DELETE FROM delivery_log WHERE webhook = $1").bind(name).execute(&mut *self.tx).await?;
         let existed = n.rows_affected() > 0;
@@ -1639,6 +1664,14 @@ impl WriteTx {
                 .await?;
         }
         self.tx.commit().await?;
+        if let Some(seen) = &self.seen
+            && !self.forgotten.is_empty()
+        {
+            let mut seen = seen.lock().await;
+            for name in &self.forgotten {
+                seen.forget_webhook(name);
+            }
+        }
         Ok(())
     }
 }
@@ -1935,25 +1968,6 @@ fn bind_execution<'q>(
         .bind(&e.source_revisions)
 }
 
-/// Binds the (webhook, delivery id, start) rows of `with_id`, then the dedupe window, per
-/// statement of `ROWS_PER_STATEMENT` rows: the SQLite batch's SELECT of repeats and its upsert
-/// of the ids take the same parameters.
-fn bind_delivery_ids<'q>(
-    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    batch: &'q [TriggerRecord],
-    with_id: &[usize],
-    window: f64,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    for chunk in with_id.chunks(ROWS_PER_STATEMENT) {
-        for &i in chunk {
-            let t = &batch[i];
-            query = query.bind(&t.webhook).bind(t.delivery.as_deref()).bind(t.execution.start_time);
-        }
-        query = query.bind(window);
-    }
-    query
-}
-
 /// The most rows one multi-row statement carries.
 const ROWS_PER_STATEMENT: usize = 64;
 
@@ -1986,17 +2000,42 @@ fn last_triggered<'b>(batch: &'b [TriggerRecord], out: &[Recorded]) -> Vec<(&'b 
     last
 }
 
-/// The webhooks of `members` (indexes into `batch`), each with its members, in name order.
-fn batch_webhooks<'b>(batch: &'b [TriggerRecord], members: &[usize]) -> Vec<(&'b str, Vec<usize>)> {
-    let mut webhooks: Vec<(&str, Vec<usize>)> = Vec::new();
-    for &i in members {
-        match webhooks.iter_mut().find(|(w, _)| *w == batch[i].webhook) {
-            Some((_, of_it)) => of_it.push(i),
-            None => webhooks.push((&batch[i].webhook, vec![i])),
+/// SQLite: the delivery ids of `batch`'s triggers that started join the window (`out`: what
+/// each trigger got; called once the batch committed).
+fn take_started(seen: &mut SeenIds, batch: &[TriggerRecord], out: &[Recorded]) {
+    for (t, r) in batch.iter().zip(out) {
+        if let Some(delivery) = &t.delivery
+            && *r == Recorded::Started
+        {
+            seen.take(&t.webhook, delivery, t.execution.start_time);
         }
     }
-    webhooks.sort_by(|a, b| a.0.cmp(b.0));
-    webhooks
+}
+
+/// SQLite: the duplicate window as the database left it, from the `delivery_ids` log in the
+/// order the ids were taken, a page at a time (the window keeps at most [`SEEN_MAX`]; ids
+/// older than the window are pruned with the next batch's turn to prune).
+async fn load_seen_ids(pool: &AnyPool) -> Result<SeenIds, StoreError> {
+    const PAGE: i64 = 10_000;
+    let mut seen = SeenIds::new(SEEN_MAX);
+    let mut after = 0_i64;
+    loop {
+        let rows =
+            sqlx::query("SELECT seq, webhook, delivery, at FROM delivery_ids WHERE seq > $1 ORDER BY seq LIMIT $2")
+                .bind(after)
+                .bind(PAGE)
+                .fetch_all(pool)
+                .await?;
+        for r in &rows {
+            let (webhook, delivery): (String, String) = (r.try_get(1)?, r.try_get(2)?);
+            seen.take(&webhook, &delivery, r.try_get(3)?);
+        }
+        match rows.last() {
+            Some(last) => after = last.try_get(0)?,
+            None => break,
+        }
+    }
+    Ok(seen)
 }
 
 /// The options of a SQLite pool of `connections`: WAL, and the pragmas every connection needs.
@@ -2426,6 +2465,116 @@ mod tests {
         let again = Store::open(&Location::DataDir(dir.clone())).await.unwrap();
         again.close().await;
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A trigger with an on-trigger job (the transaction built statement by statement): one
+    /// refused for a full queue leaves its delivery id free for the redelivery, which starts;
+    /// a repeat of that is a duplicate.
+    async fn a_full_queue_takes_no_delivery_id(store: &Store) {
+        let mut tx = store.write("webhook:w").await.unwrap();
+        assert!(tx.take_webhook_slot(10).await.unwrap());
+        tx.put_webhook("w", "tok", "{}").await.unwrap();
+        tx.commit(1.0).await.unwrap();
+        let with_job = |id: &str, at: f64, queue_max: usize| TriggerRecord {
+            job: Some(QueuedJob { event: "push".into(), payload: axum::body::Bytes::from_static(b"{}"), queue_max }),
+            ..record(Some("d1"), id, at)
+        };
+        assert_eq!(store.record_trigger(&with_job("e1", 1000.0, 0)).await.unwrap(), Recorded::QueueFull);
+        assert_eq!(store.record_trigger(&with_job("e2", 1001.0, 10)).await.unwrap(), Recorded::Started);
+        assert_eq!(store.record_trigger(&with_job("e3", 1002.0, 10)).await.unwrap(), Recorded::Duplicate);
+        assert_eq!(store.record_trigger(&record(Some("d1"), "e4", 1003.0)).await.unwrap(), Recorded::Duplicate);
+        let ids: Vec<String> = store.executions("p", None, 10).await.unwrap().into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, ["e2"]);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_takes_no_delivery_id_on_sqlite() {
+        let (store, dir) = sqlite_store("queue").await;
+        a_full_queue_takes_no_delivery_id(&store).await;
+        drop_sqlite_store((store, dir)).await;
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_takes_no_delivery_id_on_postgres() {
+        let Some(pg) = postgres_store("queue").await else { return };
+        a_full_queue_takes_no_delivery_id(&pg.0).await;
+        drop_postgres_store(pg).await;
+    }
+
+    async fn put(store: &Store, name: &str) {
+        let mut tx = store.write(&format!("webhook:{name}")).await.unwrap();
+        assert!(tx.take_webhook_slot(10).await.unwrap());
+        tx.put_webhook(name, &format!("tok-{name}"), "{}").await.unwrap();
+        tx.commit(1.0).await.unwrap();
+    }
+
+    /// SQLite's window in memory is filled again from the database at start, and DeleteWebhook
+    /// forgets the webhook's ids in memory and in the database (a webhook put again under the
+    /// name starts with none), and only its own.
+    #[tokio::test]
+    async fn the_sqlite_window_outlives_a_restart_and_dies_with_its_webhook() {
+        let (store, dir) = sqlite_store("window").await;
+        let of = |webhook: &str, t: TriggerRecord| TriggerRecord { webhook: webhook.into(), ..t };
+        put(&store, "v").await;
+        put(&store, "w").await;
+        let out = store
+            .record_triggers(&[of("w", record(Some("d1"), "w1", 1000.0)), of("v", record(Some("d1"), "v1", 1001.0))])
+            .await
+            .unwrap();
+        assert_eq!(out, [Recorded::Started, Recorded::Started]);
+        store.close().await;
+        drop(store);
+        let store = Store::open(&Location::DataDir(dir.clone())).await.unwrap();
+        assert_eq!(store.seen.as_ref().unwrap().lock().await.len(), 2);
+        assert_eq!(
+            store.record_trigger(&of("w", record(Some("d1"), "w2", 1100.0))).await.unwrap(),
+            Recorded::Duplicate
+        );
+        let mut tx = store.write("webhook:w").await.unwrap();
+        assert!(tx.delete_webhook("w").await.unwrap());
+        tx.commit(2.0).await.unwrap();
+        assert_eq!(store.record_trigger(&of("w", record(Some("d1"), "w3", 1200.0))).await.unwrap(), Recorded::Started);
+        // Deleted again, then a restart: the log forgot w's ids too, and kept v's.
+        let mut tx = store.write("webhook:w").await.unwrap();
+        tx.delete_webhook("w").await.unwrap();
+        tx.commit(3.0).await.unwrap();
+        store.close().await;
+        drop(store);
+        let store = Store::open(&Location::DataDir(dir.clone())).await.unwrap();
+        put(&store, "w").await;
+        let out = store
+            .record_triggers(&[of("w", record(Some("d1"), "w4", 1300.0)), of("v", record(Some("d1"), "v2", 1301.0))])
+            .await
+            .unwrap();
+        assert_eq!(out, [Recorded::Started, Recorded::Duplicate]);
+        drop_sqlite_store((store, dir)).await;
+    }
+
+    /// A database written before the window moved to memory (migrations 1 to 6, ids in the
+    /// `deliveries` table): its ids are still repeats after the upgrade.
+    #[tokio::test]
+    async fn an_upgraded_sqlite_database_keeps_its_delivery_ids() {
+        let dir = std::env::temp_dir().join(format!("cpw-store-upgrade-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let old = dir.join("migrations");
+        fs::create_dir_all(&old).unwrap();
+        for m in SQLITE_MIGRATIONS.iter().filter(|m| m.version <= 6) {
+            fs::write(old.join(format!("{:04}_{}.sql", m.version, m.description.replace(' ', "_"))), &*m.sql).unwrap();
+        }
+        sqlx::any::install_default_drivers();
+        let path = dir.join(SQLITE_FILE);
+        let pool = sqlite_pool_options(1).connect(&format!("sqlite://{}?mode=rwc", path.display())).await.unwrap();
+        sqlx::migrate::Migrator::new(old.as_path()).await.unwrap().run(&pool).await.unwrap();
+        sqlx::query("INSERT INTO deliveries (webhook, delivery, at) VALUES ('w', 'old', 1000.0)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let store = Store::open(&Location::DataDir(dir.clone())).await.unwrap();
+        put(&store, "w").await;
+        assert_eq!(store.record_trigger(&record(Some("old"), "e1", 1500.0)).await.unwrap(), Recorded::Duplicate);
+        assert_eq!(store.record_trigger(&record(Some("new"), "e2", 1501.0)).await.unwrap(), Recorded::Started);
+        drop_sqlite_store((store, dir)).await;
     }
 
     #[test]
