@@ -20,7 +20,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-use super::dedupe::{SEEN_MAX, SeenIds};
+use super::dedupe::{SEEN_MAX, SeenIds, Window};
 use super::modes::ExecutionMode;
 
 /// The SQLite database's file name under `--data-dir`.
@@ -322,7 +322,7 @@ pub struct Store {
     /// SQLite: the duplicate window ([`SeenIds`]), the whole truth of it (one process holds
     /// the database). Held by a trigger batch from its check to its commit, so that what is
     /// in it is what committed; `None` on Postgres, whose `deliveries` table decides.
-    seen: Option<Arc<tokio::sync::Mutex<SeenIds>>>,
+    seen: Option<Arc<Window>>,
 }
 
 /// The turn of this process's batch writers ([`Store::write_turn`]): on SQLite the writer
@@ -467,7 +467,8 @@ impl Store {
     /// - `DataDir(dir)`: creates `dir` (mode 0700) and `dir/codepipeline-webhooks.sqlite3` (0600:
     ///   it holds webhook secrets), takes an exclusive lock on `dir/serve.lock` (a second server on
     ///   the same directory is refused, with the process that holds it), WAL.
-    /// - `Url("sqlite:PATH")`: the same for that file, locked through `PATH.lock`.
+    /// - `Url("sqlite:PATH")`: the same for that file, locked through `PATH.lock` (through
+    ///   `DIR/serve.lock` when PATH is a data directory's database: one database, one lock).
     /// - `Url("postgres://…")`: a pool shared with the other instances; migrations take
     ///   Postgres's advisory lock, so instances that start together migrate once.
     pub async fn open(location: &Location) -> Result<Store, StoreError> {
@@ -476,7 +477,7 @@ impl Store {
             Location::DataDir(dir) => {
                 fs::create_dir_all(dir)?;
                 restrict(dir, 0o700)?;
-                let lock = lock_file(&dir.join(LOCK_FILE))?;
+                let lock = lock_file(&lock_of(&dir.join(SQLITE_FILE)))?;
                 Self::open_sqlite(&dir.join(SQLITE_FILE), lock).await
             }
             Location::Url(url) if url.starts_with("sqlite:") => {
@@ -574,7 +575,7 @@ impl Store {
             write_gate: tokio::sync::Mutex::new(Some(held)),
             trigger_conn: Default::default(),
             writer_broken: Default::default(),
-            seen: Some(Arc::new(tokio::sync::Mutex::new(seen))),
+            seen: Some(Arc::new(Window::new(seen))),
         })
     }
 
@@ -843,12 +844,16 @@ impl Store {
             if let Some(delivery) = &t.delivery
                 && seen.is_some()
             {
-                sqlx::query("INSERT INTO delivery_ids (webhook, delivery, at) VALUES ($1, $2, $3)")
-                    .bind(&t.webhook)
-                    .bind(delivery)
-                    .bind(e.start_time)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO delivery_ids (webhook, delivery, at)
+                     SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM webhooks WHERE name = $4)",
+                )
+                .bind(&t.webhook)
+                .bind(delivery)
+                .bind(e.start_time)
+                .bind(&t.webhook)
+                .execute(&mut *tx)
+                .await?;
             }
             if let Some(job) = &t.job {
                 let waiting = Waiting {
@@ -906,10 +911,14 @@ impl Store {
                 placeholders(backend, chunk.len(), 11),
             );
         }
+        // The ids of a webhook deleted since the batch's check (its delete commits between the
+        // check and this script) are not logged: the delete took its rows, and the window
+        // forgets it at the next check.
         for chunk in with_id.chunks(ROWS_PER_STATEMENT) {
             let _ = write!(
                 sql,
-                "INSERT INTO delivery_ids (webhook, delivery, at) VALUES {};",
+                "INSERT INTO delivery_ids (webhook, delivery, at)
+                 SELECT column1, column2, column3 FROM (VALUES {}) WHERE column1 IN (SELECT name FROM webhooks);",
                 placeholders(backend, chunk.len(), 3),
             );
         }
@@ -1042,14 +1051,18 @@ impl Store {
         };
         let forgotten = seen.lock().await.forget_before(before);
         // The log is in the order ids were taken, so what is old is its head, up to the first
-        // young row: no index on the time, and no scan past what goes. (An id written after a
-        // younger one, should the clock step back, waits for a later pruning.)
+        // young row: no index on the time, and no scan past what goes. An id dated later than
+        // the rows after it (the clock stepped back) holds them until its own time; the log
+        // never keeps more rows than the window holds ids, whatever the clock says.
         sqlx::query(
-            "DELETE FROM delivery_ids WHERE seq < coalesce(
-                 (SELECT seq FROM delivery_ids WHERE at > $1 ORDER BY seq LIMIT 1),
-                 (SELECT max(seq) + 1 FROM delivery_ids))",
+            "DELETE FROM delivery_ids WHERE seq < max(
+                 coalesce(
+                     (SELECT seq FROM delivery_ids WHERE at > $1 ORDER BY seq LIMIT 1),
+                     (SELECT max(seq) + 1 FROM delivery_ids)),
+                 (SELECT max(seq) FROM delivery_ids) - $2 + 1)",
         )
         .bind(before)
+        .bind(SEEN_MAX as i64)
         .execute(&self.pool)
         .await?;
         Ok(forgotten)
@@ -1534,7 +1547,7 @@ pub struct WriteTx {
     changes: Vec<(ChangeKind, String)>,
     health: Health,
     /// SQLite: the duplicate window, and the webhooks whose ids it forgets at the commit.
-    seen: Option<Arc<tokio::sync::Mutex<SeenIds>>>,
+    seen: Option<Arc<Window>>,
     forgotten: Vec<String>,
 }
 
@@ -1641,9 +1654,16 @@ impl WriteTx {
 
     /// Appends what changed to the change feed and commits. The feed's counter row is taken last,
     /// so writers hold it only for the commit, and the feed is in commit order.
+    ///
+    /// The commit runs in a task of its own: a caller that gives up (the control plane's
+    /// timeout) does not cut it between the database's commit and what this process notes of
+    /// it (SQLite: the deleted webhooks' ids, forgotten by the duplicate window).
     pub async fn commit(self, at: f64) -> Result<(), StoreError> {
         let health = self.health.clone();
-        let result = self.commit_tx(at).await;
+        let result = match tokio::spawn(self.commit_tx(at)).await {
+            Ok(result) => result,
+            Err(e) => Err(StoreError(format!("the commit's task ended: {e}"))),
+        };
         health.note(&result);
         result
     }
@@ -1667,10 +1687,7 @@ impl WriteTx {
         if let Some(seen) = &self.seen
             && !self.forgotten.is_empty()
         {
-            let mut seen = seen.lock().await;
-            for name in &self.forgotten {
-                seen.forget_webhook(name);
-            }
+            seen.forget(std::mem::take(&mut self.forgotten));
         }
         Ok(())
     }
@@ -1754,18 +1771,32 @@ fn sqlite_url_path(url: &str) -> PathBuf {
     PathBuf::from(rest.split('?').next().unwrap_or_default())
 }
 
-/// The lock file beside a SQLite file: `PATH.lock`.
+/// The lock file of the SQLite file at `path`, from where the file really is (symbolic links
+/// and relative paths resolved), so that every way of naming one database takes one lock:
+/// `DIR/serve.lock` for a data directory's database (`--data-dir DIR`, or
+/// `--database-url sqlite:DIR/codepipeline-webhooks.sqlite3`), `PATH.lock` for any other.
 fn lock_of(path: &Path) -> PathBuf {
-    let mut lock = path.as_os_str().to_owned();
-    lock.push(".lock");
-    lock.into()
+    let real = fs::canonicalize(path).ok().or_else(|| {
+        let name = path.file_name()?;
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Some(fs::canonicalize(parent).ok()?.join(name))
+    });
+    let real = real.unwrap_or_else(|| path.to_owned());
+    match real.parent() {
+        Some(dir) if real.file_name().is_some_and(|n| n == SQLITE_FILE) => dir.join(LOCK_FILE),
+        _ => {
+            let mut lock = real.into_os_string();
+            lock.push(".lock");
+            lock.into()
+        }
+    }
 }
 
-/// The lock file of a SQLite database, as `Store::open` takes it: `DIR/serve.lock`, or
-/// `PATH.lock` for `sqlite:PATH`; none on Postgres.
+/// The lock file of a SQLite database, as `Store::open` takes it ([`lock_of`]); none on
+/// Postgres.
 fn lock_path(location: &Location) -> Option<PathBuf> {
     match location {
-        Location::DataDir(dir) => Some(dir.join(LOCK_FILE)),
+        Location::DataDir(dir) => Some(lock_of(&dir.join(SQLITE_FILE))),
         Location::Url(url) if url.starts_with("sqlite:") => {
             Some(sqlite_url_path(url)).filter(|p| !p.as_os_str().is_empty()).map(|p| lock_of(&p))
         }
@@ -2013,12 +2044,13 @@ fn take_started(seen: &mut SeenIds, batch: &[TriggerRecord], out: &[Recorded]) {
 }
 
 /// SQLite: the duplicate window as the database left it, from the `delivery_ids` log in the
-/// order the ids were taken, a page at a time (the window keeps at most [`SEEN_MAX`]; ids
-/// older than the window are pruned with the next batch's turn to prune).
+/// order the ids were taken, a page at a time: its last [`SEEN_MAX`] rows, what the window
+/// would have kept (ids older than the window are pruned at the recorder's next turn to prune).
 async fn load_seen_ids(pool: &AnyPool) -> Result<SeenIds, StoreError> {
     const PAGE: i64 = 10_000;
     let mut seen = SeenIds::new(SEEN_MAX);
-    let mut after = 0_i64;
+    let last: Option<i64> = sqlx::query("SELECT max(seq) FROM delivery_ids").fetch_one(pool).await?.try_get(0)?;
+    let mut after = last.map_or(0, |last| last - SEEN_MAX as i64);
     loop {
         let rows =
             sqlx::query("SELECT seq, webhook, delivery, at FROM delivery_ids WHERE seq > $1 ORDER BY seq LIMIT $2")
@@ -2547,6 +2579,106 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out, [Recorded::Started, Recorded::Duplicate]);
+        drop_sqlite_store((store, dir)).await;
+    }
+
+    async fn logged_ids(store: &Store, webhook: &str) -> i64 {
+        sqlx::query("SELECT COUNT(*) FROM delivery_ids WHERE webhook = $1")
+            .bind(webhook)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap()
+    }
+
+    /// A DeleteWebhook does not wait for the window (a trigger batch may hold it through its
+    /// commit), the next holder forgets the webhook's ids, and a trigger of the webhook that was
+    /// already on its way when the delete committed starts but leaves no id in the log. A delete
+    /// that does not commit forgets nothing.
+    #[tokio::test]
+    async fn a_delete_forgets_the_ids_without_waiting_for_the_window() {
+        let (store, dir) = sqlite_store("delete-race").await;
+        put(&store, "w").await;
+        assert_eq!(store.record_trigger(&record(Some("d1"), "e1", 1000.0)).await.unwrap(), Recorded::Started);
+        let mut tx = store.write("webhook:w").await.unwrap();
+        assert!(tx.delete_webhook("w").await.unwrap());
+        drop(tx);
+        assert_eq!(store.record_trigger(&record(Some("d1"), "e2", 1001.0)).await.unwrap(), Recorded::Duplicate);
+        assert_eq!(logged_ids(&store, "w").await, 1, "a delete rolled back keeps the ids");
+        {
+            let held = store.seen.as_ref().unwrap().lock().await;
+            let mut tx = store.write("webhook:w").await.unwrap();
+            assert!(tx.delete_webhook("w").await.unwrap());
+            tokio::time::timeout(Duration::from_secs(10), tx.commit(2.0))
+                .await
+                .expect("the delete waited for the window")
+                .unwrap();
+            drop(held);
+        }
+        assert_eq!(logged_ids(&store, "w").await, 0);
+        // The delivery that was on its way: it starts (the data plane accepted it before the
+        // delete reached it), and no id of the deleted webhook is logged.
+        assert_eq!(store.record_trigger(&record(Some("d1"), "e3", 1002.0)).await.unwrap(), Recorded::Started);
+        assert_eq!(logged_ids(&store, "w").await, 0);
+        drop_sqlite_store((store, dir)).await;
+    }
+
+    /// Pruning cuts the log's head up to the first young row, and never keeps more rows than
+    /// the window holds ids, even behind a row dated in the future (a clock stepped back).
+    #[tokio::test]
+    async fn pruning_cuts_the_log_and_bounds_it_whatever_the_clock() {
+        let (store, dir) = sqlite_store("prune-log").await;
+        put(&store, "w").await;
+        for (n, at) in [1000.0, 2000.0, 3000.0].into_iter().enumerate() {
+            let id = format!("d{n}");
+            assert_eq!(store.record_trigger(&record(Some(&id), &id, at)).await.unwrap(), Recorded::Started);
+        }
+        assert_eq!(store.prune_deliveries(2500.0).await.unwrap(), 2);
+        assert_eq!(logged_ids(&store, "w").await, 1);
+        // A row from the future, then more than the window holds.
+        sqlx::query("INSERT INTO delivery_ids (webhook, delivery, at) VALUES ('w', 'future', 1e12)")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)
+             INSERT INTO delivery_ids (webhook, delivery, at) SELECT 'w', 'x' || i, 5000.0 FROM n",
+        )
+        .bind(SEEN_MAX as i64 + 10)
+        .execute(store.pool())
+        .await
+        .unwrap();
+        store.prune_deliveries(4000.0).await.unwrap();
+        assert_eq!(logged_ids(&store, "w").await, SEEN_MAX as i64);
+        // Restarted, the window takes the log's last rows, and the pruned ones are gone.
+        store.close().await;
+        drop(store);
+        let store = Store::open(&Location::DataDir(dir.clone())).await.unwrap();
+        let seen = store.seen.as_ref().unwrap().lock().await;
+        assert_eq!(seen.len(), SEEN_MAX);
+        assert!(seen.seen("w", &format!("x{}", SEEN_MAX + 10), 0.0));
+        assert!(!seen.seen("w", "future", 0.0) && !seen.seen("w", "d2", 0.0));
+        drop(seen);
+        drop_sqlite_store((store, dir)).await;
+    }
+
+    /// One database, one lock: a data directory's database named through `--database-url`
+    /// (a relative path, or through a symbolic link) is refused while `--data-dir` holds it.
+    #[tokio::test]
+    async fn one_sqlite_database_is_held_once_however_it_is_named() {
+        let (store, dir) = sqlite_store("one-lock").await;
+        let file = dir.join(SQLITE_FILE);
+        let link = std::env::temp_dir().join(format!("cpw-store-one-lock-link-{}", std::process::id()));
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        for url in [format!("sqlite:{}", file.display()), format!("sqlite://{}", link.display())] {
+            let refused = Store::open(&Location::Url(url.clone())).await.expect_err(&url);
+            assert!(refused.to_string().contains(&format!("locked by process {}", std::process::id())), "{refused}");
+            assert!(refused.to_string().contains(LOCK_FILE), "{refused}");
+            assert!(held_elsewhere(&Location::Url(url)).is_some());
+        }
+        fs::remove_file(&link).unwrap();
         drop_sqlite_store((store, dir)).await;
     }
 
