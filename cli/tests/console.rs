@@ -53,7 +53,7 @@ async fn postgres_database(tag: &str) -> Option<String> {
     };
     let name = format!("cpw_console_{tag}_{}", std::process::id());
     let mut conn = sqlx::PgConnection::connect(&base).await.expect("TEST_DATABASE_URL connects");
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut conn).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await.unwrap();
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
     let (prefix, _) = base.split('?').next().unwrap().rsplit_once('/').expect("a URL with a database name");
     Some(format!("{prefix}/{name}"))

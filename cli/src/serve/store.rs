@@ -2374,7 +2374,7 @@ mod tests {
         sqlx::any::install_default_drivers();
         let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
         let name = format!("cpw_unit_{tag}_{}", std::process::id());
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut admin).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await.unwrap();
         sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
         let base = url.rsplit_once('/').map_or(url.as_str(), |(base, _)| base);
         let store = Store::open(&Location::Url(format!("{base}/{name}"))).await.unwrap();
@@ -2383,7 +2383,9 @@ mod tests {
 
     async fn drop_postgres_store((store, mut admin, name): (Store, sqlx::AnyConnection, String)) {
         store.close().await;
-        sqlx::query(&format!("DROP DATABASE {name}")).execute(&mut admin).await.unwrap();
+        // FORCE: a closed connection's server process may not have exited yet (seen in CI:
+        // "is being accessed by other users" right after the pool closed).
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await.unwrap();
     }
 
     /// The one-statement batch of Postgres.
