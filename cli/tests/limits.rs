@@ -125,6 +125,19 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The log once it holds `needle` (or after 10 s, when the caller's assertion shows it):
+    /// serve writes its log from a thread of its own, a moment after the line is logged.
+    fn logs_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) || Instant::now() >= deadline {
+                return logs;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn client(&self) -> Client {
         let config = aws_sdk_codepipeline::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -1004,7 +1017,8 @@ async fn program_groups(db_timeout: &[&str], db_restart: &[&str]) {
     );
     assert_eq!(left_after_term, 0, "shutdown ends the group");
     assert!(orphans >= 4, "kill -9 cannot end the group ({orphans} left): the next start must");
-    assert!(server.logs().contains("ending the on-trigger processes a previous server left"));
+    let needle = "ending the on-trigger processes a previous server left";
+    assert!(server.logs_with(needle).contains(needle));
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1383,5 +1397,81 @@ async fn a_control_plane_call_past_its_time_gets_a_json_408() {
     // The lock gone, the same call succeeds.
     c.delete_pipeline().name("app").send().await.unwrap();
     drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A stderr that nobody reads (a pipe whose reader stopped, a stuck log shipper) does not stall
+/// the service: serve's log lines go to a thread of its own over a bounded queue, so the data
+/// plane keeps answering, and the lines it could not write are counted in `/metrics`. With a
+/// log written on the thread that logs, the first full pipe buffer (64 KiB: a few hundred
+/// "delivery refused" lines) held every worker in `write`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stderr_nobody_reads_does_not_stall_deliveries() {
+    // More than the log's queue holds (16,384 lines) once the pipe is full.
+    const SENDERS: usize = 8;
+    const EACH: usize = 2_600;
+    const DELIVERIES: usize = SENDERS * EACH;
+    let dir = temp_dir("stuck-stderr");
+    let mut command = serve_command(&dir.join("data"), &[]);
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server binary starts");
+    // Held open and never read: the pipe fills, and writes to it block.
+    let _unread = child.stderr.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let addr: SocketAddr = loop {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "the server did not start");
+        if let Some(a) = line.trim().strip_prefix("listening on http://") {
+            break a.parse().unwrap();
+        }
+    };
+    let mut server = Server { child, addr, log: dir.join("unused.log") };
+    let c = server.client();
+    let token = setup(&c, "app", "hook").await;
+    let body = push();
+    // Signed with another secret: each is refused at the signature and logged at info.
+    let headers = Arc::new(signed_headers("not-the-secret", &body, "push", "d"));
+    let (body, token) = (Arc::new(body), Arc::new(token));
+    let started = Instant::now();
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|_| {
+            let (body, token, headers) = (body.clone(), token.clone(), headers.clone());
+            tokio::spawn(async move {
+                let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+                for _ in 0..EACH {
+                    *statuses.entry(deliver(addr, &token, &body, &headers).await.status).or_default() += 1;
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for sender in senders {
+        for (status, n) in sender.await.unwrap() {
+            *statuses.entry(status).or_default() += n;
+        }
+    }
+    let took = started.elapsed();
+    let metrics = http(addr, "GET", "/metrics", &[], b"").await.text();
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("codepipeline_webhooks_log_lines_dropped_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the dropped-lines counter is in /metrics");
+    println!(
+        "stuck stderr: {DELIVERIES} refused deliveries answered in {:.2} s ({statuses:?}); log lines dropped: {dropped}",
+        took.as_secs_f64()
+    );
+    assert_eq!(statuses.get(&403), Some(&DELIVERIES), "every delivery answered: {statuses:?}");
+    assert!(dropped > 0, "the lines stderr could not take are dropped and counted");
+    // The control plane answers too.
+    c.list_webhooks().send().await.unwrap();
+    let _ = server.child.kill();
+    let _ = server.child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }

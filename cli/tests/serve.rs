@@ -126,6 +126,19 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The log once it holds `needle` (or after 10 s, when the caller's assertion shows it):
+    /// serve writes its log from a thread of its own, a moment after the line is logged.
+    fn logs_with(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) || Instant::now() >= deadline {
+                return logs;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn client(&self) -> Client {
         client(self.addr, KEY_ID, KEY_SECRET)
     }
@@ -588,7 +601,7 @@ async fn json_logs_and_health() {
     assert_eq!(a.status, 202);
     let h = http(server.addr, "GET", "/healthz", &[], b"").await;
     assert_eq!(h.status, 200);
-    let logs = server.logs();
+    let logs = server.logs_with("pipeline started");
     let lines: Vec<Value> =
         logs.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
     assert!(

@@ -91,6 +91,11 @@ impl Metrics {
         for (status, n) in self.executions_finished.lock().unwrap_or_else(PoisonError::into_inner).iter() {
             let _ = writeln!(out, "codepipeline_webhooks_executions_finished_total{{status=\"{status}\"}} {n}");
         }
+        out.push_str(
+            "# HELP codepipeline_webhooks_log_lines_dropped_total Log lines dropped because stderr did not keep up.\n",
+        );
+        out.push_str("# TYPE codepipeline_webhooks_log_lines_dropped_total counter\n");
+        let _ = writeln!(out, "codepipeline_webhooks_log_lines_dropped_total {}", super::service::log_lines_dropped());
         out
     }
 }
