@@ -21,6 +21,24 @@ use codepipeline_webhooks::{Request, Step, Verdict};
 /// How long a repeated `X-GitHub-Delivery` is remembered.
 pub const DEDUPE_WINDOW_SECS: f64 = 3600.0;
 
+/// The longest `X-GitHub-Delivery` kept as it is for the duplicate window (GitHub's are 36
+/// characters: a GUID).
+pub const DELIVERY_ID_KEPT_MAX: usize = 128;
+
+/// What the duplicate window keys a delivery id on: the id itself, or, past
+/// [`DELIVERY_ID_KEPT_MAX`] bytes, `sha256:` and the hex of its SHA-256. A header can be tens of
+/// kilobytes, and the id is a key of the database's own (on Postgres a primary key, whose index
+/// refuses a row past 8 KiB: one such id failed its whole batch of triggers, and the store's
+/// readiness with it); the digest keeps every distinct id distinct. The on-trigger program's
+/// `GITHUB_DELIVERY` is this key too.
+pub fn delivery_key(id: &str) -> std::borrow::Cow<'_, str> {
+    use sha2::Digest as _;
+    if id.len() <= DELIVERY_ID_KEPT_MAX {
+        return std::borrow::Cow::Borrowed(id);
+    }
+    std::borrow::Cow::Owned(format!("sha256:{}", hex::encode(sha2::Sha256::digest(id.as_bytes()))))
+}
+
 /// 503 with `Retry-After`: a bound of the service is reached; the sender may try again.
 fn busy() -> Response {
     let mut response = empty(StatusCode::SERVICE_UNAVAILABLE);
@@ -243,7 +261,7 @@ async fn answer(
             };
             let record = TriggerRecord {
                 webhook: verdict.webhook_name().to_owned(),
-                delivery: delivery.map(str::to_owned),
+                delivery: delivery.map(|id| delivery_key(id).into_owned()),
                 dedupe_after: now - DEDUPE_WINDOW_SECS,
                 execution,
                 instance: running.then(|| app.instance.clone()),
@@ -331,3 +349,25 @@ async fn answer(
 
 /// The default read timeout of a delivery's body.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_id_past_the_bound_is_keyed_by_its_digest() {
+        let guid = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+        assert_eq!(delivery_key(guid), guid);
+        let at_bound = "a".repeat(DELIVERY_ID_KEPT_MAX);
+        assert_eq!(delivery_key(&at_bound), at_bound.as_str());
+        let long = "b".repeat(20_000);
+        let key = delivery_key(&long);
+        // `head -c 20000 /dev/zero | tr '\\0' b | sha256sum`
+        assert_eq!(key, "sha256:49a82a41772cfafe8b77be495a8d2fea49cd67100810a2911c12b524d6bf8b51");
+        assert_eq!(delivery_key(&long), key, "the same id, the same key");
+        let other = format!("{}c", "b".repeat(19_999));
+        assert_ne!(delivery_key(&other), key, "ids that differ only at the end stay distinct");
+        // Just past the bound is hashed too (so no id longer than the bound reaches a table).
+        assert!(delivery_key(&"a".repeat(DELIVERY_ID_KEPT_MAX + 1)).starts_with("sha256:"));
+    }
+}
