@@ -689,3 +689,38 @@ async fn the_dry_run_compiles_as_the_data_plane_does_under_aws_exact() {
         dry.text()
     );
 }
+
+/// An `X-GitHub-Delivery` longer than the duplicate window keeps (128 bytes) is logged as its
+/// key (`sha256:` and its digest), and a redelivery of its entry is that same id: a duplicate
+/// within the hour, as a redelivery of a short id is. (Before, the log kept the id cut at 1,024
+/// characters, and its redelivery was a new delivery that started the pipeline again.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_delivery_id_is_logged_as_its_key_and_redelivered_as_itself() {
+    use sha2::Digest as _;
+    let dir = temp_dir("longid");
+    let server = Server::start(&dir.join("data"), &[]);
+    let c = server.client();
+    c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
+    let token = put(&c, webhook("hmac", "app", WebhookAuthenticationType::GithubHmac, "refs/heads/{Branch}")).await;
+    let body = push();
+    let long: String = (0..40u32).map(|i| github::signature_256(b"noise", &i.to_le_bytes())[7..].to_owned()).collect();
+    assert_eq!(long.len(), 2_560);
+    assert_eq!(deliver(server.addr, &token, &body, &signed_headers(&body, "push", &long)).await.status, 202);
+    let key = format!("sha256:{}", hex::encode(sha2::Sha256::digest(long.as_bytes())));
+    let list = deliveries(server.console(), "hmac", 1).await;
+    let entry = by_delivery(&list, &key);
+    let again = http(
+        server.console(),
+        "POST",
+        &format!("/api/deliveries/{}/redeliver", entry["id"]),
+        &[("X-Console-Request", "1".into())],
+        b"",
+    )
+    .await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert!(again.text().contains("duplicate delivery"), "{}", again.text());
+    let runs = c.list_pipeline_executions().pipeline_name("app").send().await.unwrap();
+    assert_eq!(runs.pipeline_execution_summaries().len(), 1, "the redelivery started nothing");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

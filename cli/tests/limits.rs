@@ -3,6 +3,8 @@
 //! beside the attack, the members of a process group from a `/proc` scan). Every load loop is
 //! bounded in count and in time. The figures are printed (`--nocapture`).
 
+mod logs_common;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,11 @@ const WAIT: Duration = Duration::from_secs(60);
 const MIB: usize = 1024 * 1024;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Taken by the tests that flood the machine and by those that measure latency beside a
+/// flood, so that one's flood is not in the other's measurement (the test threads run them
+/// side by side on two cores).
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn temp_dir(tag: &str) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -121,21 +128,9 @@ impl Server {
         }
     }
 
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The log once it holds `needle` (or after 10 s, when the caller's assertion shows it):
-    /// serve writes its log from a thread of its own, a moment after the line is logged.
+    /// The log once it holds `needle` (it lands a moment after it is logged).
     fn logs_with(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let logs = self.logs();
-            if logs.contains(needle) || Instant::now() >= deadline {
-                return logs;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        logs_common::logs_with(&self.log, needle)
     }
 
     fn client(&self) -> Client {
@@ -485,6 +480,7 @@ async fn item1_update_pipeline_keeps_the_service_bootable() {
 /// down; the engine is optimised in the test profile, so each still costs seconds.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn item2_one_sender_does_not_stall_the_others() {
+    let _alone = HEAVY.lock().await;
     // CPW_ATTACK2_MIB=25: the red team's size (the engine is optimised in the test profile too).
     let body_bytes = std::env::var("CPW_ATTACK2_MIB")
         .ok()
@@ -1407,6 +1403,7 @@ async fn a_control_plane_call_past_its_time_gets_a_json_408() {
 /// "delivery refused" lines) held every worker in `write`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stderr_nobody_reads_does_not_stall_deliveries() {
+    let _alone = HEAVY.lock().await;
     // More than the log's queue holds (16,384 lines) once the pipe is full.
     const SENDERS: usize = 8;
     const EACH: usize = 2_600;

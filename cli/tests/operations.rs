@@ -4,6 +4,8 @@
 //! GetPipelineState, ListActionExecutions, and pipeline tags kept in the store. Every wait is
 //! bounded.
 
+mod logs_common;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -112,17 +114,14 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// The log once it holds `needle` (or after 10 s, when the caller's assertion shows it):
-    /// serve writes its log from a thread of its own, a moment after the line is logged.
+    /// The log once it holds `needle` (it lands a moment after it is logged).
     fn logs_with(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let logs = self.logs();
-            if logs.contains(needle) || Instant::now() >= deadline {
-                return logs;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        logs_common::logs_with(&self.log, needle)
+    }
+
+    /// The log once it stops growing, for what it must not hold.
+    fn logs_settled(&self) -> String {
+        logs_common::logs_settled(&self.log)
     }
 }
 
@@ -390,7 +389,7 @@ async fn revisions_from_the_corpus_push_and_pull_request_in(db: &[String]) {
         "PipelineNotFoundException"
     );
     assert_eq!(code(&c.get_pipeline_state().name("nope").send().await.unwrap_err()), "PipelineNotFoundException");
-    assert!(!server.logs().contains(TOKEN));
+    assert!(!server.logs_settled().contains(TOKEN));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,8 @@
 //! read from its stdout), driven by the AWS SDK for Rust (control plane) and by raw HTTP/1.1
 //! (deliveries, SigV4 failures the SDK cannot produce). No mocks; every wait is bounded.
 
+mod logs_common;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -122,21 +124,14 @@ impl Server {
         }
     }
 
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+    /// The log once it holds `needle` (it lands a moment after it is logged).
+    fn logs_with(&self, needle: &str) -> String {
+        logs_common::logs_with(&self.log, needle)
     }
 
-    /// The log once it holds `needle` (or after 10 s, when the caller's assertion shows it):
-    /// serve writes its log from a thread of its own, a moment after the line is logged.
-    fn logs_with(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let logs = self.logs();
-            if logs.contains(needle) || Instant::now() >= deadline {
-                return logs;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    /// The log once it stops growing, for what it must not hold.
+    fn logs_settled(&self) -> String {
+        logs_common::logs_settled(&self.log)
     }
 
     fn client(&self) -> Client {
@@ -494,7 +489,7 @@ async fn webhooks_over_the_sdk() {
     assert_eq!(code(&e), "InvalidTagsException");
     assert_eq!(code(&c.list_webhooks().max_results(101).send().await.unwrap_err()), "ValidationException");
     assert_eq!(code(&c.list_webhooks().next_token("%%%").send().await.unwrap_err()), "InvalidNextTokenException");
-    let logs = server.logs();
+    let logs = server.logs_settled();
     assert!(!logs.contains(HOOK_SECRET), "the webhook secret never reaches the log");
 }
 
@@ -852,7 +847,7 @@ async fn deliveries_over_real_http() {
     c.create_pipeline().pipeline(pipeline("app", "master")).send().await.unwrap();
     let a = deliver(addr, &token, &body, &signed_headers(HOOK_SECRET, &body, "push", "d-after-create")).await;
     assert_eq!(a.status, 202);
-    assert!(!server.logs().contains(HOOK_SECRET));
+    assert!(!server.logs_settled().contains(HOOK_SECRET));
 }
 
 fn percent_encode(bytes: &[u8]) -> String {
@@ -1365,11 +1360,18 @@ async fn a_long_delivery_id_is_told_apart_by_its_digest_on_postgres() {
 /// An `X-GitHub-Delivery` of 20,000 characters that do not compress (an authenticated sender
 /// may send anything): before, on Postgres, its row was past what the primary key's index takes,
 /// so its batch of triggers failed (503, the others in the batch too) and `/healthz` went 503.
-/// Now it starts once, its repeat is a duplicate, an id that differs only in its last
+/// Now it starts once, keyed by its digest (on SQLite an on-trigger program shows the key it
+/// gets in `GITHUB_DELIVERY`), its repeat is a duplicate, an id that differs only in its last
 /// character starts, and the store stays ready.
 async fn long_delivery_ids(db: &[&str]) {
+    use sha2::Digest as _;
     let dir = temp_dir("longid");
-    let server = Server::start(&dir.join("data"), db);
+    let seen = dir.join("deliveries");
+    let script = dir.join("record.sh");
+    std::fs::write(&script, "printf '%s\\n' \"$GITHUB_DELIVERY\" >> \"$1\"\n").unwrap();
+    let program = ["--on-trigger", "/bin/sh", script.to_str().unwrap(), seen.to_str().unwrap()];
+    let args: Vec<&str> = if db.is_empty() { program.to_vec() } else { db.to_vec() };
+    let server = Server::start(&dir.join("data"), &args);
     let (c, addr) = (server.client(), server.addr);
     let token = setup(&c, "app", "hook", WebhookAuthenticationType::GithubHmac).await;
     let body = push();
@@ -1384,6 +1386,18 @@ async fn long_delivery_ids(db: &[&str]) {
     };
     let first = send(long).await;
     assert_eq!(first.status, 202, "{}", String::from_utf8_lossy(&first.body));
+    if db.is_empty() {
+        let key = format!("sha256:{}", hex::encode(sha2::Sha256::digest(long.as_bytes())));
+        let deadline = Instant::now() + WAIT;
+        let got = loop {
+            let got = std::fs::read_to_string(&seen).unwrap_or_default();
+            if got.ends_with('\n') || Instant::now() >= deadline {
+                break got;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(got, format!("{key}\n"), "the program gets the id's key");
+    }
     let again = send(long).await;
     assert_eq!((again.status, again.json()["ignored"].as_str()), (200, Some("duplicate delivery")));
     assert_eq!(send(&other).await.status, 202, "a different long id is a different delivery");

@@ -27,10 +27,12 @@ pub const DELIVERY_ID_KEPT_MAX: usize = 128;
 
 /// What the duplicate window keys a delivery id on: the id itself, or, past
 /// [`DELIVERY_ID_KEPT_MAX`] bytes, `sha256:` and the hex of its SHA-256. A header can be tens of
-/// kilobytes, and the id is a key of the database's own (on Postgres a primary key, whose index
-/// refuses a row past 8 KiB: one such id failed its whole batch of triggers, and the store's
-/// readiness with it); the digest keeps every distinct id distinct. The on-trigger program's
-/// `GITHUB_DELIVERY` is this key too.
+/// kilobytes, and the id is a key of the database's own (on Postgres a primary key, whose
+/// b-tree index holds an entry of about 2.7 KB at most: one longer id that did not compress
+/// failed its whole batch of triggers, and the store's readiness with it). Two ids share a key
+/// only when one is the other's key (or SHA-256 collides). The delivery log, the on-trigger
+/// program's `GITHUB_DELIVERY` and the log lines show this key too, so a redelivery from the
+/// console is the same id.
 pub fn delivery_key(id: &str) -> std::borrow::Cow<'_, str> {
     use sha2::Digest as _;
     if id.len() <= DELIVERY_ID_KEPT_MAX {
@@ -229,7 +231,8 @@ async fn answer(
     started: Instant,
 ) -> Response {
     let event = header_str(headers, &X_GITHUB_EVENT);
-    let delivery = header_str(headers, &X_GITHUB_DELIVERY);
+    // The duplicate window's key, also what the log shows: never the header whole.
+    let delivery = header_str(headers, &X_GITHUB_DELIVERY).map(delivery_key);
     let is_ping = event == Some("ping");
     match verdict.rejection() {
         None => {
@@ -261,7 +264,7 @@ async fn answer(
             };
             let record = TriggerRecord {
                 webhook: verdict.webhook_name().to_owned(),
-                delivery: delivery.map(|id| delivery_key(id).into_owned()),
+                delivery: delivery.as_deref().map(str::to_owned),
                 dedupe_after: now - DEDUPE_WINDOW_SECS,
                 execution,
                 instance: running.then(|| app.instance.clone()),
@@ -282,7 +285,7 @@ async fn answer(
                 Ok(Recorded::Started) => {}
                 Ok(Recorded::Duplicate) => {
                     app.metrics.delivery("duplicate", "none", started.elapsed());
-                    tracing::info!(webhook = %info.name(), outcome = "duplicate", delivery, "repeated delivery id");
+                    tracing::info!(webhook = %info.name(), outcome = "duplicate", delivery = delivery.as_deref(), "repeated delivery id");
                     return json_response(StatusCode::OK, json!({"ignored": "duplicate delivery"}));
                 }
                 Ok(Recorded::QueueFull) => {

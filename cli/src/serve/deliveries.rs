@@ -197,7 +197,8 @@ fn kept_headers(headers: &HeaderMap) -> Vec<(&'static str, String)> {
             if out.len() == MAX_HEADER_LINES {
                 return out;
             }
-            out.push((name.as_str(), kept_text(value)));
+            let text = if *name == X_GITHUB_DELIVERY { delivery_text(value) } else { kept_text(value) };
+            out.push((name.as_str(), text));
         }
     }
     out
@@ -215,6 +216,16 @@ fn kept_text(value: &http::HeaderValue) -> String {
 
 fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     headers.get(name).map(kept_text)
+}
+
+/// An `X-GitHub-Delivery` as the log keeps it: the duplicate window's key
+/// ([`delivery_key`](super::data::delivery_key)), so that a redelivery of the entry is the same
+/// id; a value that is not text (which the window does not key on) as any header.
+fn delivery_text(value: &http::HeaderValue) -> String {
+    match value.to_str() {
+        Ok(id) => super::data::delivery_key(id).into_owned(),
+        Err(_) => kept_text(value),
+    }
 }
 
 impl Entry {
@@ -235,7 +246,7 @@ impl Entry {
             webhook: info.name().to_owned(),
             received_at,
             event: header_text(headers, &X_GITHUB_EVENT),
-            delivery: header_text(headers, &X_GITHUB_DELIVERY),
+            delivery: headers.get(&X_GITHUB_DELIVERY).map(delivery_text),
             source: peer.ip(),
             status: 0,
             decision: if verdict.is_trigger() { "trigger" } else { "reject" },
@@ -284,7 +295,7 @@ impl Entry {
             webhook: info.name().to_owned(),
             received_at: super::now(),
             event: header_text(headers, &X_GITHUB_EVENT),
-            delivery: header_text(headers, &X_GITHUB_DELIVERY),
+            delivery: headers.get(&X_GITHUB_DELIVERY).map(delivery_text),
             source: peer.ip(),
             status,
             verdict: Logged::Service(

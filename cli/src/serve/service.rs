@@ -853,6 +853,20 @@ async fn control_plane_call(
     }
 }
 
+/// Writes out the queued log lines, waiting 2 s at most: the guard's drop waits for the writer
+/// thread (up to a second), and when the queue is full it prints a notice on stdout, which may be
+/// the same stuck pipe as stderr. Past the wait the process exits without them.
+fn flush_log(guard: tracing_appender::non_blocking::WorkerGuard) {
+    let (done, flushed) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new().name("log-flush".to_owned()).spawn(move || {
+        drop(guard);
+        let _ = done.send(());
+    });
+    if spawned.is_ok() {
+        let _ = flushed.recv_timeout(Duration::from_secs(2));
+    }
+}
+
 /// The most log lines waiting for the log's writer thread; past it lines are dropped (and
 /// counted in `/metrics`), so that a flood of deliveries never waits for stderr.
 const LOG_LINES_QUEUED: usize = 16_384;
@@ -1043,15 +1057,16 @@ pub fn main(args: ServeArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            drop(log);
+            flush_log(log);
             eprintln!("cannot start the runtime: {e}");
             return ExitCode::from(2);
         }
     };
     let result = runtime.block_on(run(args));
-    drop(runtime);
+    // Bounded: a blocking task still running (an evaluation, a program's wait) is left behind.
+    runtime.shutdown_timeout(Duration::from_secs(5));
     // The queued log lines first, so that the error below is the last line.
-    drop(log);
+    flush_log(log);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
