@@ -1063,7 +1063,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
         }
     };
     let result = runtime.block_on(run(args));
-    // Bounded: a blocking task still running (an evaluation, a program's wait) is left behind.
+    // Bounded: a blocking task still running (the evaluation of a large body) is left behind.
     runtime.shutdown_timeout(Duration::from_secs(5));
     // The queued log lines first, so that the error below is the last line.
     flush_log(log);
