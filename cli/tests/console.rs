@@ -18,6 +18,11 @@ fn by_delivery<'v>(list: &'v [Value], id: &str) -> &'v Value {
     list.iter().find(|d| d["deliveryId"] == id).unwrap_or_else(|| panic!("no delivery {id} in {list:?}"))
 }
 
+/// The console API's redeliver of log entry `id`, with the header a cross-site form cannot send.
+async fn redeliver(console: SocketAddr, id: &Value) -> Answer {
+    http(console, "POST", &format!("/api/deliveries/{id}/redeliver"), &[("X-Console-Request", "1".into())], b"").await
+}
+
 /// Every console response of a test, kept to be searched for secrets.
 #[derive(Default)]
 struct Seen(Vec<String>);
@@ -280,14 +285,7 @@ async fn refusals_before_evaluation_are_logged() {
         let one = get(server.console(), &format!("/api/deliveries/{}", entry["id"])).await.json();
         assert_eq!((one["bodySize"].as_u64(), one["bodyTruncated"].as_bool()), (Some(size), Some(true)));
         assert_eq!(one["body"].as_str().map(str::len), Some(0), "no body kept");
-        let again = http(
-            server.console(),
-            "POST",
-            &format!("/api/deliveries/{}/redeliver", entry["id"]),
-            &[("X-Console-Request", "1".into())],
-            b"",
-        )
-        .await;
+        let again = redeliver(server.console(), &entry["id"]).await;
         assert_eq!(again.status, 409, "{}", again.text());
     }
 
@@ -709,14 +707,7 @@ async fn a_long_delivery_id_is_logged_as_its_key_and_redelivered_as_itself() {
     let key = format!("sha256:{}", hex::encode(sha2::Sha256::digest(long.as_bytes())));
     let list = deliveries(server.console(), "hmac", 1).await;
     let entry = by_delivery(&list, &key);
-    let again = http(
-        server.console(),
-        "POST",
-        &format!("/api/deliveries/{}/redeliver", entry["id"]),
-        &[("X-Console-Request", "1".into())],
-        b"",
-    )
-    .await;
+    let again = redeliver(server.console(), &entry["id"]).await;
     assert_eq!(again.status, 200, "{}", again.text());
     assert!(again.text().contains("duplicate delivery"), "{}", again.text());
     let runs = c.list_pipeline_executions().pipeline_name("app").send().await.unwrap();
