@@ -76,12 +76,19 @@ impl Server {
         Server::spawn(serve_command(data_dir, extra), data_dir)
     }
 
-    fn spawn(mut command: Command, data_dir: &Path) -> Server {
+    fn spawn(command: Command, data_dir: &Path) -> Server {
         let log = data_dir.with_extension(format!("log{}", COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let stderr = std::fs::File::create(&log).unwrap();
+        Server::spawn_with_stderr(command, log, stderr.into())
+    }
+
+    /// As [`spawn`](Self::spawn), with the server's stderr going to `stderr` (`log` is where
+    /// [`logs_with`](Self::logs_with) reads it).
+    fn spawn_with_stderr(mut command: Command, log: PathBuf, stderr: Stdio) -> Server {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stderr(stderr)
             .spawn()
             .expect("the server binary starts");
         let stdout = child.stdout.take().unwrap();
@@ -1400,47 +1407,62 @@ async fn a_control_plane_call_past_its_time_gets_a_json_408() {
 /// the service: serve's log lines go to a thread of its own over a bounded queue, so the data
 /// plane keeps answering, and the lines it could not write are counted in `/metrics`. With a
 /// log written on the thread that logs, the first full pipe buffer (64 KiB: a few hundred
-/// "delivery refused" lines) held every worker in `write`.
+/// "delivery refused" lines) held every worker in `write`. The memory the full queue holds is
+/// measured against the same flood with stderr going to a file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stderr_nobody_reads_does_not_stall_deliveries() {
     let _alone = HEAVY.lock().await;
-    // More than the log's queue holds (16,384 lines) once the pipe is full.
-    const SENDERS: usize = 8;
-    const EACH: usize = 2_600;
-    const DELIVERIES: usize = SENDERS * EACH;
     let dir = temp_dir("stuck-stderr");
-    let mut command = serve_command(&dir.join("data"), &[]);
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the server binary starts");
-    // Held open and never read: the pipe fills, and writes to it block.
-    let _unread = child.stderr.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    let addr: SocketAddr = loop {
-        line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "the server did not start");
-        if let Some(a) = line.trim().strip_prefix("listening on http://") {
-            break a.parse().unwrap();
-        }
-    };
-    let mut server = Server { child, addr, log: dir.join("unused.log") };
-    let c = server.client();
-    let token = setup(&c, "app", "hook").await;
+    let baseline = Server::start(&dir.join("baseline"), &[]);
+    let (_, _, grew_baseline) = refused_flood(&baseline).await;
+    drop(baseline);
+    // A pipe held open by the child handle and never read: it fills, and writes to it block.
+    let server = Server::spawn_with_stderr(serve_command(&dir.join("data"), &[]), dir.join("unread"), Stdio::piped());
+    let (statuses, took, grew) = refused_flood(&server).await;
+    let metrics = http(server.addr, "GET", "/metrics", &[], b"").await.text();
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("codepipeline_webhooks_log_lines_dropped_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the dropped-lines counter is in /metrics");
+    println!(
+        "stuck stderr: {FLOOD} refused deliveries answered in {:.2} s ({statuses:?}); log lines dropped: {dropped}; \
+         VmHWM grew {grew:.1} MiB (the same flood logged to a file: {grew_baseline:.1} MiB)",
+        took.as_secs_f64()
+    );
+    assert_eq!(statuses.get(&403), Some(&FLOOD), "every delivery answered: {statuses:?}");
+    assert!(dropped > 0, "the lines stderr could not take are dropped and counted");
+    // The full queue (16,384 lines of about 250 bytes) is about 4 MiB: the log holds no more.
+    assert!(grew < grew_baseline + 16.0, "the log's queue is bounded: {grew:.1} MiB against {grew_baseline:.1}");
+    // The control plane answers too.
+    server.client().list_webhooks().send().await.unwrap();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Senders at once, and deliveries each, of [`refused_flood`]: more than the log's queue holds
+/// (16,384 lines) once a pipe is full.
+const FLOOD_SENDERS: usize = 8;
+const FLOOD_EACH: usize = 2_600;
+const FLOOD: usize = FLOOD_SENDERS * FLOOD_EACH;
+
+/// [`FLOOD`] deliveries signed with another secret (each refused at the signature and logged at
+/// info), from [`FLOOD_SENDERS`] senders at once: the answers by status, the time, and how much
+/// the server's VmHWM grew, in MiB.
+async fn refused_flood(server: &Server) -> (std::collections::BTreeMap<u16, usize>, Duration, f64) {
+    let (c, addr) = (server.client(), server.addr);
+    let token = Arc::new(setup(&c, "app", "hook").await);
     let body = push();
-    // Signed with another secret: each is refused at the signature and logged at info.
     let headers = Arc::new(signed_headers("not-the-secret", &body, "push", "d"));
-    let (body, token) = (Arc::new(body), Arc::new(token));
+    let body = Arc::new(body);
+    let (_, before) = server.rss_mib();
     let started = Instant::now();
-    let senders: Vec<_> = (0..SENDERS)
+    let senders: Vec<_> = (0..FLOOD_SENDERS)
         .map(|_| {
             let (body, token, headers) = (body.clone(), token.clone(), headers.clone());
             tokio::spawn(async move {
                 let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
-                for _ in 0..EACH {
+                for _ in 0..FLOOD_EACH {
                     *statuses.entry(deliver(addr, &token, &body, &headers).await.status).or_default() += 1;
                 }
                 statuses
@@ -1454,21 +1476,6 @@ async fn a_stderr_nobody_reads_does_not_stall_deliveries() {
         }
     }
     let took = started.elapsed();
-    let metrics = http(addr, "GET", "/metrics", &[], b"").await.text();
-    let dropped: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("codepipeline_webhooks_log_lines_dropped_total "))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("the dropped-lines counter is in /metrics");
-    println!(
-        "stuck stderr: {DELIVERIES} refused deliveries answered in {:.2} s ({statuses:?}); log lines dropped: {dropped}",
-        took.as_secs_f64()
-    );
-    assert_eq!(statuses.get(&403), Some(&DELIVERIES), "every delivery answered: {statuses:?}");
-    assert!(dropped > 0, "the lines stderr could not take are dropped and counted");
-    // The control plane answers too.
-    c.list_webhooks().send().await.unwrap();
-    let _ = server.child.kill();
-    let _ = server.child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    let (_, after) = server.rss_mib();
+    (statuses, took, after - before)
 }

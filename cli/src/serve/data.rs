@@ -28,8 +28,8 @@ pub const DELIVERY_ID_KEPT_MAX: usize = 128;
 /// What the duplicate window keys a delivery id on: the id itself, or, past
 /// [`DELIVERY_ID_KEPT_MAX`] bytes, `sha256:` and the hex of its SHA-256. A header can be tens of
 /// kilobytes, and the id is a key of the database's own (on Postgres a primary key, whose
-/// b-tree index holds an entry of about 2.7 KB at most: one longer id that did not compress
-/// failed its whole batch of triggers, and the store's readiness with it). Two ids share a key
+/// b-tree index holds an entry of about 2.7 KB at most: a 20,000-character id that did not
+/// compress failed its whole batch of triggers, and the store's readiness with it). Two ids share a key
 /// only when one is the other's key (or SHA-256 collides). The delivery log, the on-trigger
 /// program's `GITHUB_DELIVERY` and the log lines show this key too, so a redelivery from the
 /// console is the same id.
