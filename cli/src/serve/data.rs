@@ -231,8 +231,6 @@ async fn answer(
     started: Instant,
 ) -> Response {
     let event = header_str(headers, &X_GITHUB_EVENT);
-    // The duplicate window's key, also what the log shows: never the header whole.
-    let delivery = header_str(headers, &X_GITHUB_DELIVERY).map(delivery_key);
     let is_ping = event == Some("ping");
     match verdict.rejection() {
         None => {
@@ -241,6 +239,8 @@ async fn answer(
                 tracing::info!(webhook = %info.name(), outcome = "ping", "authenticated ping");
                 return json_response(StatusCode::OK, json!({"ignored": "ping"}));
             }
+            // The duplicate window's key, also what the log shows: never the header whole.
+            let delivery = header_str(headers, &X_GITHUB_DELIVERY).map(delivery_key);
             let now = super::now();
             let id = super::execution_id();
             let running = app.runner.is_some();

@@ -228,6 +228,16 @@ fn delivery_text(value: &http::HeaderValue) -> String {
     }
 }
 
+/// The entry's `X-GitHub-Delivery` (the first): as `kept` holds it, or, when the header lines'
+/// cap cut it from them, from `headers`. One key a delivery, not one for the list and one here.
+fn kept_delivery(headers: &HeaderMap, kept: &[(&'static str, String)]) -> Option<String> {
+    let name = X_GITHUB_DELIVERY.as_str();
+    kept.iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.clone())
+        .or_else(|| headers.get(&X_GITHUB_DELIVERY).map(delivery_text))
+}
+
 impl Entry {
     /// A delivery the engine decided at `received_at` (seconds since the epoch); the status is
     /// set by [`answered`](Self::answered).
@@ -242,17 +252,18 @@ impl Entry {
     ) -> Entry {
         let refused = matches!(verdict.step(), Some(Step::SourceIp | Step::Signature));
         let cap = if refused { cap.min(REFUSED_BODY_CAP) } else { cap };
+        let kept = kept_headers(headers);
         Entry {
             webhook: info.name().to_owned(),
             received_at,
             event: header_text(headers, &X_GITHUB_EVENT),
-            delivery: headers.get(&X_GITHUB_DELIVERY).map(delivery_text),
             source: peer.ip(),
             status: 0,
             decision: if verdict.is_trigger() { "trigger" } else { "reject" },
             verdict: Logged::Engine(verdict),
             execution_id: None,
-            headers: kept_headers(headers),
+            delivery: kept_delivery(headers, &kept),
+            headers: kept,
             body: body.slice(..body.len().min(cap)),
             body_size: body.len(),
             body_read: true,
@@ -291,11 +302,11 @@ impl Entry {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(0);
+        let kept = kept_headers(headers);
         Entry {
             webhook: info.name().to_owned(),
             received_at: super::now(),
             event: header_text(headers, &X_GITHUB_EVENT),
-            delivery: headers.get(&X_GITHUB_DELIVERY).map(delivery_text),
             source: peer.ip(),
             status,
             verdict: Logged::Service(
@@ -303,7 +314,8 @@ impl Entry {
             ),
             decision: "reject",
             execution_id: None,
-            headers: kept_headers(headers),
+            delivery: kept_delivery(headers, &kept),
+            headers: kept,
             body: body.map(|b| b.slice(..b.len().min(REFUSED_BODY_CAP))).unwrap_or_default(),
             body_size: body.map_or(declared, Bytes::len),
             body_read: body.is_some(),
