@@ -73,16 +73,84 @@ impl HttpAnswer {
 impl Verdict {
     /// The HTTP answer for this verdict, as the table on [`HttpAnswer`] gives it.
     pub fn http_answer(&self) -> HttpAnswer {
-        let Some(rejection) = self.rejection() else {
-            return HttpAnswer { status: 202, body: json!({}) };
-        };
-        let told = |key: &str| if self.proves_secret() { json!({ key: rejection.to_string() }) } else { json!({}) };
-        let (status, body) = match rejection.step() {
-            Step::SourceIp | Step::Signature => (403, json!({})),
-            Step::Payload if matches!(rejection, Rejection::PayloadTooLarge { .. }) => (413, json!({})),
-            Step::Payload => (400, told("error")),
-            Step::Filter => (200, told("ignored")),
+        let (status, told) = self.answer_parts();
+        let body = match told {
+            Some((key, rejection)) => json!({ key: rejection.to_string() }),
+            None => json!({}),
         };
         HttpAnswer { status, body }
+    }
+
+    /// [`http_answer`](Self::http_answer)'s status and its body as JSON bytes, written in one
+    /// pass: the reason is escaped straight into the buffer, with no [`Value`] and no string of
+    /// its own in between. For a host that sends the body as it is (on a busy receiver, every
+    /// push to a branch no webhook watches is one of these).
+    ///
+    /// ```
+    /// use codepipeline_webhooks::{ActionConfiguration, Request, Webhook, WebhookDefinition, github};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let definition: WebhookDefinition = serde_json::from_str(r#"{
+    ///     "name": "app-main", "targetPipeline": "app", "targetAction": "Source",
+    ///     "filters": [{"jsonPath": "$.ref", "matchEquals": "refs/heads/main"}],
+    ///     "authentication": "GITHUB_HMAC", "authenticationConfiguration": {"SecretToken": "s3cr3t"}
+    /// }"#)?;
+    /// let webhook = Webhook::new(&definition, &ActionConfiguration::new())?;
+    /// let body = br#"{"ref":"refs/heads/dev"}"#;
+    /// let verdict = webhook.evaluate(&Request::new(body).header("X-Hub-Signature-256", &github::signature_256(b"s3cr3t", body)));
+    /// let (status, json) = verdict.http_answer_json();
+    /// assert_eq!(status, 200);
+    /// assert_eq!(serde_json::from_slice::<serde_json::Value>(&json)?, *verdict.http_answer().body());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn http_answer_json(&self) -> (u16, Vec<u8>) {
+        let (status, told) = self.answer_parts();
+        let body = match told {
+            None => b"{}".to_vec(),
+            Some((key, rejection)) => {
+                let mut out = Vec::with_capacity(key.len() + 128);
+                // A map of one string key and a value that is a `Display`: cannot fail.
+                let _ = serde_json::to_writer(&mut out, &Told { key, rejection });
+                out
+            }
+        };
+        (status, body)
+    }
+
+    /// The one mapping both answers are made from: the status, and the field a sender that
+    /// proved the secret is told, with the rejection that says why.
+    fn answer_parts(&self) -> (u16, Option<(&'static str, &Rejection)>) {
+        let Some(rejection) = self.rejection() else {
+            return (202, None);
+        };
+        let told = |key: &'static str| self.proves_secret().then_some((key, rejection));
+        match rejection.step() {
+            Step::SourceIp | Step::Signature => (403, None),
+            Step::Payload if matches!(rejection, Rejection::PayloadTooLarge { .. }) => (413, None),
+            Step::Payload => (400, told("error")),
+            Step::Filter => (200, told("ignored")),
+        }
+    }
+}
+
+/// `{key: rejection}`, the rejection written through its `Display` (escaped as it is written).
+struct Told<'r> {
+    key: &'static str,
+    rejection: &'r Rejection,
+}
+
+impl serde::Serialize for Told<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        struct Reason<'r>(&'r Rejection);
+        impl serde::Serialize for Reason<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self.0)
+            }
+        }
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(self.key, &Reason(self.rejection))?;
+        map.end()
     }
 }
