@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 
 use super::control::{self, ApiError, CONTENT_TYPE};
 use super::executions::Runner;
@@ -679,15 +679,21 @@ fn router(app: Arc<App>) -> Router {
 /// A request id: unique (a per-process random base and a counter), not secret, and made
 /// without a system call (a `getrandom` per answer was one more syscall on every delivery).
 fn request_uuid() -> String {
-    static BASE: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
-    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let base = *BASE.get_or_init(|| {
-        let mut b = [0u8; 16];
-        getrandom::fill(&mut b).expect("the operating system's random source is available");
-        u128::from_le_bytes(b)
+    // Each thread counts from a random base of its own: a counter all workers shared was a
+    // write to one cache line that every request of every core made.
+    thread_local! {
+        static NEXT: std::cell::Cell<u128> = std::cell::Cell::new({
+            let mut b = [0u8; 16];
+            getrandom::fill(&mut b).expect("the operating system's random source is available");
+            u128::from_le_bytes(b)
+        });
+    }
+    let n = NEXT.with(|next| {
+        let n = next.get();
+        next.set(n.wrapping_add(1));
+        n
     });
-    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    uuid_text((base ^ u128::from(n)).to_be_bytes(), 4)
+    uuid_text(n.to_be_bytes(), 4)
 }
 
 async fn request_id(mut response: Response) -> Response {
@@ -695,9 +701,12 @@ async fn request_id(mut response: Response) -> Response {
     response
 }
 
+/// `x-amzn-RequestId`, parsed once.
+static X_AMZN_REQUESTID: HeaderName = HeaderName::from_static("x-amzn-requestid");
+
 fn set_request_id(response: &mut Response) {
-    if let Ok(v) = HeaderValue::from_str(&request_uuid()) {
-        response.headers_mut().insert("x-amzn-requestid", v);
+    if let Ok(v) = HeaderValue::try_from(request_uuid()) {
+        response.headers_mut().insert(X_AMZN_REQUESTID.clone(), v);
     }
 }
 
@@ -954,19 +963,28 @@ pub(crate) async fn serve_connections(
                 let _ = stream.set_nodelay(true);
                 let (router, data_plane) = (router.clone(), data_plane.clone());
                 let service = hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
-                    let data_plane = data_plane.clone().filter(|app| {
-                        let path = request.uri().path();
+                    // One clone a request, of what serves it: each clone and its drop is a write
+                    // to a reference count that every worker's requests share.
+                    let path = request.uri().path();
+                    let to_data_plane = data_plane.as_ref().filter(|app| {
                         request.method() == Method::POST && (path == "/trigger" || path == app.registry.trigger_path())
                     });
-                    let router = router.clone();
+                    let served = match to_data_plane {
+                        Some(app) => Ok(app.clone()),
+                        None => Err(router.clone()),
+                    };
                     async move {
-                        if let Some(app) = data_plane {
-                            let mut response = super::data::trigger(app, peer, request).await;
-                            set_request_id(&mut response);
-                            return Ok::<_, std::convert::Infallible>(response);
+                        match served {
+                            Ok(app) => {
+                                let mut response = super::data::trigger(app, peer, request).await;
+                                set_request_id(&mut response);
+                                Ok::<_, std::convert::Infallible>(response)
+                            }
+                            Err(router) => {
+                                request.extensions_mut().insert(ConnectInfo(peer));
+                                tower::ServiceExt::oneshot(router, request).await
+                            }
                         }
-                        request.extensions_mut().insert(ConnectInfo(peer));
-                        tower::ServiceExt::oneshot(router, request).await
                     }
                 });
                 let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
