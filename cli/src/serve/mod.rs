@@ -29,6 +29,8 @@ pub mod executions;
 #[cfg(feature = "serve")]
 pub mod limits;
 #[cfg(feature = "serve")]
+mod logbuf;
+#[cfg(feature = "serve")]
 pub mod metrics;
 mod modes;
 #[cfg(feature = "serve")]

@@ -862,47 +862,30 @@ async fn control_plane_call(
     }
 }
 
-/// Writes out the queued log lines, waiting 2 s at most: the guard's drop waits for the writer
-/// thread (up to a second), and when the queue is full it prints a notice on stdout, which may be
-/// the same stuck pipe as stderr. Past the wait the process exits without them.
-fn flush_log(guard: tracing_appender::non_blocking::WorkerGuard) {
-    let (done, flushed) = std::sync::mpsc::channel();
-    let spawned = std::thread::Builder::new().name("log-flush".to_owned()).spawn(move || {
-        drop(guard);
-        let _ = done.send(());
-    });
-    if spawned.is_ok() {
-        let _ = flushed.recv_timeout(Duration::from_secs(2));
-    }
+/// Writes out the waiting log lines, 2 s at most (stderr may be a stuck pipe): past it the
+/// process exits without them.
+fn flush_log(guard: super::logbuf::Guard) {
+    guard.finish(Duration::from_secs(2));
 }
 
-/// The most log lines waiting for the log's writer thread; past it lines are dropped (and
-/// counted in `/metrics`), so that a flood of deliveries never waits for stderr.
-const LOG_LINES_QUEUED: usize = 16_384;
+/// The log's writer, for the dropped-lines count (set once logging starts).
+static LOG: std::sync::OnceLock<super::logbuf::LogWriter> = std::sync::OnceLock::new();
 
-/// How many log lines were dropped because stderr did not keep up (set once logging starts).
-static LOG_LINES_DROPPED: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
-    std::sync::OnceLock::new();
-
-/// The log lines dropped so far (0 before logging starts).
-pub(crate) fn log_lines_dropped() -> usize {
-    LOG_LINES_DROPPED.get().map_or(0, tracing_appender::non_blocking::ErrorCounter::dropped_lines)
+/// The log lines dropped so far because stderr did not keep up (0 before logging starts).
+pub(crate) fn log_lines_dropped() -> u64 {
+    LOG.get().map_or(0, super::logbuf::LogWriter::dropped)
 }
 
-/// Logs to stderr through a thread of its own: a line is formatted on the thread that logs
-/// it and written, with the lines queued meanwhile, by one buffered write (a write system
-/// call per started pipeline was 5 % of a trigger's CPU). The guard flushes what is queued
-/// when it is dropped.
-fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+/// Logs to stderr through a thread of its own ([`logbuf`](super::logbuf)): a line is
+/// formatted on the thread that logs it and appended to a bounded buffer, which that thread
+/// writes in one call for all the lines that gathered; a flood of deliveries never waits for
+/// stderr. The guard writes out what waits.
+fn init_logging(format: LogFormat) -> super::logbuf::Guard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(LOG_LINES_QUEUED)
-        .lossy(true)
-        .thread_name("log-writer")
-        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
-    let _ = LOG_LINES_DROPPED.set(writer.error_counter());
+    let (writer, guard) = super::logbuf::start(std::io::stderr());
+    let _ = LOG.set(writer.clone());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -1,0 +1,281 @@
+//! The log's writer: whoever logs appends its line to one bounded buffer, and one thread
+//! writes what gathered to stderr, at most every [`LINGER`].
+//!
+//! Why not a queue and a thread woken for each line (tracing-appender's non-blocking writer,
+//! which this replaces): every started pipeline logs a line, and waking the writer thread for
+//! it (a futex wake, a context switch, on a VM an interrupt to the other core) was about a
+//! sixth of the CPU of a trigger on Postgres. Here a line costs its copy into the buffer under
+//! a lock; the writer wakes when a line lands in an empty buffer, then waits [`LINGER`] for
+//! the lines that follow, and writes them in one call.
+//!
+//! Bounded: the buffer holds at most [`BUFFER_MAX`] bytes. A line that does not fit (stderr is
+//! a pipe nobody reads, a log shipper is stuck) is dropped whole and counted; the thread that
+//! logs never waits for stderr.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
+/// The most bytes waiting to be written; past it lines are dropped (and counted).
+pub(crate) const BUFFER_MAX: usize = 2 * 1024 * 1024;
+
+/// How long the writer lets lines gather once one is waiting: how late a line may appear.
+pub(crate) const LINGER: Duration = Duration::from_millis(10);
+
+#[derive(Debug)]
+struct State {
+    /// The lines waiting, whole.
+    lines: Vec<u8>,
+    /// The writer waits for a line (so the next line into an empty buffer wakes it).
+    idle: bool,
+    /// No more lines: the writer writes what waits and ends.
+    closed: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    dropped: AtomicU64,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        // Reserved whole once (pages are touched only as lines fill them): grown by doubling, a
+        // full buffer could hold twice its bound in capacity.
+        let state = State { lines: Vec::with_capacity(BUFFER_MAX), idle: false, closed: false };
+        Shared { state: Mutex::new(state), wake: Condvar::new(), dropped: AtomicU64::new(0) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends one line whole, or drops it whole when it does not fit.
+    fn append(&self, line: &[u8]) {
+        let mut state = self.lock();
+        if state.closed || state.lines.len() + line.len() > BUFFER_MAX {
+            drop(state);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        state.lines.extend_from_slice(line);
+        if std::mem::take(&mut state.idle) {
+            drop(state);
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// Hands out the writer of each log line ([`tracing_subscriber::fmt::MakeWriter`]); clones
+/// share one buffer.
+#[derive(Clone, Debug)]
+pub(crate) struct LogWriter {
+    shared: Arc<Shared>,
+}
+
+impl LogWriter {
+    /// How many lines were dropped because the buffer was full (or the log closed).
+    pub(crate) fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// One event's writer. tracing-subscriber formats an event whole and writes it with one
+/// `write_all`, which is one call here: a line is appended or dropped whole.
+#[derive(Debug)]
+pub(crate) struct Line<'w>(&'w Shared);
+
+impl Write for Line<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.append(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for LogWriter {
+    type Writer = Line<'w>;
+
+    fn make_writer(&'w self) -> Line<'w> {
+        Line(&self.shared)
+    }
+}
+
+/// The writer thread: [`finish`](Self::finish) writes what waits and stops it.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    shared: Arc<Shared>,
+    done: Option<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Guard {
+    /// Closes the log and waits, `timeout` at most, until what waited is written (a stuck
+    /// stderr holds the writer; past the timeout the caller goes on without it).
+    pub(crate) fn finish(mut self, timeout: Duration) {
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_one();
+        if let Some(done) = self.done.take() {
+            let _ = done.recv_timeout(timeout);
+        }
+    }
+}
+
+/// Starts the writer thread over `out`. Without a thread (the system refuses one), lines
+/// are dropped and counted.
+pub(crate) fn start<W: Write + Send + 'static>(out: W) -> (LogWriter, Guard) {
+    let shared = Arc::new(Shared::new());
+    let (finished, done) = std::sync::mpsc::channel();
+    let thread = {
+        let shared = shared.clone();
+        std::thread::Builder::new().name("log-writer".to_owned()).spawn(move || {
+            write_lines(&shared, out);
+            let _ = finished.send(());
+        })
+    };
+    if thread.is_err() {
+        shared.lock().closed = true;
+    }
+    (LogWriter { shared: shared.clone() }, Guard { shared, done: thread.is_ok().then_some(done) })
+}
+
+fn write_lines<W: Write>(shared: &Shared, mut out: W) {
+    // Two buffers, swapped: the lines are written outside the lock, and neither buffer is
+    // allocated again once it has grown.
+    let mut writing = Vec::with_capacity(BUFFER_MAX);
+    loop {
+        let closed = {
+            let mut state = shared.lock();
+            while state.lines.is_empty() && !state.closed {
+                state.idle = true;
+                state = shared.wake.wait(state).unwrap_or_else(PoisonError::into_inner);
+            }
+            if !state.closed {
+                // A line is waiting: let the ones that follow it join it.
+                drop(state);
+                std::thread::sleep(LINGER);
+                state = shared.lock();
+            }
+            std::mem::swap(&mut state.lines, &mut writing);
+            state.closed
+        };
+        // Errors (stderr closed) are not the logger's to report anywhere.
+        let _ = out.write_all(&writing).and_then(|()| out.flush());
+        writing.clear();
+        if closed && shared.lock().lines.is_empty() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::fmt::MakeWriter as _;
+
+    /// A sink that hands what it is written to the test.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn log(writer: &LogWriter, line: &str) {
+        writer.make_writer().write_all(line.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn every_line_is_written_in_order_and_whole_by_the_finish() {
+        let sink = Sink::default();
+        let (writer, guard) = start(sink.clone());
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let writer = writer.clone();
+                std::thread::spawn(move || {
+                    for i in 0..1000 {
+                        log(&writer, &format!("thread {t} line {i}\n"));
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        guard.finish(Duration::from_secs(5));
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 4000);
+        for t in 0..4 {
+            let mine: Vec<&str> = text.lines().filter(|l| l.starts_with(&format!("thread {t} "))).collect();
+            let expected: Vec<String> = (0..1000).map(|i| format!("thread {t} line {i}")).collect();
+            assert_eq!(mine, expected, "thread {t}'s lines whole and in order");
+        }
+        assert_eq!(writer.dropped(), 0);
+    }
+
+    #[test]
+    fn a_line_is_written_soon_without_a_finish() {
+        let sink = Sink::default();
+        let (writer, _guard) = start(sink.clone());
+        log(&writer, "one\n");
+        let waited = std::time::Instant::now();
+        while sink.0.lock().unwrap().is_empty() {
+            assert!(waited.elapsed() < Duration::from_secs(5), "the line was never written");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(&sink.0.lock().unwrap()[..], b"one\n");
+    }
+
+    /// A sink that blocks until the test lets it go: stderr as a pipe nobody reads.
+    struct Stuck(std::sync::mpsc::Receiver<()>);
+
+    impl Write for Stuck {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let _ = self.0.recv();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stuck_stderr_drops_whole_lines_counted_and_never_holds_the_logger() {
+        let (release, stuck) = std::sync::mpsc::channel();
+        let (writer, guard) = start(Stuck(stuck));
+        let line = format!("{}\n", "x".repeat(99));
+        let lines = 3 * BUFFER_MAX / line.len();
+        // On a thread of its own, so that a logger that waited for the sink fails the test
+        // instead of hanging it.
+        let (logged, all_logged) = std::sync::mpsc::channel();
+        {
+            let (writer, line) = (writer.clone(), line.clone());
+            std::thread::spawn(move || {
+                for _ in 0..lines {
+                    log(&writer, &line);
+                }
+                let _ = logged.send(());
+            });
+        }
+        assert!(all_logged.recv_timeout(Duration::from_secs(60)).is_ok(), "logging waited for the stuck sink");
+        // Far more than the buffer holds was logged without waiting for the sink (the writer
+        // holds at most one buffer's worth in its write, the buffer at most BUFFER_MAX).
+        let dropped = writer.dropped() as usize;
+        assert!(dropped >= lines - 2 * BUFFER_MAX / line.len(), "dropped {dropped} of {lines}");
+        assert!(writer.shared.lock().lines.len() <= BUFFER_MAX);
+        assert_eq!(writer.shared.lock().lines.len() % line.len(), 0, "only whole lines are kept");
+        // The finish gives up on a sink that stays stuck.
+        let finishing = std::time::Instant::now();
+        guard.finish(Duration::from_millis(200));
+        assert!(finishing.elapsed() < Duration::from_secs(5));
+        drop(release);
+    }
+}
