@@ -181,7 +181,7 @@ pub(crate) struct Entry {
     verdict: Logged,
     decision: &'static str,
     execution_id: Option<String>,
-    headers: Vec<(&'static str, String)>,
+    headers: Kept,
     body: Bytes,
     body_size: usize,
     /// Whether the body was read (a delivery refused before it was has none to keep, whatever
@@ -190,18 +190,51 @@ pub(crate) struct Entry {
     redelivery_of: Option<i64>,
 }
 
-fn kept_headers(headers: &HeaderMap) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
+/// The kept header lines of an entry in one buffer (a string a line was an allocation a line,
+/// nine for a GitHub delivery, on every delivery): the values one after another in `text`, and
+/// for each line its name and where its value ends.
+#[derive(Clone, Debug, Default)]
+struct Kept {
+    text: String,
+    lines: Vec<(&'static str, usize)>,
+}
+
+impl Kept {
+    /// The lines, in the order of KEPT_HEADERS.
+    fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        let mut start = 0;
+        self.lines.iter().map(move |&(name, end)| {
+            let value = &self.text[start..end];
+            start = end;
+            (name, value)
+        })
+    }
+}
+
+fn kept_headers(headers: &HeaderMap) -> Kept {
+    let mut kept = Kept::default();
     for name in &KEPT_HEADERS {
         for value in headers.get_all(name) {
-            if out.len() == MAX_HEADER_LINES {
-                return out;
+            if kept.lines.len() == MAX_HEADER_LINES {
+                return kept;
             }
-            let text = if *name == X_GITHUB_DELIVERY { delivery_text(value) } else { kept_text(value) };
-            out.push((name.as_str(), text));
+            if *name == X_GITHUB_DELIVERY {
+                kept.text.push_str(&delivery_text(value));
+            } else {
+                push_kept_text(&mut kept.text, value);
+            }
+            kept.lines.push((name.as_str(), kept.text.len()));
         }
     }
-    out
+    kept
+}
+
+/// Appends a header value as [`kept_text`] gives it, without a string of its own.
+fn push_kept_text(out: &mut String, value: &http::HeaderValue) {
+    match std::str::from_utf8(value.as_bytes()) {
+        Ok(text) if text.len() <= MAX_HEADER_VALUE => out.push_str(text),
+        _ => out.push_str(&kept_text(value)),
+    }
 }
 
 /// A header value as text: invalid UTF-8 replaced, cut at MAX_HEADER_VALUE characters. A
@@ -230,11 +263,11 @@ fn delivery_text(value: &http::HeaderValue) -> String {
 
 /// The entry's `X-GitHub-Delivery` (the first): as `kept` holds it, or, when the header lines'
 /// cap cut it from them, from `headers`. One key a delivery, not one for the list and one here.
-fn kept_delivery(headers: &HeaderMap, kept: &[(&'static str, String)]) -> Option<String> {
+fn kept_delivery(headers: &HeaderMap, kept: &Kept) -> Option<String> {
     let name = X_GITHUB_DELIVERY.as_str();
     kept.iter()
         .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.clone())
+        .map(|(_, v)| v.to_owned())
         .or_else(|| headers.get(&X_GITHUB_DELIVERY).map(delivery_text))
 }
 
@@ -351,9 +384,12 @@ fn own_if_cut(body: Bytes, size: usize) -> Bytes {
 }
 
 /// What the writer is handed: an entry, or a request to say when everything before it is written.
+/// An entry is not boxed: a flush is rare, and a box was an allocation, and a free on the
+/// writer's thread, for every delivery.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Job {
-    Entry(Box<Entry>),
+    Entry(Entry),
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
@@ -420,7 +456,7 @@ impl DeliveryLog {
             }
         }
         entry.body = own_if_cut(std::mem::take(&mut entry.body), entry.body_size);
-        if queue.try_send(Job::Entry(Box::new(entry))).is_err() && self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+        if queue.try_send(Job::Entry(entry)).is_err() && self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
             tracing::warn!("the delivery log falls behind: entries dropped (counted in the console's /api/webhooks)");
         }
     }
@@ -482,7 +518,7 @@ async fn writer(store: Arc<Store>, mut jobs: tokio::sync::mpsc::Receiver<Job>, k
                 Job::Entry(e) => {
                     rate.note(now);
                     let bytes = e.body.len();
-                    pending.push(*e, bytes);
+                    pending.push(e, bytes);
                 }
                 Job::Flush(done) => flushes.push(done),
             }
@@ -618,7 +654,7 @@ async fn insert(store: &Store, entries: &[Entry], trim: Option<Trim<'_>>) -> Res
         let sql = insert_sql(backend, chunk.len());
         let mut query = sqlx::query(&sql);
         for e in chunk {
-            let headers: Vec<[&str; 2]> = e.headers.iter().map(|(n, v)| [*n, v.as_str()]).collect();
+            let headers: Vec<[&str; 2]> = e.headers.iter().map(|(n, v)| [n, v]).collect();
             query = query
                 .bind(&e.webhook)
                 .bind(e.received_at)
@@ -882,13 +918,34 @@ mod tests {
         headers.insert("user-agent", http::HeaderValue::from_str(&long).unwrap());
         headers.insert("x-github-delivery", http::HeaderValue::from_bytes(b"id-\xff-end").unwrap());
         let kept = kept_headers(&headers);
-        let get = |n: &str| kept.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone());
+        let get = |n: &str| kept.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_owned());
         assert_eq!(get("x-github-event").as_deref(), Some("push"));
         assert_eq!(get("authorization"), None, "a credential is never kept");
         assert_eq!(get("user-agent").map(|v| v.chars().count()), Some(MAX_HEADER_VALUE), "cut at characters");
-        assert_eq!(get("x-github-delivery").as_deref(), Some("id-\u{fffd}-end"), "invalid UTF-8 replaced");
+        assert_eq!(get("x-github-delivery"), Some("id-\u{fffd}-end".to_owned()), "invalid UTF-8 replaced");
         let exact = "a".repeat(MAX_HEADER_VALUE + 1);
         assert_eq!(kept_text(&http::HeaderValue::from_str(&exact).unwrap()).len(), MAX_HEADER_VALUE);
+    }
+
+    #[test]
+    fn kept_headers_are_the_lines_in_order_each_value_its_own_up_to_the_cap() {
+        let mut headers = HeaderMap::new();
+        for i in 0..40 {
+            headers.append("x-github-event", http::HeaderValue::from_str(&format!("event-{i}")).unwrap());
+        }
+        headers.append("content-type", http::HeaderValue::from_static("application/json"));
+        headers.append("x-github-hook-id", http::HeaderValue::from_static(""));
+        let kept: Vec<(&str, String)> = kept_headers(&headers).iter().map(|(n, v)| (n, v.to_owned())).collect();
+        // KEPT_HEADERS' order, a header's values in the order they came, MAX_HEADER_LINES lines.
+        let mut expected = vec![("content-type", "application/json".to_owned())];
+        expected.extend((0..MAX_HEADER_LINES - 1).map(|i| ("x-github-event", format!("event-{i}"))));
+        assert_eq!(kept, expected);
+        // An empty value is a line of its own.
+        headers.clear();
+        headers.append("x-github-hook-id", http::HeaderValue::from_static(""));
+        headers.append("x-hub-signature-256", http::HeaderValue::from_static("sha256=ab"));
+        let kept = kept_headers(&headers);
+        assert_eq!(kept.iter().collect::<Vec<_>>(), [("x-github-hook-id", ""), ("x-hub-signature-256", "sha256=ab")]);
     }
 
     fn entry(webhook: &str, n: usize) -> Entry {
@@ -902,7 +959,7 @@ mod tests {
             verdict: Logged::Service(r#"{"decision":"reject"}"#.to_owned()),
             decision: "reject",
             execution_id: None,
-            headers: vec![("x-github-event", "push".to_owned())],
+            headers: Kept { text: "push".to_owned(), lines: vec![("x-github-event", 4)] },
             body: Bytes::from_static(b"{}"),
             body_size: 2,
             body_read: true,
