@@ -676,7 +676,7 @@ fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// A request id: unique (a per-process random base and a counter), not secret, and made
+/// A request id: unique (each thread's own random base and a counter), not secret, and made
 /// without a system call (a `getrandom` per answer was one more syscall on every delivery).
 fn request_uuid() -> String {
     // Each thread counts from a random base of its own: a counter all workers shared was a
