@@ -1404,10 +1404,10 @@ async fn a_control_plane_call_past_its_time_gets_a_json_408() {
 }
 
 /// A stderr that nobody reads (a pipe whose reader stopped, a stuck log shipper) does not stall
-/// the service: serve's log lines go to a thread of its own over a bounded queue, so the data
-/// plane keeps answering, and the lines it could not write are counted in `/metrics`. With a
+/// the service: serve's log lines go to a thread of its own through a bounded buffer, so the
+/// data plane keeps answering, and the lines it could not write are counted in `/metrics`. With a
 /// log written on the thread that logs, the first full pipe buffer (64 KiB: a few hundred
-/// "delivery refused" lines) held every worker in `write`. The memory the full queue holds is
+/// "delivery refused" lines) held every worker in `write`. The memory the full buffer holds is
 /// measured against the same flood with stderr going to a file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stderr_nobody_reads_does_not_stall_deliveries() {
@@ -1433,15 +1433,16 @@ async fn a_stderr_nobody_reads_does_not_stall_deliveries() {
     assert_eq!(statuses.get(&403), Some(&FLOOD), "every delivery answered: {statuses:?}");
     assert!(dropped > 0, "the lines stderr could not take are dropped and counted");
     // The log holds its buffer (2 MiB) and the one stuck in the write (2 MiB) at most.
-    assert!(grew < grew_baseline + 16.0, "the log's queue is bounded: {grew:.1} MiB against {grew_baseline:.1}");
+    assert!(grew < grew_baseline + 16.0, "the log's buffer is bounded: {grew:.1} MiB against {grew_baseline:.1}");
     // The control plane answers too.
     server.client().list_webhooks().send().await.unwrap();
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Senders at once, and deliveries each, of [`refused_flood`]: more than the log's queue holds
-/// (16,384 lines) once a pipe is full.
+/// Senders at once, and deliveries each, of [`refused_flood`]: their log lines (about 200
+/// bytes each, 4 MiB) are more than the log holds once a pipe is full (its 2 MiB buffer, and
+/// what is stuck in the write).
 const FLOOD_SENDERS: usize = 8;
 const FLOOD_EACH: usize = 2_600;
 const FLOOD: usize = FLOOD_SENDERS * FLOOD_EACH;
