@@ -118,7 +118,13 @@ impl Verdict {
         (status, body)
     }
 
-    /// The one mapping both answers are made from: the status, and the field a sender that
+    /// [`http_answer`](Self::http_answer)'s status alone, for a host that decides what else to
+    /// send by it (no body is built).
+    pub fn http_status(&self) -> u16 {
+        self.answer_parts().0
+    }
+
+    /// The one mapping the answers are made from: the status, and the field a sender that
     /// proved the secret is told, with the rejection that says why.
     fn answer_parts(&self) -> (u16, Option<(&'static str, &Rejection)>) {
         let Some(rejection) = self.rejection() else {

@@ -318,10 +318,13 @@ async fn answer(
             // reason only for a sender that proved the secret); the service adds metrics and logs.
             let step = rejection.step();
             let elapsed = started.elapsed();
-            // The body written as bytes in one pass (no `Value` built and serialised): the
-            // mismatching delivery is the busiest answer of a receiver.
-            let (status, body) = verdict.http_answer_json();
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+            // The body written as bytes in one pass (no `Value` built and serialised), by the
+            // arms that send it: the mismatching delivery is the busiest answer of a receiver.
+            let answer = || {
+                let (status, body) = verdict.http_answer_json();
+                (StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN), body)
+            };
+            let status = StatusCode::from_u16(verdict.http_status()).unwrap_or(StatusCode::FORBIDDEN);
             match step {
                 Step::SourceIp | Step::Signature => {
                     app.metrics.delivery("rejected", step.as_str(), elapsed);
@@ -335,6 +338,7 @@ async fn answer(
                 Step::Payload => {
                     app.metrics.delivery("bad_request", step.as_str(), elapsed);
                     tracing::info!(webhook = %info.name(), outcome = "bad_request", reason = %rejection, "malformed payload");
+                    let (status, body) = answer();
                     json_bytes(status, body)
                 }
                 // Step::Filter, and any step a later engine adds (Step is non-exhaustive).
@@ -349,6 +353,7 @@ async fn answer(
                     // the log holds the triggers and the refusals (measured: a line per delivery is
                     // about 10 % of the data plane's CPU).
                     tracing::debug!(webhook = %info.name(), outcome = "ignored", reason = %rejection, "filters did not match");
+                    let (status, body) = answer();
                     json_bytes(status, body)
                 }
             }
