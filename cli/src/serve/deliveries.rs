@@ -212,14 +212,19 @@ impl Kept {
 }
 
 fn kept_headers(headers: &HeaderMap) -> Kept {
-    let mut kept = Kept::default();
+    // Room for a GitHub delivery's nine lines (about 300 bytes) at once.
+    let mut kept = Kept { text: String::with_capacity(512), lines: Vec::with_capacity(KEPT_HEADERS.len()) };
     for name in &KEPT_HEADERS {
         for value in headers.get_all(name) {
             if kept.lines.len() == MAX_HEADER_LINES {
                 return kept;
             }
             if *name == X_GITHUB_DELIVERY {
-                kept.text.push_str(&delivery_text(value));
+                // Short ids (every GitHub one) as they are; a longer one by its key.
+                match value.to_str().map(super::data::delivery_key) {
+                    Ok(key) => kept.text.push_str(&key),
+                    Err(_) => push_kept_text(&mut kept.text, value),
+                }
             } else {
                 push_kept_text(&mut kept.text, value);
             }
