@@ -220,11 +220,7 @@ fn kept_headers(headers: &HeaderMap) -> Kept {
                 return kept;
             }
             if *name == X_GITHUB_DELIVERY {
-                // Short ids (every GitHub one) as they are; a longer one by its key.
-                match value.to_str().map(super::data::delivery_key) {
-                    Ok(key) => kept.text.push_str(&key),
-                    Err(_) => push_kept_text(&mut kept.text, value),
-                }
+                push_delivery_text(&mut kept.text, value);
             } else {
                 push_kept_text(&mut kept.text, value);
             }
@@ -234,35 +230,34 @@ fn kept_headers(headers: &HeaderMap) -> Kept {
     kept
 }
 
-/// Appends a header value as [`kept_text`] gives it, without a string of its own.
+/// Appends a header value as text: invalid UTF-8 replaced, cut at MAX_HEADER_VALUE
+/// characters. A valid value of at most that many bytes (every real one) is copied whole, not
+/// character by character.
 fn push_kept_text(out: &mut String, value: &http::HeaderValue) {
     match std::str::from_utf8(value.as_bytes()) {
         Ok(text) if text.len() <= MAX_HEADER_VALUE => out.push_str(text),
-        _ => out.push_str(&kept_text(value)),
+        _ => out.extend(String::from_utf8_lossy(value.as_bytes()).chars().take(MAX_HEADER_VALUE)),
     }
 }
 
-/// A header value as text: invalid UTF-8 replaced, cut at MAX_HEADER_VALUE characters. A
-/// valid value of at most that many bytes (every real one) is copied whole, not character by
-/// character.
+/// A header value as [`push_kept_text`] appends it.
 fn kept_text(value: &http::HeaderValue) -> String {
-    match std::str::from_utf8(value.as_bytes()) {
-        Ok(text) if text.len() <= MAX_HEADER_VALUE => text.to_owned(),
-        _ => String::from_utf8_lossy(value.as_bytes()).chars().take(MAX_HEADER_VALUE).collect(),
-    }
+    let mut text = String::new();
+    push_kept_text(&mut text, value);
+    text
 }
 
 fn header_text(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     headers.get(name).map(kept_text)
 }
 
-/// An `X-GitHub-Delivery` as the log keeps it: the duplicate window's key
+/// Appends an `X-GitHub-Delivery` as the log keeps it: the duplicate window's key
 /// ([`delivery_key`](super::data::delivery_key)), so that a redelivery of the entry is the same
 /// id; a value that is not text (which the window does not key on) as any header.
-fn delivery_text(value: &http::HeaderValue) -> String {
+fn push_delivery_text(out: &mut String, value: &http::HeaderValue) {
     match value.to_str() {
-        Ok(id) => super::data::delivery_key(id).into_owned(),
-        Err(_) => kept_text(value),
+        Ok(id) => out.push_str(&super::data::delivery_key(id)),
+        Err(_) => push_kept_text(out, value),
     }
 }
 
@@ -270,10 +265,11 @@ fn delivery_text(value: &http::HeaderValue) -> String {
 /// cap cut it from them, from `headers`. One key a delivery, not one for the list and one here.
 fn kept_delivery(headers: &HeaderMap, kept: &Kept) -> Option<String> {
     let name = X_GITHUB_DELIVERY.as_str();
-    kept.iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_owned())
-        .or_else(|| headers.get(&X_GITHUB_DELIVERY).map(delivery_text))
+    kept.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_owned()).or_else(|| {
+        let mut text = String::new();
+        push_delivery_text(&mut text, headers.get(&X_GITHUB_DELIVERY)?);
+        Some(text)
+    })
 }
 
 impl Entry {
