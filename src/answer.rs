@@ -75,7 +75,8 @@ impl Verdict {
     pub fn http_answer(&self) -> HttpAnswer {
         let (status, told) = self.answer_parts();
         let body = match told {
-            Some((key, rejection)) => json!({ key: rejection.to_string() }),
+            // The shape `http_answer_json` writes, made a `Value` (a map of one string: cannot fail).
+            Some((key, rejection)) => serde_json::to_value(Told { key, rejection }).unwrap_or_else(|_| json!({})),
             None => json!({}),
         };
         HttpAnswer { status, body }

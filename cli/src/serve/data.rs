@@ -318,12 +318,9 @@ async fn answer(
             // reason only for a sender that proved the secret); the service adds metrics and logs.
             let step = rejection.step();
             let elapsed = started.elapsed();
-            // The body written as bytes in one pass (no `Value` built and serialised), by the
-            // arms that send it: the mismatching delivery is the busiest answer of a receiver.
-            let answer = || {
-                let (status, body) = verdict.http_answer_json();
-                (StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN), body)
-            };
+            // The body is written as bytes in one pass (no `Value` built and serialised), and
+            // only by the arms that send it: the mismatching delivery is the busiest answer of a
+            // receiver.
             let status = StatusCode::from_u16(verdict.http_status()).unwrap_or(StatusCode::FORBIDDEN);
             match step {
                 Step::SourceIp | Step::Signature => {
@@ -338,8 +335,7 @@ async fn answer(
                 Step::Payload => {
                     app.metrics.delivery("bad_request", step.as_str(), elapsed);
                     tracing::info!(webhook = %info.name(), outcome = "bad_request", reason = %rejection, "malformed payload");
-                    let (status, body) = answer();
-                    json_bytes(status, body)
+                    json_bytes(status, verdict.http_answer_json().1)
                 }
                 // Step::Filter, and any step a later engine adds (Step is non-exhaustive).
                 _ if is_ping => {
@@ -353,8 +349,7 @@ async fn answer(
                     // the log holds the triggers and the refusals (measured: a line per delivery is
                     // about 10 % of the data plane's CPU).
                     tracing::debug!(webhook = %info.name(), outcome = "ignored", reason = %rejection, "filters did not match");
-                    let (status, body) = answer();
-                    json_bytes(status, body)
+                    json_bytes(status, verdict.http_answer_json().1)
                 }
             }
         }
