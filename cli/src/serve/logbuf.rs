@@ -234,6 +234,17 @@ mod tests {
         }
     }
 
+    impl Sink {
+        /// What the sink holds once it holds `bytes` bytes, or when `wait` has passed.
+        fn written_within(&self, bytes: usize, wait: Duration) -> Vec<u8> {
+            let waited = std::time::Instant::now();
+            while self.0.lock().unwrap().len() < bytes && waited.elapsed() < wait {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            self.0.lock().unwrap().clone()
+        }
+    }
+
     fn log(writer: &LogWriter, line: &str) {
         writer.make_writer().write_all(line.as_bytes()).unwrap();
     }
@@ -269,20 +280,10 @@ mod tests {
         let sink = Sink::default();
         let (writer, _guard) = start(sink.clone());
         log(&writer, "one\n");
-        let waited = std::time::Instant::now();
-        while sink.0.lock().unwrap().is_empty() {
-            assert!(waited.elapsed() < Duration::from_secs(5), "the line was never written");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert_eq!(&sink.0.lock().unwrap()[..], b"one\n");
+        assert_eq!(sink.written_within(4, Duration::from_secs(5)), b"one\n");
         // And the next round: the writer went back to waiting, and a line wakes it again.
         log(&writer, "two\n");
-        let waited = std::time::Instant::now();
-        while sink.0.lock().unwrap().len() < 8 {
-            assert!(waited.elapsed() < Duration::from_secs(5), "the second line was never written");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert_eq!(&sink.0.lock().unwrap()[..], b"one\ntwo\n");
+        assert_eq!(sink.written_within(8, Duration::from_secs(5)), b"one\ntwo\n");
     }
 
     #[test]
