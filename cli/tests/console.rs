@@ -68,8 +68,7 @@ async fn each_outcome(db: &[&str]) {
     let dir = temp_dir("outcomes");
     let server = Server::start(&dir.join("data"), db);
     let c = server.client();
-    c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
-    let hmac = put(&c, webhook("hmac", "app", WebhookAuthenticationType::GithubHmac, "refs/heads/{Branch}")).await;
+    let hmac = hmac_app(&c).await;
     let ip_token = put(&c, webhook("ip", "app", WebhookAuthenticationType::Ip, "refs/heads/{Branch}")).await;
     let addr = server.addr;
     let body = push();
@@ -242,8 +241,7 @@ async fn refusals_before_evaluation_are_logged() {
     let dir = temp_dir("unevaluated");
     let server = Server::start(&dir.join("data"), &["--request-timeout", "1"]);
     let c = server.client();
-    c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
-    let token = put(&c, webhook("hmac", "app", WebhookAuthenticationType::GithubHmac, "refs/heads/{Branch}")).await;
+    let token = hmac_app(&c).await;
     let addr = server.addr;
     // Headers, then part of the body it promised: `half` says whether the sender then closes its
     // side (a body broken off) or waits (a body too slow). Returns the status line.
@@ -306,8 +304,7 @@ async fn past_the_body_rate_entries_are_logged_without_bodies() {
     let server =
         Server::start(&dir.join("data"), &["--deliveries-body-rate", "0.01", "--deliveries-body-cap", "10000"]);
     let c = server.client();
-    c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
-    let token = put(&c, webhook("hmac", "app", WebhookAuthenticationType::GithubHmac, "refs/heads/{Branch}")).await;
+    let token = hmac_app(&c).await;
     let body = push();
     for id in ["d-1", "d-2"] {
         assert_eq!(deliver(server.addr, &token, &body, &signed_headers(&body, "push", id)).await.status, 202);
@@ -328,8 +325,7 @@ async fn unknown_tokens_store_nothing() {
     let dir = temp_dir("unknown");
     let server = Server::start(&dir.join("data"), &[]);
     let c = server.client();
-    c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
-    put(&c, webhook("hmac", "app", WebhookAuthenticationType::GithubHmac, "refs/heads/{Branch}")).await;
+    hmac_app(&c).await;
     let body = push();
     for i in 0..50 {
         let a =
@@ -363,8 +359,7 @@ async fn retention_keeps_the_last_n_under_a_flood() {
     let dir = temp_dir("retention");
     let server = Server::start(&dir.join("data"), &["--deliveries-keep", "10"]);
     let c = server.client();
-    c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
-    let token = put(&c, webhook("hmac", "app", WebhookAuthenticationType::GithubHmac, "refs/heads/{Branch}")).await;
+    let token = hmac_app(&c).await;
     let addr = server.addr;
     // 400 filter misses from 8 senders at once (bounded in count).
     let mut tasks = Vec::new();
@@ -502,8 +497,7 @@ async fn redeliver_after_fixing_the_filter_starts_the_pipeline() {
     let dir = temp_dir("redeliver");
     let server = Server::start(&dir.join("data"), &[]);
     let c = server.client();
-    c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
-    let token = put(&c, webhook("hmac", "app", WebhookAuthenticationType::GithubHmac, "refs/heads/{Branch}")).await;
+    let token = hmac_app(&c).await;
     let body = push_to("refs/heads/main");
     assert_eq!(deliver(server.addr, &token, &body, &signed_headers(&body, "push", "d-main")).await.status, 200);
     let console = server.console();
@@ -617,8 +611,7 @@ async fn deliveries_older_than_the_retention_period_are_deleted() {
     // 0.00002 days: 1.728 s.
     let server = Server::start(&dir.join("data"), &["--deliveries-days", "0.00002"]);
     let c = server.client();
-    c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
-    let token = put(&c, webhook("hmac", "app", WebhookAuthenticationType::GithubHmac, "refs/heads/{Branch}")).await;
+    let token = hmac_app(&c).await;
     let body = push_to("refs/heads/old");
     deliver(server.addr, &token, &body, &signed_headers(&body, "push", "old")).await;
     assert_eq!(deliveries(server.console(), "hmac", 1).await[0]["deliveryId"], "old");
@@ -641,8 +634,7 @@ async fn no_log_with_keep_0() {
     let dir = temp_dir("keep0");
     let server = Server::start(&dir.join("data"), &["--deliveries-keep", "0"]);
     let c = server.client();
-    c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
-    let token = put(&c, webhook("hmac", "app", WebhookAuthenticationType::GithubHmac, "refs/heads/{Branch}")).await;
+    let token = hmac_app(&c).await;
     let body = push();
     assert_eq!(deliver(server.addr, &token, &body, &signed_headers(&body, "push", "k0")).await.status, 202);
     // The log would have written it within this (the other tests wait for far less).
@@ -698,8 +690,7 @@ async fn a_long_delivery_id_is_logged_as_its_key_and_redelivered_as_itself() {
     let dir = temp_dir("longid");
     let server = Server::start(&dir.join("data"), &[]);
     let c = server.client();
-    c.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
-    let token = put(&c, webhook("hmac", "app", WebhookAuthenticationType::GithubHmac, "refs/heads/{Branch}")).await;
+    let token = hmac_app(&c).await;
     let body = push();
     let long: String = (0..40u32).map(|i| github::signature_256(b"noise", &i.to_le_bytes())[7..].to_owned()).collect();
     assert_eq!(long.len(), 2_560);

@@ -275,6 +275,13 @@ pub async fn put(client: &Client, definition: WebhookDefinition) -> String {
     url[prefix.len()..url.len() - 4].to_owned()
 }
 
+/// Pipeline `app` and its `GITHUB_HMAC` webhook `hmac` on `refs/heads/{Branch}`; the webhook's
+/// URL token.
+pub async fn hmac_app(client: &Client) -> String {
+    client.create_pipeline().pipeline(pipeline("app")).send().await.unwrap();
+    put(client, webhook("hmac", "app", WebhookAuthenticationType::GithubHmac, "refs/heads/{Branch}")).await
+}
+
 pub async fn deliver(addr: SocketAddr, token: &str, body: &[u8], headers: &[(&str, String)]) -> Answer {
     http(addr, "POST", &format!("/trigger?t={token}&v=1"), headers, body).await
 }
